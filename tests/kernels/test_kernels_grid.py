@@ -157,4 +157,4 @@ def test_cos_lat_weights() -> None:
     sym = cos_lat_weights(22, y_eq - 3, y_eq)
     assert np.allclose(sym[::-1], w)
     rows = block_row_weights(20, 100)
-    assert rows.shape == (256,) and rows[0] < rows[-1]  # north row is smaller (lat < 0)
+    assert rows.shape == (256,) and rows[0] > rows[-1]  # about 77 S: north row is larger
