@@ -274,17 +274,31 @@ class KafkaBroker:
             code = self._proc.returncode
             raise BrokerError(
                 f"the Kafka broker exited with code {code} while starting (data dir "
-                f"{self.data_dir}); its log:\n{self._log_tail()}"
+                f"{self.data_dir}); its log:\n{self._log_tail()}\nFix the cause above (a port "
+                f"in use: pass another port; a damaged data dir: delete it) and start again."
             )
 
     def _log_tail(self) -> str:
         parts = []
-        for name in (config.OUT_FILE, f"{config.LOGS_DIR}/server.log"):
-            path = self.data_dir / name
-            if path.is_file():
-                text = path.read_text(errors="replace")
-                parts.append(f"--- {path}\n{tail(text, 2000) if text else '(empty)'}")
+        out = self.data_dir / config.OUT_FILE
+        if out.is_file() and out.stat().st_size:
+            parts.append(f"--- {out}\n{tail(out.read_text(errors='replace'), 1500)}")
+        log = self.data_dir / config.LOGS_DIR / "server.log"
+        if log.is_file():
+            parts.append(f"--- {log} (stack frames left out)\n{_summarize(log)}")
         return "\n".join(parts) or "(no log written)"
+
+
+def _summarize(log: Path, max_lines: int = 25) -> str:
+    """The log's last distinct lines without Java stack frames (they hide the cause)."""
+    seen: dict[str, None] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith(("\tat ", "\t...")) or not line.strip():
+            continue
+        seen.pop(line, None)
+        seen[line] = None
+    lines = list(seen)[-max_lines:]
+    return "\n".join(lines) if lines else "(empty)"
 
 
 def _port_open(port: int) -> bool:
