@@ -12,8 +12,9 @@ import asyncio
 import re
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 from gravitas.schemas.errors import BrokerError, InputError
 from gravitas.streams.broker._sync import run_sync
 from gravitas.streams.broker.errors import TopicMismatchError
@@ -89,12 +90,15 @@ async def create_topics(
                 existing = await partition_counts(admin)
                 _check_counts(existing, topics)
                 if all(name in existing for name in topics):
-                    return
+                    break
                 await asyncio.sleep(0.1)
-    except TimeoutError as exc:
+            if missing:
+                await _await_leaders(bootstrap, {n: topics[n] for n in missing}, timeout)
+    except (TimeoutError, KafkaError) as exc:
         raise BrokerError(
-            f"topics {sorted(topics)} not ready on {bootstrap} within {timeout} s: check "
-            f"that the broker runs there, or raise the timeout"
+            f"topics {sorted(topics)} not ready on {bootstrap} within {timeout} s "
+            f"({type(exc).__name__}: {exc}): check that the broker runs there, or raise "
+            f"the timeout"
         ) from exc
     finally:
         await admin.close()
@@ -114,6 +118,23 @@ async def _create(
             f"creating topic {item['topic']!r} with {topics[item['topic']]} partition(s) "
             f"failed: {err.__name__}: {item.get('error_message') or err.description}"
         )
+
+
+async def _await_leaders(bootstrap: str, topics: dict[str, int], timeout: float) -> None:
+    """Wait until each partition's leader answers ListOffsets.
+
+    The broker's metadata names a new leader a moment before that leader serves the
+    partition; without this wait the first produce logs NotLeaderForPartition retries.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(timeout * 1000))
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(n, p) for n, count in topics.items() for p in range(count)]
+        await consumer.end_offsets(parts)
+    finally:
+        await consumer.stop()
 
 
 def create_topics_sync(

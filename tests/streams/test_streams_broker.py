@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from gravitas.schemas.errors import BrokerError
+from gravitas.schemas.errors import BrokerError, InputError
 from gravitas.streams.broker import (
     KAFKA_VERSION,
     KafkaBroker,
@@ -167,3 +167,18 @@ def test_jar_cache_is_reused(kafka_broker: KafkaBroker) -> None:
     assert (lib / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
     assert any(lib.glob("log4j-slf4j-impl-*.jar"))
     assert ensure_kafka_jars() == lib
+
+
+async def test_create_topics_without_a_broker_raises_broker_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(BrokerError, match=f"127.0.0.1:{port}"):
+        await create_topics(f"127.0.0.1:{port}", {"nobody-home": 1}, timeout=3)
+
+
+async def test_create_topics_rejects_bad_names_and_counts() -> None:
+    with pytest.raises(InputError, match="invalid Kafka topic name 'bad topic'"):
+        await create_topics("127.0.0.1:1", {"bad topic": 1})
+    with pytest.raises(InputError, match="partition count must be an int >= 1, got 0"):
+        await create_topics("127.0.0.1:1", {"fine": 0})
