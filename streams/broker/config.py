@@ -67,6 +67,18 @@ def is_formatted(data_dir: Path) -> bool:
     return (data_dir / LOG_DIRS / "meta.properties").is_file()
 
 
+def formatted_cluster_id(data_dir: Path) -> str | None:
+    """The ``cluster.id`` in ``kafka-logs/meta.properties``, or None when not formatted."""
+    path = data_dir / LOG_DIRS / "meta.properties"
+    if not path.is_file():
+        return None
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id":
+            return value.strip()
+    return None
+
+
 def load_state(data_dir: Path) -> BrokerState | None:
     """The persisted :class:`BrokerState`, or None for a fresh data dir."""
     path = data_dir / STATE_FILE

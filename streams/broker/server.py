@@ -43,8 +43,11 @@ def _heap_mib(heap: str) -> float:
             f"invalid JVM heap size {heap!r}: use a number with k, m or g, e.g. '512m'"
         )
     mib = int(match.group(1)) * _MIB[match.group(2).lower()]
-    if mib < 64:
-        raise InputError(f"JVM heap {heap!r} is too small for a Kafka broker: use at least '256m'")
+    if mib < 128:
+        raise InputError(
+            f"JVM heap {heap!r} is too small for a Kafka broker: use at least '128m' ('512m' "
+            f"is the default)"
+        )
     return mib
 
 
@@ -187,7 +190,8 @@ class KafkaBroker:
             ports = config.free_ports(2)
             port = self._requested_port or ports[0]
             controller = ports[1] if ports[1] != port else config.free_ports(1)[0]
-            state = config.BrokerState(port, controller, config.new_cluster_id())
+            cluster_id = config.formatted_cluster_id(data_dir) or config.new_cluster_id()
+            state = config.BrokerState(port, controller, cluster_id)
         config.save_state(data_dir, state)
         return state
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 from pathlib import Path
@@ -19,6 +20,7 @@ from gravitas.streams.broker import (
     ensure_kafka_jars,
 )
 from gravitas.streams.broker.admin import partition_counts
+from gravitas.streams.broker.config import formatted_cluster_id
 from gravitas.streams.broker.errors import TopicMismatchError
 from gravitas.streams.broker.jars import pom_bytes
 
@@ -130,6 +132,10 @@ def test_restart_on_same_data_dir_keeps_messages(tmp_path: Path, unique_name: st
         asyncio.run(_produce(bootstrap, topic, sent))
     assert not first.running
     assert (data / "kafka-logs" / "meta.properties").is_file()
+    state = json.loads((data / "broker.json").read_text())
+    assert state["port"] == int(bootstrap.rsplit(":", 1)[1])
+    assert formatted_cluster_id(data) == state["cluster_id"]
+    assert len(state["cluster_id"]) == 22
 
     with KafkaBroker(data_dir=data, heap="384m") as second:
         assert second.bootstrap == bootstrap  # ports persisted in the data dir
