@@ -1,0 +1,193 @@
+"""Deterministic block value encoding: a small header, then compressed array bytes.
+
+Layout (all integers little-endian)::
+
+    magic  b"GVB1"                                   4
+    codec id                                         1  (see CODECS)
+    dtype  length + ascii numpy dtype.str ("<f4")    1 + n
+    ndim, then shape as uint32 each                  1 + 4*ndim
+    nodata flag, then nodata as one dtype value      1 (+ itemsize)
+    raw payload length (uint64), crc32 of the stored payload (uint32)
+    payload: the compressed C-order little-endian array bytes
+
+The same array, nodata and codec always give the same bytes, so re-writing a block is
+idempotent. The default codec, ``auto``, was chosen by measurement (``bench/codecs.py``,
+``bench/README.md`` "## block codec"): zstd level 1 with and without a byte shuffle,
+whichever is smaller (shuffle wins on smooth float fields, plain zstd on quantised
+reflectances); decoding speed is the same either way.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Final
+
+import numcodecs
+import numpy as np
+from gravitas.storage.blocks.base import Block
+from gravitas.storage.blocks.errors import BlockEncodeError, CorruptBlockError
+
+__all__ = ["AUTO", "CODECS", "DEFAULT_CODEC", "decode_block", "encode_block"]
+
+MAGIC: Final = b"GVB1"
+_TAIL = struct.Struct("<QI")
+
+
+def _shuffle(data: bytes, itemsize: int) -> bytes:
+    return bytes(numcodecs.Shuffle(elementsize=itemsize).encode(data)) if itemsize > 1 else data
+
+
+def _unshuffle(data: bytes, itemsize: int) -> bytes:
+    if itemsize == 1:
+        return data
+    return bytes(numcodecs.Shuffle(elementsize=itemsize).decode(data))
+
+
+def _zstd(level: int) -> numcodecs.Zstd:
+    return numcodecs.Zstd(level=level)
+
+
+Encoder = Callable[[bytes, int], bytes]
+Decoder = Callable[[bytes, int, int], bytes]
+
+# name -> (id, encode(raw, itemsize), decode(stored, itemsize, raw_len)); ids are forever
+CODECS: Final[dict[str, tuple[int, Encoder, Decoder]]] = {
+    "raw": (0, lambda b, s: b, lambda b, s, n: b),
+    "zlib-1": (1, lambda b, s: zlib.compress(b, 1), lambda b, s, n: zlib.decompress(b)),
+    "zlib-6": (1, lambda b, s: zlib.compress(b, 6), lambda b, s, n: zlib.decompress(b)),
+    "zstd-1": (
+        2,
+        lambda b, s: bytes(_zstd(1).encode(b)),
+        lambda b, s, n: bytes(_zstd(1).decode(b)),
+    ),
+    "zstd-3": (
+        2,
+        lambda b, s: bytes(_zstd(3).encode(b)),
+        lambda b, s, n: bytes(_zstd(3).decode(b)),
+    ),
+    "lz4": (
+        3,
+        lambda b, s: bytes(numcodecs.LZ4(1).encode(b)),
+        lambda b, s, n: bytes(numcodecs.LZ4(1).decode(b)),
+    ),
+    "shuffle-zstd-1": (
+        4,
+        lambda b, s: bytes(_zstd(1).encode(_shuffle(b, s))),
+        lambda b, s, n: _unshuffle(bytes(_zstd(1).decode(b)), s),
+    ),
+    "shuffle-zstd-3": (
+        4,
+        lambda b, s: bytes(_zstd(3).encode(_shuffle(b, s))),
+        lambda b, s, n: _unshuffle(bytes(_zstd(3).decode(b)), s),
+    ),
+    "shuffle-lz4": (
+        5,
+        lambda b, s: bytes(numcodecs.LZ4(1).encode(_shuffle(b, s))),
+        lambda b, s, n: _unshuffle(bytes(numcodecs.LZ4(1).decode(b)), s),
+    ),
+    "shuffle-zlib-1": (
+        6,
+        lambda b, s: zlib.compress(_shuffle(b, s), 1),
+        lambda b, s, n: _unshuffle(zlib.decompress(b), s),
+    ),
+}
+_DECODERS: dict[int, Decoder] = {cid: dec for cid, _enc, dec in CODECS.values()}
+AUTO: Final = "auto"
+"""Encode with zstd-1 and with shuffle + zstd-1, keep the smaller (still deterministic)."""
+_AUTO_CANDIDATES: Final = ("shuffle-zstd-1", "zstd-1")
+DEFAULT_CODEC: Final = AUTO
+
+
+def _nodata_bytes(nodata: float | int, dtype: np.dtype) -> bytes:
+    """The nodata value as one element of ``dtype``; it must be exactly representable."""
+    try:
+        with np.errstate(all="ignore"):
+            cast = np.array(nodata).astype(dtype)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise BlockEncodeError(f"nodata {nodata!r} does not fit dtype {dtype}: {exc}") from exc
+    same = (isinstance(nodata, float) and math.isnan(nodata) and bool(np.isnan(cast))) or (
+        cast.item() == nodata
+    )
+    if not same:
+        raise BlockEncodeError(
+            f"nodata {nodata!r} is not representable in dtype {dtype} (becomes {cast.item()!r})"
+        )
+    return cast.tobytes()
+
+
+def encode_block(block: Block, codec: str = DEFAULT_CODEC) -> bytes:
+    """Bytes of ``block``: header + compressed payload (deterministic)."""
+    if codec not in CODECS and codec != AUTO:
+        raise BlockEncodeError(f"unknown codec {codec!r}; choose one of {sorted([*CODECS, AUTO])}")
+    arr = block.array
+    if arr.dtype.kind not in "biuf" or arr.dtype.itemsize > 8:
+        raise BlockEncodeError(
+            f"block dtype must be bool, int, uint or float up to 64 bits, got {arr.dtype}"
+        )
+    dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    raw = np.ascontiguousarray(arr, dtype=dtype).tobytes()
+    dstr = dtype.str.encode()
+    if codec == AUTO:
+        options = [(CODECS[c][0], CODECS[c][1](raw, dtype.itemsize)) for c in _AUTO_CANDIDATES]
+        cid, payload = min(options, key=lambda o: len(o[1]))
+    else:
+        cid, enc, _dec = CODECS[codec]
+        payload = enc(raw, dtype.itemsize)
+    parts = [MAGIC, bytes([cid, len(dstr)]), dstr, bytes([arr.ndim])]
+    parts.append(struct.pack(f"<{arr.ndim}I", *arr.shape))
+    if block.nodata is None:
+        parts.append(b"\x00")
+    else:
+        parts += [b"\x01", _nodata_bytes(block.nodata, dtype)]
+    parts += [_TAIL.pack(len(raw), zlib.crc32(payload)), payload]
+    return b"".join(parts)
+
+
+def decode_block(data: bytes, key: bytes | None = None) -> Block:
+    """Inverse of :func:`encode_block`; any damage raises :class:`CorruptBlockError`."""
+    where = f" at key {key.hex()}" if key is not None else ""
+    try:
+        return _decode(memoryview(data))
+    except CorruptBlockError as exc:
+        raise CorruptBlockError(f"corrupt block value{where}: {exc}") from None
+    except Exception as exc:  # truncated header, bad dtype, decompressor errors
+        raise CorruptBlockError(
+            f"corrupt block value{where} ({len(data)} bytes): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _decode(buf: memoryview) -> Block:
+    if bytes(buf[:4]) != MAGIC:
+        raise CorruptBlockError(f"bad magic {bytes(buf[:4])!r}, expected {MAGIC!r}")
+    cid, dlen = buf[4], buf[5]
+    pos = 6
+    dtype = np.dtype(bytes(buf[pos : pos + dlen]).decode("ascii"))
+    pos += dlen
+    ndim = buf[pos]
+    pos += 1
+    shape = struct.unpack_from(f"<{ndim}I", buf, pos)
+    pos += 4 * ndim
+    nodata: float | int | None = None
+    if buf[pos] == 1:
+        nodata = np.frombuffer(buf, dtype=dtype, count=1, offset=pos + 1).item()
+        pos += 1 + dtype.itemsize
+    elif buf[pos] != 0:
+        raise CorruptBlockError(f"bad nodata flag {buf[pos]}")
+    else:
+        pos += 1
+    raw_len, crc = _TAIL.unpack_from(buf, pos)
+    pos += _TAIL.size
+    payload = bytes(buf[pos:])
+    if zlib.crc32(payload) != crc:
+        raise CorruptBlockError("payload checksum mismatch")
+    if cid not in _DECODERS:
+        raise CorruptBlockError(f"unknown codec id {cid}")
+    raw = _DECODERS[cid](payload, dtype.itemsize, raw_len) if raw_len else b""
+    expected = dtype.itemsize * math.prod(shape)
+    if len(raw) != raw_len or raw_len != expected:
+        raise CorruptBlockError(f"payload has {len(raw)} bytes, shape {shape} needs {expected}")
+    arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    return Block(arr, nodata=nodata)
