@@ -1,0 +1,506 @@
+"""Every event that travels on a gravitas topic (ARCHITECTURE.md section 2).
+
+Each class carries a ``type`` literal so a topic that carries several kinds of event
+(``requests.discovery``, ``stac.registrations``, ``methane.enhanced``) decodes into the
+right class, and ``KEY_FIELD`` names the field that keys it on its topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from gravitas.schemas.base import Event
+from gravitas.schemas.common import BBox, CrsString, Href, TimeRange, UtcDatetime
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
+LAYER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+
+SceneFormat = Literal[
+    "auto", "geotiff", "jp2", "netcdf", "grib", "emit-l1b", "envi", "gpkg", "geojson", "shapefile"
+]
+DataMode = Literal["direct", "external", "lazy"]
+Reducer = Literal[
+    "min", "max", "mean", "std", "count", "sum", "q05", "q25", "q50", "q75", "q95", "trend"
+]
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+class SceneAnnounced(Event):
+    """A scene (one or more files) is available: index it (direct), reference it, or
+    register it for lazy onboarding."""
+
+    TYPE: ClassVar[str] = "scene.announced"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["scene.announced"] = "scene.announced"
+
+    scene_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    hrefs: list[Href] = Field(min_length=1)
+    bbox: BBox | None = None
+    datetime: UtcDatetime | None = None
+    format: SceneFormat = "auto"
+    mode: DataMode = "direct"
+    layer: str | None = Field(default=None, pattern=LAYER_PATTERN)
+    """Layer name prefix; multi-band scenes become ``<layer>_<band>``."""
+    bands: list[str] | None = None
+    categorical: bool = False
+    """Categorical layers (labels, masks) are warped with nearest resampling."""
+    mask_href: Href | None = None
+    """Optional quality mask (e.g. Landsat Fmask) applied before indexing."""
+    crs: CrsString | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class OnboardRequested(Event):
+    """A request needs a lazily registered scene: import and index it now."""
+
+    TYPE: ClassVar[str] = "onboard.requested"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["onboard.requested"] = "onboard.requested"
+
+    scene_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    item_id: str = Field(pattern=ID_PATTERN)
+    requested_by: str = Field(pattern=ID_PATTERN)
+    """The id of the request that is waiting for the scene."""
+
+
+class BlocksIndexed(Event):
+    """Blocks of one layer, level and timestamp were written to the pixel store."""
+
+    TYPE: ClassVar[str] = "blocks.indexed"
+    KEY_FIELD: ClassVar[str] = "partition_key"
+    type: Literal["blocks.indexed"] = "blocks.indexed"
+
+    partition_key: str
+    """``layer/level/parent-morton``: one writer per block family."""
+    scene_id: str = Field(pattern=ID_PATTERN)
+    layer: str = Field(pattern=LAYER_PATTERN)
+    level: int = Field(ge=1, le=29)
+    timestamp: UtcDatetime
+    mortons: list[int] = Field(min_length=1)
+    valid_pixels: int = Field(ge=0)
+
+
+class OverviewsUpdated(Event):
+    """Overview statistics of a layer were recomputed up to ``top_level``."""
+
+    TYPE: ClassVar[str] = "overviews.updated"
+    KEY_FIELD: ClassVar[str] = "layer"
+    type: Literal["overviews.updated"] = "overviews.updated"
+
+    layer: str = Field(pattern=LAYER_PATTERN)
+    timestamp: UtcDatetime
+    base_level: int = Field(ge=1, le=29)
+    top_level: int = Field(ge=1, le=29)
+    blocks_updated: int = Field(ge=0)
+
+
+class Progress(Event):
+    """Progress of a long request (onboarding, datacube, methane)."""
+
+    TYPE: ClassVar[str] = "progress"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["progress"] = "progress"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    stage: str
+    fraction: float = Field(ge=0.0, le=1.0)
+    message: str = ""
+
+
+# --------------------------------------------------------------------------- methane
+
+
+class MethaneRequested(Event):
+    """Run the methane matched filter on a hyperspectral radiance scene."""
+
+    TYPE: ClassVar[str] = "methane.requested"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["methane.requested"] = "methane.requested"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    scene_id: str = Field(pattern=ID_PATTERN)
+    href: Href
+    iterations: int = Field(default=30, ge=1, le=500)
+    window_nm: tuple[float, float] = (2122.0, 2488.0)
+    sparse: bool = True
+    albedo_correction: bool = True
+    plume_threshold_ppm_m: float = Field(default=500.0, gt=0)
+    plume_min_pixels: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _window(self) -> MethaneRequested:
+        lo, hi = self.window_nm
+        if not 300.0 <= lo < hi <= 2600.0:
+            raise ValueError(f"window_nm must satisfy 300 <= lo < hi <= 2600, got {self.window_nm}")
+        return self
+
+
+class MethaneEnhanced(Event):
+    """The enhancement layer of one scene is ready (COG, STAC item, pixel layer)."""
+
+    TYPE: ClassVar[str] = "methane.enhanced"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["methane.enhanced"] = "methane.enhanced"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    scene_id: str = Field(pattern=ID_PATTERN)
+    cog_href: Href
+    item_id: str
+    layer: str = "ch4_enhancement"
+    background_mean_ppm_m: float
+    max_ppm_m: float
+    plume_count: int = Field(ge=0)
+
+
+class PlumeDetected(Event):
+    """One connected methane plume of a retrieval."""
+
+    TYPE: ClassVar[str] = "methane.plume"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["methane.plume"] = "methane.plume"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    scene_id: str = Field(pattern=ID_PATTERN)
+    plume_id: str
+    geometry: dict[str, Any]
+    """GeoJSON polygon in EPSG:4326."""
+    max_ppm_m: float
+    mean_ppm_m: float
+    area_m2: float = Field(ge=0)
+    ime_kg: float
+
+
+# --------------------------------------------------------------------------- datacubes
+
+
+class Modality(BaseModel):
+    """One input of a datacube: a collection or layer, its bands and how to resample."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=LAYER_PATTERN)
+    collection: str | None = Field(default=None, pattern=ID_PATTERN)
+    layers: list[str] = Field(min_length=1)
+    resampling: Literal["nearest", "average", "bilinear"] = "average"
+    aggregation: Literal["mean", "max", "min", "sum", "nearest"] = "mean"
+    time_tolerance_s: float = Field(default=86400.0, ge=0)
+    max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
+    quality_layer: str | None = None
+    max_nodata_fraction: float = Field(default=0.5, ge=0, le=1)
+
+
+class LabelSpec(BaseModel):
+    """A categorical label layer joined to every patch."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    layer: str = Field(pattern=LAYER_PATTERN)
+    property: str | None = None
+    nodata: int = 0
+
+
+class SplitRatios(BaseModel):
+    """Train / validation / test fractions; they must add up to 1."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train: float = Field(default=0.7, ge=0, le=1)
+    val: float = Field(default=0.15, ge=0, le=1)
+    test: float = Field(default=0.15, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitRatios:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"split ratios must sum to 1, got train={self.train} + val={self.val} + "
+                f"test={self.test} = {total:g}"
+            )
+        return self
+
+
+class DatacubeRequested(Event):
+    """Harmonize several modalities into an AI-ready datacube."""
+
+    TYPE: ClassVar[str] = "datacube.requested"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["datacube.requested"] = "datacube.requested"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    modalities: list[Modality] = Field(min_length=1)
+    bbox: BBox
+    time: TimeRange
+    level: int | None = Field(default=None, ge=1, le=29)
+    resolution_deg: float | None = Field(default=None, gt=0)
+    time_step_s: float = Field(default=86400.0, gt=0)
+    patch_size: int = Field(default=224, ge=8, le=4096)
+    stride: int | None = Field(default=None, ge=1)
+    min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+    label: LabelSpec | None = None
+    sampling: Literal["none", "balanced"] = "none"
+    split: SplitRatios = Field(default_factory=SplitRatios)
+    spatial_split: bool = False
+    seed: int = 0
+    output_format: Literal["zarr", "netcdf"] = "zarr"
+    reply_topic: str = "datacubes.ready"
+
+    @model_validator(mode="after")
+    def _grid(self) -> DatacubeRequested:
+        if self.level is None and self.resolution_deg is None:
+            raise ValueError("give either level (1..29) or resolution_deg for the common grid")
+        return self
+
+
+class DatacubeReady(Event):
+    """A datacube was written and registered, or the request failed (``status``)."""
+
+    TYPE: ClassVar[str] = "datacube.ready"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["datacube.ready"] = "datacube.ready"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    status: Literal["ok", "failed"] = "ok"
+    collection_id: str | None = None
+    hrefs: dict[str, str] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+    class_counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    gap_filled_fraction: float = Field(default=0.0, ge=0, le=1)
+    failed_step: str | None = None
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+class Predicate(BaseModel):
+    """A pixel predicate: ``value OP threshold`` or ``low <= value <= high``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal[">", ">=", "<", "<=", "between"]
+    value: float
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _between(self) -> Predicate:
+        if self.op == "between":
+            if self.high is None:
+                raise ValueError("predicate 'between' needs high (value <= x <= high)")
+            if self.high < self.value:
+                raise ValueError(
+                    f"predicate 'between' needs value <= high, got {self.value} > {self.high}"
+                )
+        return self
+
+
+class PixelSearch(Event):
+    """Find every pixel and time where a layer satisfies a predicate."""
+
+    TYPE: ClassVar[str] = "discovery.pixel_search"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["discovery.pixel_search"] = "discovery.pixel_search"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    layer: str = Field(pattern=LAYER_PATTERN)
+    predicate: Predicate
+    bbox: BBox
+    time: TimeRange
+    level: int | None = Field(default=None, ge=1, le=29)
+    limit: int = Field(default=10_000, ge=1, le=10_000_000)
+    reply_topic: str = "discovery.results"
+
+
+class Featurize(Event):
+    """Evaluate user math and reducers next to the data; only results travel."""
+
+    TYPE: ClassVar[str] = "discovery.featurize"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["discovery.featurize"] = "discovery.featurize"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    layers: dict[str, str] = Field(min_length=1)
+    """Variable name in ``expression`` -> layer name."""
+    expression: str = Field(min_length=1, max_length=2000)
+    reducers: list[Reducer] = Field(default_factory=lambda: list[Reducer](["mean"]))
+    bbox: BBox
+    time: TimeRange
+    level: int | None = Field(default=None, ge=1, le=29)
+    reply_topic: str = "discovery.results"
+
+
+class PixelMatch(BaseModel):
+    """One matching pixel of a search."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lon: float
+    lat: float
+    time: datetime
+    value: float
+
+
+class SearchResult(Event):
+    """The answer to a :class:`PixelSearch` (or its failure)."""
+
+    TYPE: ClassVar[str] = "discovery.search_result"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["discovery.search_result"] = "discovery.search_result"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    status: Literal["ok", "failed"] = "ok"
+    matches: list[PixelMatch] = Field(default_factory=list)
+    total_matches: int = 0
+    counts_per_time: dict[str, int] = Field(default_factory=dict)
+    blocks_read: int = 0
+    blocks_total: int = 0
+    truncated: bool = False
+    served_by: str = ""
+    error: str | None = None
+
+
+class FeatureResult(Event):
+    """The answer to a :class:`Featurize` request."""
+
+    TYPE: ClassVar[str] = "discovery.feature_result"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["discovery.feature_result"] = "discovery.feature_result"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    status: Literal["ok", "failed"] = "ok"
+    values: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per time step (ISO string) the reducer values."""
+    served_by: str = ""
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+class ItemRegistered(Event):
+    """A STAC item was registered (or updated) on its owning node."""
+
+    TYPE: ClassVar[str] = "stac.item_registered"
+    KEY_FIELD: ClassVar[str] = "item_id"
+    type: Literal["stac.item_registered"] = "stac.item_registered"
+
+    item_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    item: dict[str, Any]
+    """The full STAC item as JSON."""
+    owning_node: str
+    api_url: str
+    asset_base_url: str = ""
+    version: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _item(self) -> ItemRegistered:
+        if self.item.get("type") != "Feature":
+            raise ValueError(f"item must be a STAC Feature, got type={self.item.get('type')!r}")
+        if self.item.get("id") != self.item_id:
+            raise ValueError(
+                f"item id {self.item.get('id')!r} differs from item_id {self.item_id!r}"
+            )
+        return self
+
+
+class ItemRetracted(Event):
+    """A STAC item was withdrawn by its owning node."""
+
+    TYPE: ClassVar[str] = "stac.item_retracted"
+    KEY_FIELD: ClassVar[str] = "item_id"
+    type: Literal["stac.item_retracted"] = "stac.item_retracted"
+
+    item_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    owning_node: str
+    version: int = Field(default=1, ge=1)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class Ping(Event):
+    """A liveness probe that travels through a node's whole event path."""
+
+    TYPE: ClassVar[str] = "ops.ping"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["ops.ping"] = "ops.ping"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    payload: str = Field(default="", max_length=65536)
+    sent_at_ns: int = 0
+    fail: str | None = None
+    """If set, the ping agent raises this error class name on purpose (fault drills)."""
+
+
+class Pong(Event):
+    """The ping agent's answer."""
+
+    TYPE: ClassVar[str] = "ops.pong"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["ops.pong"] = "ops.pong"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    ping_id: uuid.UUID
+    payload: str = ""
+    sent_at_ns: int = 0
+    served_by: str = ""
+
+
+class Rejected(Event):
+    """An input that could not be processed, with the reason (the dead-letter record)."""
+
+    TYPE: ClassVar[str] = "deadletter.rejected"
+    KEY_FIELD: ClassVar[str] = "source_key"
+    type: Literal["deadletter.rejected"] = "deadletter.rejected"
+
+    source_topic: str
+    source_partition: int = -1
+    source_offset: int = -1
+    source_key: str = ""
+    payload_b64: str
+    """The original bytes, base64 encoded (they may not be valid UTF-8)."""
+    error_class: str
+    reason: str
+    agent: str = ""
+    attempts: int = Field(default=1, ge=1)
+
+    @classmethod
+    def for_payload(cls, payload: bytes, **fields: Any) -> Rejected:
+        """Build a record around the original bytes."""
+        return cls(payload_b64=base64.b64encode(payload).decode("ascii"), **fields)
+
+    def payload(self) -> bytes:
+        """The original bytes."""
+        return base64.b64decode(self.payload_b64)
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    SceneAnnounced,
+    OnboardRequested,
+    BlocksIndexed,
+    OverviewsUpdated,
+    Progress,
+    MethaneRequested,
+    MethaneEnhanced,
+    PlumeDetected,
+    DatacubeRequested,
+    DatacubeReady,
+    PixelSearch,
+    Featurize,
+    SearchResult,
+    FeatureResult,
+    ItemRegistered,
+    ItemRetracted,
+    Ping,
+    Pong,
+    Rejected,
+)

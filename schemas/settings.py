@@ -1,0 +1,170 @@
+"""The one frozen configuration object of a node.
+
+Values come from (highest first) explicit arguments, ``GRAVITAS_*`` environment
+variables, a TOML file named by ``GRAVITAS_CONFIG``, and the defaults below.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from gravitas.schemas.errors import ConfigError
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BROKER_SCHEMES = ("memory", "kafka")
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/gravitas`` (``~/.local/share/gravitas``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gravitas"
+
+
+def default_cache_dir() -> Path:
+    """``$GRAVITAS_CACHE`` or ``~/.cache/gravitas``: jars, sample data, binaries."""
+    return Path(os.environ.get("GRAVITAS_CACHE") or Path.home() / ".cache" / "gravitas")
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one gravitas node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRAVITAS_", frozen=True, extra="forbid", validate_default=True
+    )
+
+    broker: str = "memory://"
+    """``memory://`` (embedded, in-process) or ``kafka://host:port[,host:port]``."""
+    node_id: str = Field(default="local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8765, ge=0, le=65535)
+    """Port of the node's HTTP edge (STAC API, publish/tail, webhooks, metrics); 0 = any."""
+    public_url: str | None = None
+    """URL other nodes use to reach this node's edge; defaults to http://host:port."""
+    log_json: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,100}$")
+    """Prefix of every physical topic name (separate deployments on one cluster, tests)."""
+    partitions: int = Field(default=4, ge=1, le=256)
+    """Partition count of every source topic this node creates."""
+    kafka_session_timeout_s: float = Field(default=10.0, gt=0)
+    kafka_batch_size: int = Field(default=500, ge=1, le=100_000)
+    group_id: str | None = None
+    """Consumer group of this node's workers; defaults to ``gravitas-<node_id>``."""
+    retry_attempts: int = Field(default=3, ge=1, le=20)
+    block_store: str | None = None
+    """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
+    object_store: str | None = None
+    """A directory under data_dir by default, or ``s3://bucket/prefix?endpoint=h:p``."""
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    api_token: SecretStr | None = None
+    """Bearer token for STAC transactions and other writes through the edge."""
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key that signs outgoing and verifies incoming webhooks."""
+    allowed_roots: tuple[Path, ...] = ()
+    """Directories whose files may be read (external references, ingest)."""
+    allowed_url_prefixes: tuple[str, ...] = ()
+    """http(s) URL prefixes that external references may point at."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("GRAVITAS_CONFIG")
+        if toml_path:
+            if not Path(toml_path).is_file():
+                raise ConfigError(f"GRAVITAS_CONFIG={toml_path!r} is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("broker")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        scheme = urlparse(value).scheme
+        if scheme not in BROKER_SCHEMES:
+            raise ValueError(f"broker must be memory:// or kafka://host:port, got {value!r}")
+        if scheme == "kafka" and not urlparse(value).netloc:
+            raise ValueError(f"broker {value!r} names no host:port (e.g. kafka://127.0.0.1:9092)")
+        return value
+
+    @field_validator("http_host")
+    @classmethod
+    def _loopback(cls, value: str) -> str:
+        try:
+            ok = value == "localhost" or ipaddress.ip_address(value).is_loopback
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"http_host must be a loopback address (127.0.0.1), got {value!r}")
+        return value
+
+    @field_validator("allowed_url_prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if urlparse(prefix).scheme not in ("http", "https"):
+                raise ValueError(
+                    f"allowed_url_prefixes entries must be http(s) URLs, got {prefix!r}"
+                )
+        return value
+
+    @property
+    def edge_url(self) -> str:
+        """The base URL of this node's HTTP edge."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def consumer_group(self) -> str:
+        """The Kafka consumer group of this node's workers."""
+        return self.group_id or f"gravitas-{self.node_id}"
+
+    @property
+    def is_memory(self) -> bool:
+        """True for the embedded in-process transport."""
+        return self.broker.startswith("memory://")
+
+    def masked(self) -> dict[str, Any]:
+        """The configuration as plain values, with every secret replaced by ``*****``."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "*****" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            elif isinstance(value, tuple):
+                out[name] = [str(v) for v in value]
+            else:
+                out[name] = value
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning validation errors into one :class:`ConfigError`."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"])
+            env = f"GRAVITAS_{name.upper()}"
+            problems.append(f"setting {name} (env {env}): {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc

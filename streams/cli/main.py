@@ -1,0 +1,33 @@
+"""Entry point: the typer app with every command, and error handling for users."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from gravitas.schemas.errors import GravitasError
+from gravitas.streams.cli import broker_cmd, config_cmd, events_cmd, node_cmd
+from gravitas.streams.cli.common import console
+
+app = typer.Typer(
+    name="gravitas",
+    help="gravitas: federated geospatial-temporal climate data, processed where it lives.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+node_cmd.register(app)
+events_cmd.register(app)
+broker_cmd.register(app)
+config_cmd.register(app)
+
+
+def main() -> None:
+    """Run the CLI; gravitas errors print one clear line and exit with status 2."""
+    try:
+        app()
+    except GravitasError as exc:
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,78 @@
+"""A gravitas node on Kafka: a faust worker running every agent, plus the HTTP edge."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import faust
+from gravitas.agents.base import Agent
+from gravitas.agents.services import NodeServices
+from gravitas.schemas.settings import Settings
+from gravitas.streams.edge.app import EdgeContext, create_app
+from gravitas.streams.edge.server import EdgeServer
+from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.node import remove_node_file, write_node_file
+from gravitas.streams.registry import default_agents
+from gravitas.streams.runners.kafka import KafkaRunner, build_app, run_sync_prepare
+from gravitas.streams.topology import Topology
+from gravitas.streams.transports.kafka import KafkaTransport
+
+log = logging.getLogger("gravitas.node")
+
+
+def run_kafka_node(
+    settings: Settings,
+    agents: Sequence[Agent] | None = None,
+    topology: Topology | None = None,
+    serve_http: bool = True,
+) -> None:
+    """Create the topics, then run a faust worker until SIGINT/SIGTERM (blocking).
+
+    faust's worker owns the event loop and the signals; on shutdown it stops the agents
+    after their current batch and commits their offsets.
+    """
+    topology = topology or Topology(prefix=settings.topic_prefix, partitions=settings.partitions)
+    agents = list(agents) if agents is not None else default_agents()
+    run_sync_prepare(settings, topology)
+    services = NodeServices(settings)
+    metrics = NodeMetrics()
+    app = build_app(settings)
+    runner = KafkaRunner(app, settings, topology, agents, services, metrics)
+
+    if serve_http:
+
+        async def serve_edge() -> None:
+            transport = KafkaTransport(settings.broker, topology)
+            ctx = EdgeContext(settings, topology, transport, metrics, [a.name for a in agents])
+            edge = EdgeServer(create_app(ctx), settings.http_host, settings.http_port)
+            await edge.start()
+            write_node_file(settings, edge.url)
+            log.info("node %s edge at %s", settings.node_id, edge.url)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                remove_node_file(settings)
+                await edge.stop()
+                await transport.close()
+
+        runner.add_task(serve_edge)
+
+    log.info(
+        "node %s starting on %s with %d agents (group %s)",
+        settings.node_id,
+        settings.broker,
+        len(agents),
+        settings.consumer_group,
+    )
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    try:
+        worker.execute_from_commandline()
+    finally:
+        services.close()

@@ -1,0 +1,146 @@
+"""Transport-agnostic handling of one record: decode, run the agent, retry or reject.
+
+Both runners call :meth:`Processor.process` and then publish what it returns and
+commit the record's offset. Output ids are derived from the input id, so a replay
+emits identical events that consumers can deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from gravitas.agents.base import Agent, AgentContext
+from gravitas.agents.services import NodeServices
+from gravitas.schemas.base import Event, derive_event_id
+from gravitas.schemas.codec import decode, encode
+from gravitas.schemas.errors import EventDecodeError, EventValidationError, UnknownTopicError
+from gravitas.schemas.events import Rejected
+from gravitas.streams.logs import event_logger
+from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.policy import Action, action_for
+from gravitas.streams.topology import Topology
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed message (logical topic name)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to publish (logical topic name)."""
+
+    topic: str
+    key: str
+    value: bytes
+
+
+PublishFn = Callable[[Outbound], Awaitable[None]]
+
+
+def outbound(topology: Topology, topic: str, event: Event) -> Outbound:
+    """Encode an event for a topic, checking that the topic carries its class."""
+    if type(event) not in topology.events(topic):
+        raise UnknownTopicError(f"topic {topic!r} does not carry {type(event).__name__}")
+    return Outbound(topic, event.key(), encode(event))
+
+
+class Processor:
+    """Runs one agent on records of its topic under the error policy."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        topology: Topology,
+        services: NodeServices,
+        metrics: NodeMetrics,
+        publish: PublishFn,
+        *,
+        node_id: str,
+        retry_attempts: int = 3,
+        retry_delay_s: float = 0.2,
+    ) -> None:
+        self.agent = agent
+        self.topology = topology
+        self.services = services
+        self.metrics = metrics
+        self.publish = publish
+        self.node_id = node_id
+        self.retry_attempts = retry_attempts
+        self.retry_delay_s = retry_delay_s
+
+    def _stamp(self, event: Event, parent: uuid.UUID, salt: str) -> Event:
+        return event.model_copy(
+            update={"event_id": derive_event_id(parent, salt), "node_id": self.node_id}
+        )
+
+    async def process(self, record: Record) -> list[Outbound]:
+        """Handle one record; returns the outputs, or one dead-letter record."""
+        name = self.agent.name
+        try:
+            event = decode(record.value, self.topology.events(record.topic))
+        except (EventDecodeError, EventValidationError) as exc:
+            return [self._reject(record, exc, attempts=1)]
+        log = event_logger(name, str(event.event_id))
+        progress = itertools.count()
+
+        async def emit_now(topic: str, ev: Event) -> None:
+            stamped = self._stamp(ev, event.event_id, f"{name}:progress:{next(progress)}")
+            await self.publish(outbound(self.topology, topic, stamped))
+
+        ctx = AgentContext(node_id=self.node_id, services=self.services, emit=emit_now, log=log)
+        for attempt in itertools.count(1):
+            started = time.perf_counter()
+            try:
+                emits = await self.agent.handle(event, ctx)
+                outs = [
+                    outbound(
+                        self.topology, e.topic, self._stamp(e.event, event.event_id, f"{name}:{i}")
+                    )
+                    for i, e in enumerate(emits)
+                ]
+            except Exception as exc:
+                if action_for(exc) is Action.RETRY and attempt < self.retry_attempts:
+                    self.metrics.retries.labels(name, type(exc).__name__).inc()
+                    log.warning("retrying after %s: %s", type(exc).__name__, exc)
+                    await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
+                    continue
+                log.warning("rejected: %s: %s", type(exc).__name__, exc)
+                return [self._reject(record, exc, attempts=attempt)]
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.processed.labels(name, record.topic).inc()
+            return outs
+        raise AssertionError("unreachable")
+
+    def _reject(self, record: Record, exc: BaseException, attempts: int) -> Outbound:
+        reason = str(exc) or repr(exc)
+        error_class = type(exc).__name__
+        self.metrics.rejected.labels(self.agent.name, record.topic, error_class).inc()
+        rejected = Rejected.for_payload(
+            record.value,
+            event_id=uuid.uuid5(
+                uuid.NAMESPACE_URL,
+                f"gravitas:{record.topic}/{record.partition}/{record.offset}/{self.agent.name}",
+            ),
+            node_id=self.node_id,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            source_key=(record.key or b"").decode("utf-8", errors="replace"),
+            error_class=error_class,
+            reason=reason,
+            agent=self.agent.name,
+            attempts=attempts,
+        )
+        return outbound(self.topology, "deadletter", rejected)

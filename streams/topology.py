@@ -1,0 +1,100 @@
+"""Topics, the events they carry, their keys and partition counts, declared once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from gravitas.schemas import events as ev
+from gravitas.schemas.base import Event
+from gravitas.schemas.errors import UnknownTopicError
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A logical topic: its events and how many partitions it has."""
+
+    name: str
+    events: tuple[type[Event], ...]
+    description: str
+    partitions: int | None = None
+    """Fixed partition count, or None for the node's configured default."""
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("scenes.new", (ev.SceneAnnounced,), "scenes to index, reference or register"),
+    TopicSpec("onboard.requests", (ev.OnboardRequested,), "lazy scenes a request needs now"),
+    TopicSpec("pixels.indexed", (ev.BlocksIndexed,), "blocks written to the pixel store"),
+    TopicSpec("overviews.updated", (ev.OverviewsUpdated,), "overview pyramids recomputed"),
+    TopicSpec("methane.requests", (ev.MethaneRequested,), "matched-filter jobs"),
+    TopicSpec(
+        "methane.enhanced", (ev.MethaneEnhanced, ev.PlumeDetected), "enhancement layers, plumes"
+    ),
+    TopicSpec("requests.datacube", (ev.DatacubeRequested,), "datacube requests"),
+    TopicSpec("datacubes.ready", (ev.DatacubeReady,), "finished (or failed) datacubes"),
+    TopicSpec("requests.discovery", (ev.PixelSearch, ev.Featurize), "pixel searches, features"),
+    TopicSpec("discovery.results", (ev.SearchResult, ev.FeatureResult), "discovery answers"),
+    TopicSpec(
+        "stac.registrations", (ev.ItemRegistered, ev.ItemRetracted), "the federation's catalog"
+    ),
+    TopicSpec("progress", (ev.Progress,), "progress of long requests"),
+    TopicSpec("ops.ping", (ev.Ping,), "liveness probes"),
+    TopicSpec("ops.pong", (ev.Pong,), "liveness answers"),
+    TopicSpec("deadletter", (ev.Rejected,), "rejected inputs with their reason", partitions=1),
+)
+
+
+class Topology:
+    """The declared topics, mapped to physical names with an optional prefix."""
+
+    def __init__(
+        self, topics: Iterable[TopicSpec] = TOPICS, prefix: str = "", partitions: int = 4
+    ) -> None:
+        self._topics = {t.name: t for t in topics}
+        self.prefix = prefix
+        self.default_partitions = partitions
+
+    @property
+    def names(self) -> list[str]:
+        """Logical topic names, in declaration order."""
+        return list(self._topics)
+
+    def spec(self, topic: str) -> TopicSpec:
+        """The spec of a logical topic, or :class:`UnknownTopicError` listing the known ones."""
+        try:
+            return self._topics[topic]
+        except KeyError:
+            known = ", ".join(self._topics)
+            raise UnknownTopicError(f"unknown topic {topic!r}; known topics: {known}") from None
+
+    def events(self, topic: str) -> Sequence[type[Event]]:
+        """Event classes a topic carries."""
+        return self.spec(topic).events
+
+    def partitions(self, topic: str) -> int:
+        """Partition count of a logical topic."""
+        return self.spec(topic).partitions or self.default_partitions
+
+    def physical(self, topic: str) -> str:
+        """The broker-side name of a logical topic."""
+        self.spec(topic)
+        return f"{self.prefix}{topic}"
+
+    def logical(self, physical: str) -> str:
+        """The logical name of a broker-side topic name."""
+        name = physical[len(self.prefix) :] if physical.startswith(self.prefix) else physical
+        self.spec(name)
+        return name
+
+    def topic_for(self, event: Event) -> str:
+        """The single topic that carries this event's class."""
+        matches = [t.name for t in self._topics.values() if type(event) in t.events]
+        if len(matches) != 1:
+            raise UnknownTopicError(
+                f"{type(event).__name__} is carried by {matches or 'no topic'}; name the topic"
+            )
+        return matches[0]
+
+    def partition_counts(self) -> dict[str, int]:
+        """Physical topic name -> partition count, for creating topics up front."""
+        return {self.physical(n): self.partitions(n) for n in self._topics}

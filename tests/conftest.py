@@ -1,0 +1,5 @@
+"""Session fixtures shared by every test folder: the real services and sample data."""
+
+from __future__ import annotations
+
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3"]
