@@ -6,7 +6,7 @@
 | level       | 1     | 1..29                                                         |
 | time bucket | 4     | UTC day index (``ts // 86400``) + 2**31, so days before 1970 sort first |
 | morton      | 8     | Morton code of (block_x, block_y)                             |
-| timestamp   | 8     | epoch seconds with the sign bit flipped (two's complement -> order) |
+| timestamp   | 8     | epoch seconds + 2**63 (sign bit flipped), so negative times sort first |
 
 Every field is fixed width and unsigned big-endian, so byte order equals numeric order:
 one layer x level x day is one contiguous run sorted by Morton code, and a bbox becomes
@@ -104,7 +104,7 @@ def encode_key(layer: str | int, level: int, morton: int, timestamp: int | datet
         raise BlockKeyError(f"morton must be in 0..2**64-1, got {morton}")
     ts = to_epoch(timestamp)
     bucket = ts // BUCKET_SECONDS + _BUCKET_OFFSET
-    return _FMT.pack(lid, level, bucket, morton, ts ^ _TS_FLIP)
+    return _FMT.pack(lid, level, bucket, morton, ts + _TS_FLIP)
 
 
 def decode_key(key: bytes) -> BlockKey:
@@ -112,7 +112,7 @@ def decode_key(key: bytes) -> BlockKey:
     if len(key) != KEY_SIZE:
         raise BlockKeyError(f"a block key has {KEY_SIZE} bytes, got {len(key)}: {key.hex()}")
     lid, level, bucket, morton, ts = _FMT.unpack(key)
-    return BlockKey(lid, level, bucket - _BUCKET_OFFSET, morton, ts ^ _TS_FLIP)
+    return BlockKey(lid, level, bucket - _BUCKET_OFFSET, morton, ts - _TS_FLIP)
 
 
 def key_range(

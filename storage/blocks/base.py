@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
 from gravitas.storage.blocks.errors import BlockEncodeError
 
 __all__ = ["Block", "BlockStore"]

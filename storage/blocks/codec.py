@@ -27,6 +27,7 @@ from typing import Final
 
 import numcodecs
 import numpy as np
+
 from gravitas.storage.blocks.base import Block
 from gravitas.storage.blocks.errors import BlockEncodeError, CorruptBlockError
 
