@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS effects (
     agent TEXT NOT NULL,
     subject TEXT NOT NULL,
     applied_at REAL NOT NULL,
+    replays INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, agent)
 )
 """
@@ -36,13 +37,22 @@ class EffectLedger:
         self._db.execute(_SCHEMA)
 
     def record(self, event_id: str, agent: str, subject: str = "") -> bool:
-        """Record an effect; True if it is new, False if it was already applied."""
+        """Record an effect; True if it is new, False if it was already applied.
+
+        A repeat leaves the effect as it was and only counts the replay.
+        """
         with self._lock:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO effects VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO effects VALUES (?, ?, ?, ?, 0)",
                 (event_id, agent, subject, time.time()),
             )
-            return cur.rowcount == 1
+            if cur.rowcount == 1:
+                return True
+            self._db.execute(
+                "UPDATE effects SET replays = replays + 1 WHERE event_id = ? AND agent = ?",
+                (event_id, agent),
+            )
+            return False
 
     def seen(self, event_id: str, agent: str) -> bool:
         """True if the effect of ``event_id`` by ``agent`` was applied."""
@@ -60,6 +70,17 @@ class EffectLedger:
             else:
                 row = self._db.execute(
                     "SELECT COUNT(*) FROM effects WHERE agent = ?", (agent,)
+                ).fetchone()
+        return int(row[0])
+
+    def replays(self, agent: str | None = None) -> int:
+        """How many times an already-applied effect was offered again (at-least-once)."""
+        with self._lock:
+            if agent is None:
+                row = self._db.execute("SELECT COALESCE(SUM(replays), 0) FROM effects").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT COALESCE(SUM(replays), 0) FROM effects WHERE agent = ?", (agent,)
                 ).fetchone()
         return int(row[0])
 

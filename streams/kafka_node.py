@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import faust
+
 from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings
@@ -68,7 +69,7 @@ def run_kafka_node(
     )
     worker = faust.Worker(
         app,
-        loglevel=settings.log_level,
+        loglevel="DEBUG" if settings.log_level == "DEBUG" else "WARNING",
         quiet=True,
         redirect_stdouts=False,
     )

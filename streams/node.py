@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 import orjson
+
 from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings

@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, for_code
+
 from gravitas.schemas.errors import BrokerError, InputError
 from gravitas.streams.broker._sync import run_sync
 from gravitas.streams.broker.errors import TopicMismatchError

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
+
 from gravitas.schemas.settings import Settings, load_settings
 from gravitas.streams.logs import configure_logging
 from gravitas.streams.topology import Topology
-from rich.console import Console
 
 T = TypeVar("T")
 

@@ -7,10 +7,11 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.table import Table
+
 from gravitas.schemas.events import ALL_EVENTS
 from gravitas.streams.cli.common import BrokerOpt, DataOpt, NodeIdOpt, console, out, settings_from
 from gravitas.streams.topology import TOPICS
-from rich.table import Table
 
 
 def config(

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import orjson
 import typer
+from rich.table import Table
+
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode, from_dict, parse_json
 from gravitas.schemas.errors import GravitasError, RequestError
@@ -27,7 +29,6 @@ from gravitas.streams.cli.common import (
 from gravitas.streams.client import Client, open_transport
 from gravitas.streams.transports.edge import EdgeTransport
 from gravitas.streams.transports.kafka import KafkaTransport
-from rich.table import Table
 
 
 def validate_lines(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+
 from gravitas.schemas.errors import GravitasError
 from gravitas.streams.cli import broker_cmd, config_cmd, events_cmd, node_cmd
 from gravitas.streams.cli.common import console

@@ -7,6 +7,7 @@ import signal
 from typing import Annotated
 
 import typer
+
 from gravitas.schemas.settings import Settings
 from gravitas.streams.cli.common import (
     BrokerOpt,

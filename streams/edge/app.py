@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import ORJSONResponse, PlainTextResponse, StreamingResponse
+from prometheus_client import generate_latest
+
 from gravitas.schemas.codec import encode, from_dict, parse_json
 from gravitas.schemas.errors import GravitasError
 from gravitas.schemas.settings import Settings
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
-from prometheus_client import generate_latest
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

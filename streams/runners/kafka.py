@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
+
 from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+
 from gravitas.schemas.errors import TransportError
 from gravitas.streams.transports.base import RawRecord, Subscription
 

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+
 from gravitas.schemas.errors import TransportError
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Subscription
