@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gravitas.schemas.settings import Settings
 from gravitas.storage.ledger import EffectLedger
 
+if TYPE_CHECKING:
+    from gravitas.storage.blocks import BlockStore
+    from gravitas.storage.objects import ObjectStore
+
 
 class NodeServices:
-    """Handles to the node's stores; each is opened on first use."""
+    """Handles to the node's stores; each is opened on first use.
+
+    Agents add what they need here as ``cached_property`` s, so a worker that never
+    runs an agent never opens its store.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
 
+    def _secret(self, name: str) -> str | None:
+        value = getattr(self.settings, name)
+        return value.get_secret_value() if value is not None else None
+
     @cached_property
     def ledger(self) -> EffectLedger:
         """The effect ledger (SQLite, shared by the node's worker processes)."""
         return EffectLedger(self.data_dir / "ledger.sqlite")
 
+    @cached_property
+    def block_store(self) -> BlockStore:
+        """The pixel block store: RocksDB under data_dir by default, or S3."""
+        from gravitas.storage.blocks import open_block_store
+
+        url = self.settings.block_store or f"rocksdb://{(self.data_dir / 'blocks').resolve()}"
+        return open_block_store(url, self._secret("s3_access_key"), self._secret("s3_secret_key"))
+
+    @cached_property
+    def object_store(self) -> ObjectStore:
+        """Whole files (COGs, Zarr, imported assets): a directory by default, or S3."""
+        from gravitas.storage.objects import open_object_store
+
+        url = self.settings.object_store or (self.data_dir / "objects").resolve()
+        return open_object_store(url, self._secret("s3_access_key"), self._secret("s3_secret_key"))
+
     def close(self) -> None:
         """Close everything that was opened."""
-        if "ledger" in self.__dict__:
-            self.ledger.close()
+        for name in ("ledger", "block_store"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
