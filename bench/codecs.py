@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from gravitas.storage.blocks.base import Block
 from gravitas.storage.blocks.codec import AUTO, CODECS, decode_block, encode_block
 
@@ -40,6 +41,7 @@ def real_s2() -> dict[str, list[np.ndarray]]:
     """256 x 256 blocks of the four 10 m bands of a real Sentinel-2 L1C scene."""
     try:
         import rasterio
+
         from gravitas.storage.sampledata import fetch
 
         root = fetch("s2_l1c")

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.grid import (
     BLOCK_SIZE,
@@ -33,7 +35,6 @@ from gravitas.schemas.grid import (
     check_level,
     pixel_size,
 )
-from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "BLOCK_SHIFT",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from gravitas.schemas.grid import GridError
 from numpy.typing import ArrayLike, NDArray
+
+from gravitas.schemas.grid import GridError
 
 __all__ = [
     "MAX_COORD",

@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gravitas.kernels.grid import (
     bbox_block_codes,
     bbox_to_block_range,
@@ -24,8 +27,6 @@ from gravitas.kernels.grid import (
 )
 from gravitas.kernels.morton import morton_decode
 from gravitas.schemas.grid import GridError, GridSpec, check_bbox
-from hypothesis import given
-from hypothesis import strategies as st
 
 levels = st.integers(min_value=1, max_value=29)
 lons = st.floats(min_value=-180, max_value=180, allow_nan=False)

@@ -6,6 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gravitas.kernels.morton import (
     morton_children,
     morton_code,
@@ -16,8 +19,6 @@ from gravitas.kernels.morton import (
     morton_xy,
 )
 from gravitas.schemas.grid import GridError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 coords = st.integers(min_value=0, max_value=2**32 - 1)
 
