@@ -248,6 +248,7 @@ def write_envi(
     wavelengths: np.ndarray | None = None,
     fwhm: np.ndarray | None = None,
     byte_order: int = 0,
+    wavelength_units: str = "Nanometers",
     extra: dict[str, str] | None = None,
 ) -> Path:
     """Write a (lines, samples, bands) array as ENVI; the header goes to ``path + '.hdr'``."""
@@ -272,7 +273,7 @@ def write_envi(
         f"byte order = {byte_order}",
     ]
     if wavelengths is not None:
-        lines.append("wavelength units = Nanometers")
+        lines.append(f"wavelength units = {wavelength_units}")
         lines.append("wavelength = {" + ", ".join(f"{w:.6f}" for w in wavelengths) + "}")
     if fwhm is not None:
         lines.append("fwhm = {" + ", ".join(f"{w:.6f}" for w in fwhm) + "}")
