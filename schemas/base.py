@@ -6,8 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from gravitas.schemas.common import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
+
+from gravitas.schemas.common import UtcDatetime
 
 NODE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 

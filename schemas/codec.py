@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
+
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import EventDecodeError, EventValidationError
-from pydantic import ValidationError
 
 
 def encode(event: Event) -> bytes:

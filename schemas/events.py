@@ -12,9 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from gravitas.schemas.base import Event
 from gravitas.schemas.common import BBox, CrsString, Href, TimeRange, UtcDatetime
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 LAYER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"

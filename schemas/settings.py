@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from gravitas.schemas.errors import ConfigError
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from gravitas.schemas.errors import ConfigError
 
 BROKER_SCHEMES = ("memory", "kafka")
 
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     node_id: str = Field(default="local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     data_dir: Path = Field(default_factory=default_data_dir)
     http_host: str = "127.0.0.1"
+    http_allow_non_loopback: bool = False
+    """Allow a non-loopback ``http_host`` (containers); then ``api_token`` is required."""
     http_port: int = Field(default=8765, ge=0, le=65535)
     """Port of the node's HTTP edge (STAC API, publish/tail, webhooks, metrics); 0 = any."""
     public_url: str | None = None
@@ -104,16 +107,27 @@ class Settings(BaseSettings):
             raise ValueError(f"broker {value!r} names no host:port (e.g. kafka://127.0.0.1:9092)")
         return value
 
-    @field_validator("http_host")
-    @classmethod
-    def _loopback(cls, value: str) -> str:
+    @model_validator(mode="after")
+    def _loopback(self) -> Settings:
         try:
-            ok = value == "localhost" or ipaddress.ip_address(value).is_loopback
+            loopback = (
+                self.http_host == "localhost" or ipaddress.ip_address(self.http_host).is_loopback
+            )
         except ValueError:
-            ok = False
-        if not ok:
-            raise ValueError(f"http_host must be a loopback address (127.0.0.1), got {value!r}")
-        return value
+            loopback = False
+        if loopback:
+            return self
+        if not self.http_allow_non_loopback:
+            raise ValueError(
+                f"http_host must be a loopback address (127.0.0.1), got {self.http_host!r}; "
+                "set GRAVITAS_HTTP_ALLOW_NON_LOOPBACK=true to serve other hosts (containers)"
+            )
+        if self.api_token is None:
+            raise ValueError(
+                f"http_host {self.http_host!r} is not loopback: set GRAVITAS_API_TOKEN so "
+                "writes through the edge need a bearer token"
+            )
+        return self
 
     @field_validator("allowed_url_prefixes")
     @classmethod
@@ -164,7 +178,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
-            name = ".".join(str(p) for p in err["loc"])
+            name = ".".join(str(p) for p in err["loc"]) or "http_host"
             env = f"GRAVITAS_{name.upper()}"
             problems.append(f"setting {name} (env {env}): {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from exc
