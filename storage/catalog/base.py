@@ -1,0 +1,295 @@
+"""The catalog contract: :class:`SearchParams`, :class:`SearchPage` and :class:`Catalog`.
+
+A catalog stores STAC collections and items (plain dicts, STAC 1.0/1.1 JSON) and
+searches them. Every item row carries its *owning node* (the node that registered it)
+and a *version*: upserts are idempotent by ``(collection, item id, version)`` and an
+older version never overwrites a newer one, so replaying ``stac.registrations`` in any
+order converges. Backends: :mod:`gravitas.storage.catalog.sqlite` (embedded) and
+PostgreSQL + pgstac (scale-out); both pass ``tests/storage/test_storage_catalog.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from datetime import datetime as DateTime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from gravitas.storage.catalog.errors import InvalidSearchError
+
+__all__ = [
+    "NODE_PROPERTY",
+    "Catalog",
+    "SearchPage",
+    "SearchParams",
+    "SortField",
+    "parse_datetime",
+    "parse_interval",
+]
+
+NODE_PROPERTY = "gravitas:node"
+"""Property that every search result and ``get_item`` answer carries: the owning node."""
+
+MAX_LIMIT = 10_000
+"""Largest page size a search may ask for."""
+
+
+@dataclass(frozen=True)
+class SortField:
+    """One sort key: an item property (``datetime``, ``eo:cloud_cover``) or ``id``,
+    ``collection``; a leading ``properties.`` is accepted and dropped."""
+
+    field: str
+    """Property name, or ``id`` / ``collection``."""
+    direction: Literal["asc", "desc"] = "asc"
+    """Sort direction."""
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("asc", "desc"):
+            raise InvalidSearchError(
+                f"sort direction must be 'asc' or 'desc', got {self.direction!r}"
+            )
+        if not self.field:
+            raise InvalidSearchError("sort field must not be empty")
+
+    @property
+    def name(self) -> str:
+        """The field without a ``properties.`` prefix."""
+        return self.field.removeprefix("properties.")
+
+    @classmethod
+    def parse(cls, spec: str | Mapping[str, str]) -> SortField:
+        """``"-datetime"``, ``"+id"``, ``"datetime"`` or ``{"field": f, "direction": d}``."""
+        if isinstance(spec, Mapping):
+            direction = str(spec.get("direction", "asc")).lower()
+            return cls(str(spec.get("field", "")), direction)  # type: ignore[arg-type]
+        spec = spec.strip()
+        if spec.startswith("-"):
+            return cls(spec[1:], "desc")
+        return cls(spec.lstrip("+ "), "asc")
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """An item search (STAC API item-search + filter), backend independent.
+
+    Example: ``SearchParams(bbox=(13.0, 52.0, 14.0, 53.0), datetime="2017-01-01/..",
+    filter="eo:cloud_cover < 10", filter_lang="cql2-text", limit=50)``.
+    """
+
+    bbox: tuple[float, ...] | None = None
+    """``(west, south, east, north)`` or the 6-number 3-D form, EPSG:4326."""
+    intersects: Mapping[str, Any] | None = None
+    """A GeoJSON geometry that results must intersect (not together with ``bbox``)."""
+    datetime: str | None = None
+    """An instant or an interval ``start/end`` (RFC 3339; ``..`` or empty = open end)."""
+    collections: tuple[str, ...] | None = None
+    """Only items of these collections."""
+    ids: tuple[str, ...] | None = None
+    """Only items with these ids."""
+    filter: Mapping[str, Any] | str | None = None
+    """A CQL2 filter: a cql2-json dict or a cql2-text string."""
+    filter_lang: Literal["cql2-json", "cql2-text"] | None = None
+    """Language of ``filter``; inferred from its type when None."""
+    sortby: tuple[SortField, ...] = ()
+    """Sort keys; default order is datetime descending, then id."""
+    limit: int = 10
+    """Page size (1 .. 10000)."""
+    token: str | None = None
+    """Opaque paging token from a previous :attr:`SearchPage.next_token`."""
+    federated: bool = False
+    """Include items owned by other nodes (registered via ``stac.registrations``)."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """Reserved for the fields extension; backends may ignore it."""
+
+    def __post_init__(self) -> None:
+        if self.bbox is not None:
+            if len(self.bbox) not in (4, 6):
+                raise InvalidSearchError(
+                    f"bbox must have 4 or 6 numbers (west,south,east,north), got {self.bbox!r}"
+                )
+            _, s, _, n = _bbox2d(self.bbox)
+            if s > n or not (-90 <= s <= 90 and -90 <= n <= 90):
+                raise InvalidSearchError(
+                    f"bbox south/north must lie in -90..90 with south <= north, got {self.bbox!r}"
+                )
+        if self.bbox is not None and self.intersects is not None:
+            raise InvalidSearchError("give bbox or intersects, not both")
+        if self.intersects is not None and "type" not in self.intersects:
+            raise InvalidSearchError(
+                f"intersects must be a GeoJSON geometry with a 'type', got {self.intersects!r}"
+            )
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise InvalidSearchError(f"limit must be 1..{MAX_LIMIT}, got {self.limit}")
+        if self.filter_lang not in (None, "cql2-json", "cql2-text"):
+            raise InvalidSearchError(
+                f"filter-lang must be 'cql2-json' or 'cql2-text', got {self.filter_lang!r}"
+            )
+        if self.datetime is not None:
+            parse_interval(self.datetime)
+
+    @property
+    def bbox2d(self) -> tuple[float, float, float, float] | None:
+        """The bbox as ``(west, south, east, north)``, dropping heights."""
+        return _bbox2d(self.bbox) if self.bbox is not None else None
+
+    @property
+    def interval(self) -> tuple[DateTime | None, DateTime | None]:
+        """The datetime filter as ``(start, end)`` in UTC; None = open end."""
+        return parse_interval(self.datetime) if self.datetime else (None, None)
+
+    def filter_json(self) -> dict[str, Any] | None:
+        """The filter as cql2-json (cql2-text is parsed with the ``cql2`` package)."""
+        if self.filter is None or self.filter == "":
+            return None
+        lang = self.filter_lang or ("cql2-text" if isinstance(self.filter, str) else "cql2-json")
+        if lang == "cql2-json":
+            if isinstance(self.filter, str):
+                import orjson
+
+                try:
+                    parsed = orjson.loads(self.filter)
+                except orjson.JSONDecodeError as exc:
+                    raise InvalidSearchError(
+                        f"filter is not valid cql2-json ({exc}): {self.filter[:200]!r}"
+                    ) from exc
+                if not isinstance(parsed, dict):
+                    raise InvalidSearchError(f"cql2-json filter must be an object, got {parsed!r}")
+                return parsed
+            return dict(self.filter)
+        if not isinstance(self.filter, str):
+            raise InvalidSearchError("filter-lang is cql2-text but filter is not a string")
+        import cql2
+
+        try:
+            expr = cql2.parse_text(self.filter)
+            out: dict[str, Any] = expr.to_json()
+        except Exception as exc:  # cql2 raises ValueError / its own types
+            raise InvalidSearchError(
+                f"cannot parse cql2-text filter {self.filter!r}: {exc}"
+            ) from exc
+        return out
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of search results."""
+
+    items: list[dict[str, Any]]
+    """STAC item dicts, each with ``properties["gravitas:node"]``."""
+    matched: int | None
+    """Number of items matching the search (all pages), if the backend knows it."""
+    next_token: str | None = None
+    """Token for the next page, or None on the last page."""
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    """A STAC catalog of collections and versioned items with search.
+
+    Items need not have their collection registered (remote items may arrive first);
+    ``list_collections`` returns only upserted collections.
+    """
+
+    node_id: str
+    """The node this catalog belongs to: the default owner of upserted items."""
+
+    def upsert_collection(self, collection: Mapping[str, Any]) -> None:
+        """Insert or replace a STAC collection dict (by its ``id``)."""
+        ...
+
+    def get_collection(self, collection_id: str) -> dict[str, Any]:
+        """The collection dict; :class:`CollectionNotFoundError` if unknown."""
+        ...
+
+    def list_collections(self) -> list[dict[str, Any]]:
+        """Every collection, ordered by id."""
+        ...
+
+    def delete_collection(self, collection_id: str) -> bool:
+        """Remove a collection and its items; False if it did not exist."""
+        ...
+
+    def upsert_item(
+        self, item: Mapping[str, Any], owning_node: str | None = None, version: int = 1
+    ) -> bool:
+        """Store an item dict (its ``collection`` field is required).
+
+        ``owning_node`` defaults to :attr:`node_id`. An item already stored with a
+        higher version is kept and False is returned; equal or newer versions replace
+        it (True). :class:`InvalidItemError` for dicts that are not STAC items.
+        """
+        ...
+
+    def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
+        """The item dict (with ``gravitas:node``); :class:`ItemNotFoundError` if unknown."""
+        ...
+
+    def delete_item(self, collection_id: str, item_id: str, version: int | None = None) -> bool:
+        """Remove an item; with ``version``, only if the stored one is not newer.
+
+        Returns True if a row was removed.
+        """
+        ...
+
+    def search(self, params: SearchParams) -> SearchPage:
+        """One page of items matching ``params``."""
+        ...
+
+    def count(self, collection_id: str | None = None, federated: bool = True) -> int:
+        """Number of items (in one collection; local only unless ``federated``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+# --- helpers shared by the backends -------------------------------------------------
+
+_OPEN = ("", "..")
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?([Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+def parse_datetime(text: str) -> DateTime:
+    """An RFC 3339 timestamp (or a date) as an aware UTC datetime."""
+    value = text.strip()
+    if not _RFC3339.match(value):
+        raise InvalidSearchError(
+            f"datetime {text!r} is not RFC 3339; use e.g. 2017-02-16T10:21:01Z"
+        )
+    value = value.replace("z", "Z").replace("Z", "+00:00")
+    try:
+        dt = DateTime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidSearchError(f"datetime {text!r} is not a valid date: {exc}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def parse_interval(text: str) -> tuple[DateTime | None, DateTime | None]:
+    """``"a/b"``, ``"../b"``, ``"a/.."`` or an instant ``"a"`` as ``(start, end)``."""
+    if "/" not in text:
+        instant = parse_datetime(text)
+        return instant, instant
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise InvalidSearchError(f"datetime interval {text!r} must be 'start/end'")
+    start = None if parts[0].strip() in _OPEN else parse_datetime(parts[0])
+    end = None if parts[1].strip() in _OPEN else parse_datetime(parts[1])
+    if start is None and end is None:
+        raise InvalidSearchError(f"datetime interval {text!r} is open at both ends; give one")
+    if start is not None and end is not None and start > end:
+        raise InvalidSearchError(f"datetime interval {text!r} starts after it ends")
+    return start, end
+
+
+def _bbox2d(bbox: Sequence[float]) -> tuple[float, float, float, float]:
+    if len(bbox) == 6:
+        return float(bbox[0]), float(bbox[1]), float(bbox[3]), float(bbox[4])
+    return float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
