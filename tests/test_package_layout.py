@@ -54,7 +54,8 @@ def test_wheel_contains_every_sub_package_and_nothing_else(wheel: Path) -> None:
 
 
 def test_no_bare_top_level_packages_are_importable(tmp_path: Path) -> None:
-    code = "import importlib.util as u; print([m for m in ('storage', 'schemas', 'agents', 'streams', 'kernels') if u.find_spec(m)])"
+    names = ("storage", "schemas", "agents", "streams", "kernels")
+    code = f"import importlib.util as u; print([m for m in {names!r} if u.find_spec(m)])"
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
