@@ -66,5 +66,23 @@ def from_dict(data: dict[str, Any], types: Sequence[type[Event]]) -> Event:
 
 
 def decode(payload: bytes | str, types: Sequence[type[Event]]) -> Event:
-    """Bytes -> event, raising :class:`EventDecodeError` or :class:`EventValidationError`."""
+    """Bytes -> event, raising :class:`EventDecodeError` or :class:`EventValidationError`.
+
+    Single-type topics take pydantic's JSON fast path; errors are reported the same way.
+    """
+    if len(types) == 1:
+        cls = types[0]
+        try:
+            return cls.model_validate_json(payload)
+        except ValidationError as exc:
+            if not any(e["type"] == "json_invalid" for e in exc.errors()):
+                data = parse_json(payload)  # a non-object is a decode error, not a schema one
+                declared = data.get("type", cls.TYPE)
+                if declared != cls.TYPE:
+                    raise EventValidationError(
+                        f"type {declared!r} is not carried by this topic (expected {cls.TYPE})"
+                    ) from exc
+                raise EventValidationError(
+                    f"{cls.__name__}: {describe_validation_error(exc)}"
+                ) from exc
     return from_dict(parse_json(payload), types)

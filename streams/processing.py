@@ -79,6 +79,9 @@ class Processor:
         self.node_id = node_id
         self.retry_attempts = retry_attempts
         self.retry_delay_s = retry_delay_s
+        self._types = topology.events(agent.topic)
+        self._processed = metrics.processed.labels(agent.name, agent.topic)
+        self._latency = metrics.latency.labels(agent.name)
 
     def _stamp(self, event: Event, parent: uuid.UUID, salt: str) -> Event:
         return event.model_copy(
@@ -89,7 +92,7 @@ class Processor:
         """Handle one record; returns the outputs, or one dead-letter record."""
         name = self.agent.name
         try:
-            event = decode(record.value, self.topology.events(record.topic))
+            event = decode(record.value, self._types)
         except (EventDecodeError, EventValidationError) as exc:
             return [self._reject(record, exc, attempts=1)]
         log = event_logger(name, str(event.event_id))
@@ -118,8 +121,8 @@ class Processor:
                     continue
                 log.warning("rejected: %s: %s", type(exc).__name__, exc)
                 return [self._reject(record, exc, attempts=attempt)]
-            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
-            self.metrics.processed.labels(name, record.topic).inc()
+            self._latency.observe(time.perf_counter() - started)
+            self._processed.inc()
             return outs
         raise AssertionError("unreachable")
 
