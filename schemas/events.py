@@ -440,6 +440,8 @@ class Ping(Event):
     sent_at_ns: int = 0
     fail: str | None = None
     """If set, the ping agent raises this error class name on purpose (fault drills)."""
+    effect: bool = True
+    """Record the ping in the effect ledger (off for pure pass-through benchmarks)."""
 
 
 class Pong(Event):

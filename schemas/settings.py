@@ -57,13 +57,17 @@ class Settings(BaseSettings):
     log_json: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,100}$")
-    """Prefix of every physical topic name (separate deployments on one cluster, tests)."""
+    """Prefix of this node's physical topic names (separate deployments on one cluster)."""
+    federation_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,100}$")
+    """Prefix of the federation topics (``stac.registrations``), the same on every node."""
     partitions: int = Field(default=4, ge=1, le=256)
     """Partition count of every source topic this node creates."""
     kafka_session_timeout_s: float = Field(default=10.0, gt=0)
     kafka_batch_size: int = Field(default=500, ge=1, le=100_000)
     group_id: str | None = None
     """Consumer group of this node's workers; defaults to ``gravitas-<node_id>``."""
+    agents: tuple[str, ...] = ()
+    """Names of the agents this node runs (empty: all of them)."""
     retry_attempts: int = Field(default=3, ge=1, le=20)
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""

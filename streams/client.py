@@ -62,9 +62,7 @@ class Client:
         node_id: str | None = None,
     ) -> None:
         settings = load_settings(broker=broker, data_dir=data_dir, node_id=node_id)
-        self.topology = topology or Topology(
-            prefix=settings.topic_prefix, partitions=settings.partitions
-        )
+        self.topology = topology or Topology.for_settings(settings)
         self.node_id = settings.node_id
         token = settings.api_token.get_secret_value() if settings.api_token else None
         self.transport = transport or open_transport(

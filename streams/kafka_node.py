@@ -15,7 +15,7 @@ from gravitas.streams.edge.app import EdgeContext, create_app
 from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.node import remove_node_file, write_node_file
-from gravitas.streams.registry import default_agents
+from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.kafka import KafkaRunner, build_app, run_sync_prepare
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import KafkaTransport
@@ -34,8 +34,8 @@ def run_kafka_node(
     faust's worker owns the event loop and the signals; on shutdown it stops the agents
     after their current batch and commits their offsets.
     """
-    topology = topology or Topology(prefix=settings.topic_prefix, partitions=settings.partitions)
-    agents = list(agents) if agents is not None else default_agents()
+    topology = topology or Topology.for_settings(settings)
+    agents = list(agents) if agents is not None else select_agents(settings.agents)
     run_sync_prepare(settings, topology)
     services = NodeServices(settings)
     metrics = NodeMetrics()

@@ -16,7 +16,7 @@ from gravitas.streams.client import Client
 from gravitas.streams.edge.app import EdgeContext, create_app
 from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.metrics import NodeMetrics
-from gravitas.streams.registry import default_agents
+from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.memory import MemoryRunner
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.edge import NODE_FILE
@@ -56,10 +56,8 @@ class EmbeddedNode:
         serve_http: bool = True,
     ) -> None:
         self.settings = settings
-        self.topology = topology or Topology(
-            prefix=settings.topic_prefix, partitions=settings.partitions
-        )
-        self.agents = list(agents) if agents is not None else default_agents()
+        self.topology = topology or Topology.for_settings(settings)
+        self.agents = list(agents) if agents is not None else select_agents(settings.agents)
         self.services = NodeServices(settings)
         self.metrics = NodeMetrics()
         self.bus = MemoryBus()

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from gravitas.agents.base import Agent
 from gravitas.agents.ping import PingAgent
+from gravitas.schemas.errors import ConfigError
 
 
 def default_agents() -> list[Agent]:
     """A fresh instance of every agent of a full node."""
     return [PingAgent()]
+
+
+def select_agents(names: tuple[str, ...] | list[str]) -> list[Agent]:
+    """The agents named (all of them for an empty selection); unknown names are an error."""
+    agents = default_agents()
+    if not names:
+        return agents
+    known = {a.name: a for a in agents}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown agent(s) {unknown} in GRAVITAS_AGENTS; known: {sorted(known)}")
+    return [known[n] for n in names]

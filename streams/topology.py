@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gravitas.schemas import events as ev
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnknownTopicError
+from gravitas.schemas.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class TopicSpec:
     description: str
     partitions: int | None = None
     """Fixed partition count, or None for the node's configured default."""
+    shared: bool = False
+    """A federation topic: every node of the federation reads and writes the same one."""
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -35,7 +38,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("requests.discovery", (ev.PixelSearch, ev.Featurize), "pixel searches, features"),
     TopicSpec("discovery.results", (ev.SearchResult, ev.FeatureResult), "discovery answers"),
     TopicSpec(
-        "stac.registrations", (ev.ItemRegistered, ev.ItemRetracted), "the federation's catalog"
+        "stac.registrations",
+        (ev.ItemRegistered, ev.ItemRetracted),
+        "the federation's catalog",
+        shared=True,
     ),
     TopicSpec("progress", (ev.Progress,), "progress of long requests"),
     TopicSpec("ops.ping", (ev.Ping,), "liveness probes"),
@@ -45,13 +51,22 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 
 class Topology:
-    """The declared topics, mapped to physical names with an optional prefix."""
+    """The declared topics, mapped to physical names.
+
+    A node's own topics get ``prefix`` (several deployments on one cluster); federation
+    topics get ``federation_prefix``, the same on every node of a federation.
+    """
 
     def __init__(
-        self, topics: Iterable[TopicSpec] = TOPICS, prefix: str = "", partitions: int = 4
+        self,
+        topics: Iterable[TopicSpec] = TOPICS,
+        prefix: str = "",
+        partitions: int = 4,
+        federation_prefix: str = "",
     ) -> None:
         self._topics = {t.name: t for t in topics}
         self.prefix = prefix
+        self.federation_prefix = federation_prefix
         self.default_partitions = partitions
 
     @property
@@ -77,14 +92,8 @@ class Topology:
 
     def physical(self, topic: str) -> str:
         """The broker-side name of a logical topic."""
-        self.spec(topic)
-        return f"{self.prefix}{topic}"
-
-    def logical(self, physical: str) -> str:
-        """The logical name of a broker-side topic name."""
-        name = physical[len(self.prefix) :] if physical.startswith(self.prefix) else physical
-        self.spec(name)
-        return name
+        prefix = self.federation_prefix if self.spec(topic).shared else self.prefix
+        return f"{prefix}{topic}"
 
     def topic_for(self, event: Event) -> str:
         """The single topic that carries this event's class."""
@@ -94,6 +103,15 @@ class Topology:
                 f"{type(event).__name__} is carried by {matches or 'no topic'}; name the topic"
             )
         return matches[0]
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Topology:
+        """The topology a node with these settings declares."""
+        return cls(
+            prefix=settings.topic_prefix,
+            partitions=settings.partitions,
+            federation_prefix=settings.federation_prefix,
+        )
 
     def partition_counts(self) -> dict[str, int]:
         """Physical topic name -> partition count, for creating topics up front."""

@@ -62,7 +62,7 @@ def settings_from(
 
 def topology_for(settings: Settings) -> Topology:
     """The topology as the node with these settings declares it."""
-    return Topology(prefix=settings.topic_prefix, partitions=settings.partitions)
+    return Topology.for_settings(settings)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
