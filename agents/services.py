@@ -11,6 +11,7 @@ from gravitas.storage.ledger import EffectLedger
 if TYPE_CHECKING:
     from gravitas.storage.blocks import BlockStore
     from gravitas.storage.objects import ObjectStore
+    from gravitas.storage.pixels import LayerRegistry
 
 
 class NodeServices:
@@ -49,6 +50,13 @@ class NodeServices:
 
         url = self.settings.object_store or (self.data_dir / "objects").resolve()
         return open_object_store(url, self._secret("s3_access_key"), self._secret("s3_secret_key"))
+
+    @cached_property
+    def layers(self) -> LayerRegistry:
+        """The raster layer registry (SQLite under data_dir, shared by worker processes)."""
+        from gravitas.storage.pixels import LayerRegistry
+
+        return LayerRegistry(self.data_dir / "layers.sqlite")
 
     def close(self) -> None:
         """Close everything that was opened."""

@@ -1,0 +1,183 @@
+"""Index scene files: read, mask, warp every band once, then write all blocks at the end.
+
+Nothing is written until every file of the scene has been read and warped, so a
+corrupt band leaves the store as it was. A block that already holds pixels (an
+adjacent scene at the same time) is merged: new valid pixels win, the rest is kept.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from gravitas.schemas.errors import InputError
+from gravitas.storage.blocks import Block, BlockStore
+from gravitas.storage.keys import encode_key, to_epoch
+from gravitas.storage.pixels.layers import LayerRegistry
+from gravitas.storage.pixels.sources import (
+    SourceRaster,
+    apply_mask,
+    detect_format,
+    guess_datetime,
+    read_rasters,
+)
+from gravitas.storage.pixels.warp import WarpedRaster, native_level_of, warp
+
+__all__ = ["FamilyWrite", "ScenePlan", "WarpedLayer", "layer_name", "prepare_scene", "write_scene"]
+
+ProgressFn = Callable[[str, float], None]
+
+
+def _quiet(_msg: str, _fraction: float) -> None:
+    """Default progress sink."""
+
+
+@dataclass(frozen=True)
+class WarpedLayer:
+    """One layer at one timestamp, warped and ready to write."""
+
+    layer: str
+    timestamp: int
+    """Epoch seconds."""
+    categorical: bool
+    warped: WarpedRaster
+
+
+@dataclass
+class ScenePlan:
+    """Everything a scene will write, computed before any write."""
+
+    scene_id: str
+    collection: str
+    layers: list[WarpedLayer] = field(default_factory=list)
+
+    @property
+    def pixels(self) -> int:
+        """Grid pixels in the warped windows (valid or not)."""
+        return sum(w.warped.array.size for w in self.layers)
+
+
+@dataclass(frozen=True)
+class FamilyWrite:
+    """Blocks of one layer/level/time that share a parent block (one ``BlocksIndexed``)."""
+
+    layer: str
+    level: int
+    timestamp: int
+    mortons: list[int]
+    valid_pixels: int
+
+
+def layer_name(prefix: str, band: str, single: bool) -> str:
+    """``prefix`` alone for a single-band scene, else ``prefix_band`` (lowercase)."""
+    name = prefix if single else f"{prefix}_{band}"
+    name = name.lower()
+    if len(name) > 100:
+        raise InputError(f"layer name {name!r} is longer than 100 characters; give a shorter layer=")
+    return name
+
+
+def prepare_scene(
+    scene_id: str,
+    collection: str,
+    paths: Sequence[Path],
+    *,
+    fmt: str = "auto",
+    layer: str | None = None,
+    bands: Sequence[str] | None = None,
+    categorical: bool = False,
+    mask_path: Path | None = None,
+    when: datetime | None = None,
+    level: int | None = None,
+    progress: ProgressFn = _quiet,
+) -> ScenePlan:
+    """Read and warp every band of a scene (no writes). Raises InputError subclasses."""
+    rasters: list[SourceRaster] = []
+    for i, path in enumerate(paths):
+        progress(f"reading {path.name}", i / max(len(paths), 1) / 2)
+        rasters.extend(read_rasters(path, detect_format(path, fmt), categorical))
+    if bands:
+        wanted = {b.lower() for b in bands}
+        rasters = [r for r in rasters if r.band in wanted]
+        if not rasters:
+            raise InputError(f"scene {scene_id}: none of the bands {sorted(wanted)} was found")
+    if mask_path is not None:
+        from gravitas.storage.pixels.sources import _read_gdal
+
+        mask = _read_gdal(mask_path, categorical=True)[0].array
+        apply_mask(rasters, mask, str(mask_path))
+    fallback = when or guess_datetime(scene_id) or (guess_datetime(paths[0].name) if paths else None)
+    single = len({r.band for r in rasters}) == 1
+    prefix = layer or collection.replace(":", "_")
+    plan = ScenePlan(scene_id, collection)
+    for i, r in enumerate(rasters):
+        ts = r.timestamp or fallback
+        if ts is None:
+            raise InputError(
+                f"{r.href}: no time in the file, its name or the event; set datetime= on "
+                "the SceneAnnounced event"
+            )
+        lvl = level or native_level_of(r)
+        progress(f"warping {r.band}", 0.5 + i / max(len(rasters), 1) / 2)
+        warped = warp(r, lvl, categorical)
+        plan.layers.append(
+            WarpedLayer(layer_name(prefix, r.band, single), to_epoch(ts), categorical, warped)
+        )
+    return plan
+
+
+def _merge(new: np.ndarray, old: Block, w: WarpedRaster) -> np.ndarray:
+    if old.array.shape != new.shape or old.array.dtype != new.dtype:
+        return new
+    valid = w.valid(new)
+    return np.where(valid, new, old.array)
+
+
+def write_scene(
+    store: BlockStore, registry: LayerRegistry, plan: ScenePlan, progress: ProgressFn = _quiet
+) -> list[FamilyWrite]:
+    """Write every block of a prepared scene, record the layers, return the families."""
+    families: list[FamilyWrite] = []
+    for i, wl in enumerate(plan.layers):
+        w = wl.warped
+        items = [
+            (encode_key(wl.layer, w.level, m, wl.timestamp), m, arr)
+            for m, _bx, _by, arr in w.blocks()
+        ]
+        olds = store.get_many([k for k, _m, _a in items]) if items else []
+        blocks: list[tuple[bytes, Block]] = []
+        groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for (key, m, arr), old in zip(items, olds, strict=True):
+            if old is not None:
+                arr = _merge(arr, old, w)
+            blocks.append((key, Block(arr, nodata=w.nodata)))
+            groups[m >> 2].append((m, int(w.valid(arr).sum())))
+        store.put_many(blocks)
+        registry.record(
+            wl.layer,
+            dtype=str(w.array.dtype),
+            nodata=w.nodata,
+            native_level=w.level,
+            categorical=wl.categorical,
+            timestamp=wl.timestamp,
+            scene_id=plan.scene_id,
+            blocks=len(blocks),
+            collection=plan.collection,
+        )
+        for members in groups.values():
+            families.append(
+                FamilyWrite(
+                    wl.layer,
+                    w.level,
+                    wl.timestamp,
+                    sorted(m for m, _ in members),
+                    sum(v for _, v in members),
+                )
+            )
+        progress(f"wrote {wl.layer}", (i + 1) / len(plan.layers))
+    return families

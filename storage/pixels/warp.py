@@ -1,0 +1,219 @@
+"""Warp a source raster ONCE onto the nested grid and cut it into 256 x 256 blocks.
+
+The destination is the block-aligned window (whole blocks) covering the source's
+lon/lat bounds at the layer's level, so GDAL writes straight into block arrays with the
+grid's own north-up transform (:func:`gravitas.kernels.grid.window_transform`).
+Resampling: nearest for categorical layers, average for continuous ones (an
+area-weighted mean of the source pixels each grid pixel overlaps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from gravitas.kernels.grid import (
+    bbox_to_block_range,
+    native_level,
+    native_level_m,
+    window_transform,
+)
+from gravitas.kernels.morton import morton_encode
+from gravitas.schemas.errors import InputError
+from gravitas.schemas.grid import BLOCK_SIZE
+from gravitas.storage.pixels.sources import SourceRaster
+
+__all__ = ["MAX_WINDOW_PIXELS", "WarpedRaster", "native_level_of", "source_bounds", "warp"]
+
+MAX_WINDOW_PIXELS = 400_000_000
+"""Refuse to warp a scene into more grid pixels than this in one go."""
+
+
+@dataclass(frozen=True)
+class WarpedRaster:
+    """A source raster on the grid: a block-aligned window at ``level``."""
+
+    band: str
+    level: int
+    bx0: int
+    """Block column of the window's west edge."""
+    by1: int
+    """Block row of the window's NORTH edge (row 0 of ``array``)."""
+    array: np.ndarray
+    nodata: float | int | None
+
+    @property
+    def shape_blocks(self) -> tuple[int, int]:
+        """(block rows, block columns) of the window."""
+        return self.array.shape[0] // BLOCK_SIZE, self.array.shape[1] // BLOCK_SIZE
+
+    def valid(self, arr: np.ndarray) -> np.ndarray:
+        """Boolean mask of pixels that hold data."""
+        if arr.dtype.kind == "f":
+            return ~np.isnan(arr)
+        if self.nodata is None:
+            return np.ones(arr.shape, bool)
+        return arr != self.nodata
+
+    def blocks(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
+        """``(morton, bx, by, array)`` of every block holding at least one valid pixel."""
+        rows, cols = self.shape_blocks
+        b = BLOCK_SIZE
+        for r in range(rows):
+            by = self.by1 - r
+            for c in range(cols):
+                arr = self.array[r * b : (r + 1) * b, c * b : (c + 1) * b]
+                if self.valid(arr).any():
+                    bx = self.bx0 + c
+                    yield int(morton_encode(bx, by)), bx, by, np.ascontiguousarray(arr)
+
+
+def _crs(wkt: str | None) -> object:
+    from rasterio.crs import CRS
+
+    return CRS.from_wkt(wkt) if wkt else CRS.from_epsg(4326)
+
+
+def _normalise_lon(r: SourceRaster) -> None:
+    """Move a geographic 0..360 grid to -180..180 (in place)."""
+    if r.geoloc is not None:
+        lon, lat = r.geoloc
+        if np.nanmax(lon) > 180.0:
+            r.geoloc = (np.where(lon > 180.0, lon - 360.0, lon), lat)
+        return
+    assert r.transform is not None
+    a, b, c, d, e, f = r.transform
+    if not _crs(r.crs_wkt).is_geographic or a <= 0:  # type: ignore[attr-defined]
+        return
+    width = r.array.shape[-1]
+    centres = c + a * (np.arange(width) + 0.5)
+    if centres.max() <= 180.0:
+        return
+    if centres.min() > 180.0:
+        r.transform = (a, b, c - 360.0, d, e, f)
+        return
+    if not math.isclose(a * width, 360.0, rel_tol=1e-6):
+        raise InputError(
+            f"{r.href}: longitudes {centres.min():g}..{centres.max():g} cross 180 on a "
+            "non-global grid; split the file at the antimeridian"
+        )
+    k = int(np.argmax(centres >= 180.0))
+    r.array = np.concatenate([r.array[..., k:], r.array[..., :k]], axis=-1)
+    r.transform = (a, b, c + a * k - 360.0, d, e, f)
+
+
+def source_bounds(r: SourceRaster) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` of the raster in degrees (not clipped)."""
+    if r.geoloc is not None:
+        lon, lat = r.geoloc
+        dlon = float(np.nanmedian(np.abs(np.diff(lon, axis=-1)))) / 2
+        dlat = float(np.nanmedian(np.abs(np.diff(lat, axis=0)))) / 2
+        return (
+            float(np.nanmin(lon)) - dlon,
+            float(np.nanmin(lat)) - dlat,
+            float(np.nanmax(lon)) + dlon,
+            float(np.nanmax(lat)) + dlat,
+        )
+    from affine import Affine
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    assert r.transform is not None
+    h, w = r.array.shape[-2:]
+    west, south, east, north = array_bounds(h, w, Affine(*r.transform))
+    crs = _crs(r.crs_wkt)
+    if crs.is_geographic:  # type: ignore[attr-defined]
+        return west, south, east, north
+    return tuple(transform_bounds(crs, _crs(None), west, south, east, north, densify_pts=21))  # type: ignore[return-value]
+
+
+def native_level_of(r: SourceRaster) -> int:
+    """Native grid level of a source raster: the coarsest level that keeps its detail."""
+    w, s, e, n = source_bounds(r)
+    if r.geoloc is not None:
+        lon, lat = r.geoloc
+        dlon = float(np.nanmedian(np.abs(np.diff(lon, axis=-1))))
+        dlat = float(np.nanmedian(np.abs(np.diff(lat, axis=0))))
+        return native_level(min(dlon, dlat))
+    assert r.transform is not None
+    res = min(abs(r.transform[0]), abs(r.transform[4]))
+    crs = _crs(r.crs_wkt)
+    if crs.is_geographic:  # type: ignore[attr-defined]
+        return native_level(res)
+    metres = res * float(crs.linear_units_factor[1])  # type: ignore[attr-defined]
+    return native_level_m(metres, lat=max(-89.0, min(89.0, (s + n) / 2)))
+
+
+def _check_bounds(r: SourceRaster, bounds: tuple[float, float, float, float]) -> None:
+    w, s, e, n = bounds
+    if not all(math.isfinite(v) for v in bounds):
+        raise InputError(f"{r.href}: bounds {bounds} are not finite; check its CRS")
+    # half a source pixel of slack: cell-centred global grids reach past the poles
+    slack = 0.0
+    if r.transform is not None and _crs(r.crs_wkt).is_geographic:  # type: ignore[attr-defined]
+        slack = max(abs(r.transform[0]), abs(r.transform[4])) / 2 + 1e-9
+    elif r.geoloc is not None:
+        slack = (n - s) / max(r.array.shape[-2], 1)
+    if w < -180 - slack or e > 180 + slack or s < -90 - slack or n > 90 + slack:
+        raise InputError(
+            f"{r.href}: bbox ({w:g}, {s:g}, {e:g}, {n:g}) lies outside the grid "
+            "(-180, -90, 180, 90); check the file's CRS and geotransform"
+        )
+
+
+def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
+    """Warp ``r`` onto the grid at ``level`` (one GDAL reprojection)."""
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject
+
+    _normalise_lon(r)
+    bounds = source_bounds(r)
+    _check_bounds(r, bounds)
+    w, s, e, n = bounds
+    eps = 1e-9
+    clipped = (
+        max(w, -180.0),
+        max(s, -90.0),
+        min(max(e - eps, max(w, -180.0)), 180.0),
+        min(max(n - eps, max(s, -90.0)), 90.0),
+    )
+    bx0, by0, bx1, by1 = bbox_to_block_range(level, clipped)
+    b = BLOCK_SIZE
+    rows, cols = (by1 - by0 + 1) * b, (bx1 - bx0 + 1) * b
+    if rows * cols > MAX_WINDOW_PIXELS:
+        raise InputError(
+            f"{r.href}: band {r.band} covers {rows * cols:,} grid pixels at level {level} "
+            f"(> {MAX_WINDOW_PIXELS:,}); announce it with a coarser level"
+        )
+    transform = Affine(*window_transform(level, bx0 * b, by0 * b, bx1 * b + b - 1, by1 * b + b - 1))
+    if r.array.dtype.kind == "f":
+        fill: float | int = float("nan")
+    elif r.nodata is not None:
+        fill = r.nodata
+    else:
+        info = np.iinfo(r.array.dtype)
+        fill = int(info.max if info.min == 0 else info.min)
+    dst = np.full((rows, cols), fill, dtype=r.array.dtype)
+    kwargs: dict[str, object] = {}
+    if r.geoloc is not None:
+        kwargs["src_geoloc_array"] = np.stack(r.geoloc)
+    else:
+        assert r.transform is not None
+        kwargs["src_transform"] = Affine(*r.transform)
+    src_nodata = r.nodata if r.array.dtype.kind != "f" else float("nan")
+    reproject(
+        np.ascontiguousarray(r.array),
+        dst,
+        src_crs=_crs(r.crs_wkt),
+        src_nodata=src_nodata,
+        dst_transform=transform,
+        dst_crs=_crs(None),
+        dst_nodata=fill,
+        resampling=Resampling.nearest if categorical else Resampling.average,
+        num_threads=2,
+        **kwargs,
+    )
+    return WarpedRaster(r.band, level, bx0, by1, dst, fill)
