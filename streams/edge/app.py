@@ -18,8 +18,9 @@ from fastapi.responses import ORJSONResponse, PlainTextResponse, StreamingRespon
 from prometheus_client import generate_latest
 
 from gravitas.schemas.codec import encode, from_dict, parse_json
-from gravitas.schemas.errors import GravitasError
+from gravitas.schemas.errors import GravitasError, RequestError
 from gravitas.schemas.settings import Settings
+from gravitas.streams.client import Client
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
@@ -112,6 +113,32 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         return ORJSONResponse(
             {"published": len(events), "event_ids": [str(e.event_id) for e in events]}
         )
+
+    @router.post("/rpc/{topic}")
+    async def rpc(
+        topic: str,
+        request: Request,
+        timeout_s: float = Query(120.0, gt=0, le=3600),
+        authorization: str | None = Header(default=None),
+    ) -> ORJSONResponse:
+        """Publish one request event here and answer with its reply (federation routing)."""
+        check_token(ctx.settings, authorization)
+        try:
+            data = parse_json(await request.body())
+            event = from_dict(data, ctx.topology.events(topic))
+        except GravitasError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        client = Client(
+            "memory://",
+            topology=ctx.topology,
+            transport=ctx.transport,
+            node_id=ctx.settings.node_id,
+        )
+        try:
+            reply = await client.request(event, timeout=timeout_s)
+        except RequestError as exc:
+            raise HTTPException(504, str(exc)) from exc
+        return ORJSONResponse(reply.model_dump(mode="json"))
 
     @router.get("/topics/{topic}/events")
     async def tail(
