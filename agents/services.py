@@ -10,6 +10,7 @@ from gravitas.storage.ledger import EffectLedger
 
 if TYPE_CHECKING:
     from gravitas.storage.blocks import BlockStore
+    from gravitas.storage.catalog import Catalog
     from gravitas.storage.objects import ObjectStore
     from gravitas.storage.pixels import LayerRegistry
 
@@ -58,8 +59,16 @@ class NodeServices:
 
         return LayerRegistry(self.data_dir / "layers.sqlite")
 
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The node's STAC catalog: SQLite under data_dir by default, or ``settings.catalog``."""
+        from gravitas.storage.catalog.factory import open_catalog
+
+        url = getattr(self.settings, "catalog", None) or self.data_dir / "catalog.sqlite"
+        return open_catalog(url, node_id=self.settings.node_id)
+
     def close(self) -> None:
         """Close everything that was opened."""
-        for name in ("ledger", "block_store"):
+        for name in ("ledger", "block_store", "catalog"):
             if name in self.__dict__:
                 self.__dict__[name].close()
