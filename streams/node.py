@@ -18,6 +18,7 @@ from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.memory import MemoryRunner
+from gravitas.streams.stac import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.edge import NODE_FILE
 from gravitas.streams.transports.inprocess import InProcessTransport
@@ -91,8 +92,9 @@ class EmbeddedNode:
                 self.metrics,
                 [a.name for a in self.agents],
             )
+            routers = [stac_router(self.services.catalog, self.settings)]
             self.edge = EdgeServer(
-                create_app(ctx), self.settings.http_host, self.settings.http_port
+                create_app(ctx, routers=routers), self.settings.http_host, self.settings.http_port
             )
             await self.edge.start()
             write_node_file(self.settings, self.edge.url)
