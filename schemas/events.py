@@ -56,6 +56,8 @@ class SceneAnnounced(Event):
     """Optional quality mask (e.g. Landsat Fmask) applied before indexing."""
     crs: CrsString | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
+    level: int | None = Field(default=None, ge=1, le=29)
+    """Grid level to index at; default: each band's native level."""
 
 
 class OnboardRequested(Event):

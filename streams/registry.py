@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from gravitas.agents.base import Agent
+from gravitas.agents.discovery import DiscoveryAgent
+from gravitas.agents.ingest import IngestAgent
+from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.schemas.errors import ConfigError
 
 
 def default_agents() -> list[Agent]:
     """A fresh instance of every agent of a full node."""
-    return [PingAgent()]
+    return [
+        PingAgent(),
+        IngestAgent(),
+        OverviewAgent(),
+        DiscoveryAgent(),
+    ]
 
 
 def select_agents(names: tuple[str, ...] | list[str]) -> list[Agent]:

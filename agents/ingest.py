@@ -1,0 +1,126 @@
+"""The ingest agent: ``scenes.new`` (mode ``direct``) -> blocks on the grid -> ``pixels.indexed``.
+
+:func:`index_scene` is the whole job and is reusable: the onboarding agent calls it for
+``lazy`` scenes on first request. Files must lie under ``settings.allowed_roots``; when
+none are configured, the node's data dir and the sample-data cache are allowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.services import NodeServices
+from gravitas.schemas.base import Event
+from gravitas.schemas.errors import UnsafePathError, UnsupportedFormatError
+from gravitas.schemas.events import BlocksIndexed, SceneAnnounced
+from gravitas.storage.pixels.index import FamilyWrite, prepare_scene, write_scene
+from gravitas.storage.pixels.layers import top_level_of
+
+__all__ = ["IngestAgent", "allowed_roots", "index_scene", "partition_key", "resolve_href"]
+
+Progress = Callable[[str, float], None]
+
+
+def _quiet(_msg: str, _fraction: float) -> None:
+    """Default progress sink."""
+
+
+def allowed_roots(services: NodeServices) -> list[Path]:
+    """Where ingest may read: ``allowed_roots``, else the data dir and sample-data cache."""
+    if services.settings.allowed_roots:
+        return [Path(p).resolve() for p in services.settings.allowed_roots]
+    from gravitas.storage.sampledata import cache_root
+
+    return [services.data_dir.resolve(), cache_root().resolve()]
+
+
+def resolve_href(href: str, roots: Sequence[Path]) -> Path:
+    """The local file of ``href`` (path or file:// URL), confined to ``roots``."""
+    parsed = urlparse(href)
+    if parsed.scheme not in ("", "file"):
+        raise UnsupportedFormatError(
+            f"direct ingest reads local files; {href!r} is {parsed.scheme}:// (register it "
+            "with mode='external' instead)"
+        )
+    path = Path(unquote(parsed.path if parsed.scheme else href)).resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise UnsafePathError(
+            f"{path} is outside the allowed roots {[str(r) for r in roots]}; set "
+            "GRAVITAS_ALLOWED_ROOTS or copy the file there"
+        )
+    if not path.is_file():
+        raise UnsafePathError(f"{path} is not a readable file")
+    return path
+
+
+def partition_key(layer: str, level: int, ts: int, morton: int) -> str:
+    """Key of a block family: the family's ancestor at the layer's top overview level, so
+    one overview writer owns each whole pyramid (no two writers share a parent)."""
+    top = top_level_of(level)
+    return f"{layer}/{ts}/{top}/{morton >> (2 * (level - top))}"
+
+
+def _event(scene_id: str, fam: FamilyWrite) -> BlocksIndexed:
+    from datetime import UTC, datetime
+
+    return BlocksIndexed(
+        partition_key=partition_key(fam.layer, fam.level, fam.timestamp, fam.mortons[0]),
+        scene_id=scene_id,
+        layer=fam.layer,
+        level=fam.level,
+        timestamp=datetime.fromtimestamp(fam.timestamp, UTC),
+        mortons=fam.mortons,
+        valid_pixels=fam.valid_pixels,
+    )
+
+
+def index_scene(
+    event: SceneAnnounced, services: NodeServices, progress: Progress = _quiet
+) -> list[BlocksIndexed]:
+    """Read, warp and write a scene; one :class:`BlocksIndexed` per block family.
+
+    Raises InputError subclasses (corrupt, unsupported, unsafe, out of range) before
+    anything is written.
+    """
+    roots = allowed_roots(services)
+    paths = [resolve_href(h, roots) for h in event.hrefs]
+    mask = resolve_href(event.mask_href, roots) if event.mask_href else None
+    plan = prepare_scene(
+        event.scene_id,
+        event.collection,
+        paths,
+        fmt=event.format,
+        layer=event.layer,
+        bands=event.bands,
+        categorical=event.categorical,
+        mask_path=mask,
+        when=event.datetime,
+        level=event.level,
+        progress=lambda m, f: progress(m, f * 0.6),
+    )
+    families = write_scene(
+        services.block_store,
+        services.layers,
+        plan,
+        progress=lambda m, f: progress(m, 0.6 + 0.4 * f),
+    )
+    return [_event(event.scene_id, f) for f in families]
+
+
+class IngestAgent(Agent):
+    """``scenes.new`` -> ``pixels.indexed`` for scenes announced with mode ``direct``."""
+
+    name = "ingest"
+    topic = "scenes.new"
+
+    async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        assert isinstance(event, SceneAnnounced)
+        if event.mode != "direct":
+            return []  # external / lazy scenes belong to the catalog and onboarding agents
+        out = await asyncio.to_thread(index_scene, event, ctx.services)
+        ctx.log.info("indexed scene %s: %d block families", event.scene_id, len(out))
+        return [Emit("pixels.indexed", e) for e in out]
