@@ -60,7 +60,7 @@ def _times(times: ArrayLike | None, n: int, what: str) -> NDArray[np.float64]:
 def _interp_columns(
     data: NDArray[np.float64], t: NDArray[np.float64]
 ) -> NDArray[np.float64]:  # pragma: no cover - numba
-    """Linear interpolation along axis 0 of (t, n) between finite values, in place copy."""
+    """Copy of (t, n) ``data`` with inner gaps of each column interpolated linearly in ``t``."""
     nt, n = data.shape
     out = data.copy()
     for j in range(n):

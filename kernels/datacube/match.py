@@ -48,7 +48,7 @@ class SceneRecord:
     """Metadata such as ``eo:cloud_cover`` or ``nodata_fraction`` (used by the filter)."""
 
     def __post_init__(self) -> None:
-        check_bbox(self.bbox, what=f"scene {self.id!r}")
+        object.__setattr__(self, "bbox", check_bbox(self.bbox, what=f"scene {self.id!r}"))
 
 
 @dataclass(frozen=True)
