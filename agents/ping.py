@@ -25,7 +25,8 @@ class PingAgent(Agent):
         assert isinstance(event, Ping)
         if event.fail:
             _raise_drill(event.fail)
-        ctx.services.ledger.record(str(event.event_id), self.name, event.request_id)
+        if event.effect:
+            ctx.services.ledger.record(str(event.event_id), self.name, event.request_id)
         pong = Pong(
             request_id=event.request_id,
             ping_id=event.event_id,
