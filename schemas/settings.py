@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None
     """A directory under data_dir by default, or ``s3://bucket/prefix?endpoint=h:p``."""
+    catalog: str | None = None
+    """``sqlite:///path`` (default under data_dir) or ``postgresql://...`` (pgstac)."""
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     api_token: SecretStr | None = None
