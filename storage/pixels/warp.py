@@ -132,7 +132,7 @@ def source_bounds(r: SourceRaster) -> tuple[float, float, float, float]:
 
 def native_level_of(r: SourceRaster) -> int:
     """Native grid level of a source raster: the coarsest level that keeps its detail."""
-    w, s, e, n = source_bounds(r)
+    _w, s, _e, n = source_bounds(r)
     if r.geoloc is not None:
         lon, lat = r.geoloc
         dlon = float(np.nanmedian(np.abs(np.diff(lon, axis=-1))))
@@ -166,8 +166,8 @@ def _check_bounds(r: SourceRaster, bounds: tuple[float, float, float, float]) ->
 
 def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
     """Warp ``r`` onto the grid at ``level`` (one GDAL reprojection)."""
+    import rasterio
     from affine import Affine
-    from rasterio.warp import Resampling, reproject
 
     _normalise_lon(r)
     bounds = source_bounds(r)
@@ -204,6 +204,23 @@ def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
         assert r.transform is not None
         kwargs["src_transform"] = Affine(*r.transform)
     src_nodata = r.nodata if r.array.dtype.kind != "f" else float("nan")
+    # rasterio's GDAL config is per thread; geolocation arrays travel as MEM datasets
+    with rasterio.Env(GDAL_MEM_ENABLE_OPEN="YES"):
+        _reproject(r, dst, src_nodata, transform, fill, categorical, kwargs)
+    return WarpedRaster(r.band, level, bx0, by1, dst, fill)
+
+
+def _reproject(
+    r: SourceRaster,
+    dst: np.ndarray,
+    src_nodata: float | int | None,
+    transform: object,
+    fill: float | int,
+    categorical: bool,
+    kwargs: dict[str, object],
+) -> None:
+    from rasterio.warp import Resampling, reproject
+
     reproject(
         np.ascontiguousarray(r.array),
         dst,
@@ -213,7 +230,6 @@ def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
         dst_crs=_crs(None),
         dst_nodata=fill,
         resampling=Resampling.nearest if categorical else Resampling.average,
-        num_threads=2,
+        num_threads=1,
         **kwargs,
     )
-    return WarpedRaster(r.band, level, bx0, by1, dst, fill)
