@@ -250,15 +250,17 @@ class Catalog(Protocol):
 # --- helpers shared by the backends -------------------------------------------------
 
 _OPEN = ("", "..")
+_STRICT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?([Zz]|[+-]\d{2}:\d{2})?$"
 )
 
 
-def parse_datetime(text: str) -> DateTime:
-    """An RFC 3339 timestamp (or a date) as an aware UTC datetime."""
+def parse_datetime(text: str, strict: bool = True) -> DateTime:
+    """An RFC 3339 date-time with a zone (``strict``; else also a date or a naive
+    time, taken as UTC) as an aware UTC datetime."""
     value = text.strip()
-    if not _RFC3339.match(value):
+    if not (_STRICT if strict else _RFC3339).match(value):
         raise InvalidSearchError(
             f"datetime {text!r} is not RFC 3339; use e.g. 2017-02-16T10:21:01Z"
         )

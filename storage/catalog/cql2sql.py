@@ -40,7 +40,7 @@ _TIME_COLUMNS = {"items.dt_start", "items.dt_end"}
 
 def format_ts(text: str) -> str:
     """An RFC 3339 timestamp as fixed-width UTC text, so strings sort as times."""
-    return parse_datetime(text).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parse_datetime(text, strict=False).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def column_for(name: str) -> str:

@@ -431,15 +431,13 @@ def collection_from_items(
         float(boxes[:, 2].max()),
         float(boxes[:, 3].max()),
     ]
-    starts, ends = [], []
-    for it in items:
-        props = it.properties
-        starts.append(
-            pystac.utils.str_to_datetime(props.get("start_datetime") or props["datetime"])
-        )
-        ends.append(pystac.utils.str_to_datetime(props.get("end_datetime") or props["datetime"]))
+    starts = [it.common_metadata.start_datetime or it.datetime for it in items]
+    ends = [it.common_metadata.end_datetime or it.datetime for it in items]
+    if any(v is None for v in starts + ends):
+        raise ItemBuildError(f"every item of {collection_id!r} needs a datetime or a range")
     extent = pystac.Extent(
-        pystac.SpatialExtent([spatial]), pystac.TemporalExtent([[min(starts), max(ends)]])
+        pystac.SpatialExtent([spatial]),
+        pystac.TemporalExtent([[min(starts), max(ends)]]),  # type: ignore[type-var]
     )
     coll = pystac.Collection(
         id=collection_id,
@@ -448,8 +446,4 @@ def collection_from_items(
         license=license,
         title=title,
     )
-    exts: set[str] = set()
-    for it in items:
-        exts.update(it.stac_extensions)
-    coll.stac_extensions = sorted(exts)
     return coll

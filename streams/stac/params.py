@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gravitas.storage.catalog.base import SearchParams, SortField
+from gravitas.storage.catalog.base import MAX_LIMIT, SearchParams, SortField
 from gravitas.storage.catalog.errors import InvalidSearchError
 
 __all__ = ["params_from_body", "params_from_query"]
@@ -34,12 +34,14 @@ def _bbox(value: Any) -> tuple[float, ...] | None:
 
 
 def _limit(value: Any, default: int) -> int:
+    """The page size; values above the maximum are clamped (as STAC API allows)."""
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        limit = int(value)
     except (TypeError, ValueError) as exc:
         raise InvalidSearchError(f"limit must be an integer, got {value!r}") from exc
+    return min(limit, MAX_LIMIT)
 
 
 def _check_crs(value: Any) -> None:
@@ -84,6 +86,8 @@ def params_from_body(body: Mapping[str, Any], default_limit: int = 10) -> Search
     if not isinstance(body, Mapping):
         raise InvalidSearchError(f"search body must be a JSON object, got {type(body).__name__}")
     _check_crs(body.get("filter-crs"))
+    if body.get("bbox") is not None and not isinstance(body["bbox"], list):
+        raise InvalidSearchError(f"POST bbox must be a JSON array of numbers, got {body['bbox']!r}")
     sortby_raw = body.get("sortby") or ()
     if isinstance(sortby_raw, str):
         sortby_raw = _csv(sortby_raw) or ()

@@ -32,6 +32,7 @@ __all__ = ["STAC_PREFIX", "stac_router"]
 STAC_PREFIX = "/stac"
 """Where the STAC API lives on the node's edge."""
 STAC_VERSION = "1.0.0"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 
 
 def _json(body: Any, status: int = 200, media_type: str = JSON) -> Response:
@@ -139,11 +140,7 @@ def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX)
             link("data", f"{b}/collections"),
             link("search", f"{b}/search", GEOJSON, method="GET"),
             link("search", f"{b}/search", GEOJSON, method="POST"),
-            link(
-                "service-desc",
-                str(request.base_url).rstrip("/") + "/openapi.json",
-                "application/vnd.oai.openapi+json;version=3.0",
-            ),
+            link("service-desc", f"{b}/api", OPENAPI),
             link(
                 "http://www.opengis.net/def/rel/ogc/1.0/queryables",
                 f"{b}/queryables",
@@ -163,6 +160,11 @@ def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX)
                 "links": links,
             }
         )
+
+    @router.get("/api")
+    def service_desc(request: Request) -> Response:
+        """The OpenAPI document of the node's edge."""
+        return _json(request.app.openapi(), media_type=OPENAPI)
 
     @router.get("/conformance")
     def conformance() -> Response:

@@ -1,0 +1,491 @@
+"""The production catalog: PostgreSQL + pgstac (what stac-fastapi-pgstac serves).
+
+Collections and items go through pgstac's own SQL functions (``upsert_collection``,
+``upsert_item``, ``get_item``, ``search``), so the STAC API over the same database sees
+exactly what this class wrote. The owning node and the version live in the item's
+properties (``gravitas:node``, ``gravitas:version``): an upsert takes a per-item
+advisory lock, reads the stored version and keeps a newer one. pgstac needs an item's
+collection to exist, so an item that arrives before its collection gets a placeholder
+collection (``"gravitas:placeholder": true``), hidden from :meth:`list_collections`
+and replaced when the real collection is upserted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, parse_datetime
+from gravitas.storage.catalog.errors import (
+    CatalogError,
+    CollectionNotFoundError,
+    InvalidItemError,
+    InvalidSearchError,
+    ItemNotFoundError,
+    UnsupportedFilterError,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "NULLS_MEMBER",
+    "PLACEHOLDER_PROPERTY",
+    "RAW_GEOMETRY_MEMBER",
+    "VERSION_PROPERTY",
+    "PgstacCatalog",
+]
+
+VERSION_PROPERTY = "gravitas:version"
+"""Item property holding the registration version (stored; not returned by the catalog)."""
+
+PLACEHOLDER_PROPERTY = "gravitas:placeholder"
+"""Top-level member marking a collection created only to hold early items."""
+
+RAW_GEOMETRY_MEMBER = "gravitas:geometry"
+"""Top-level item member keeping an invalid geometry as given (the index holds a repair)."""
+
+NULLS_MEMBER = "gravitas:nulls"
+"""Top-level item member listing the paths of null object members (pgstac drops them)."""
+
+
+def _placeholder(collection_id: str) -> dict[str, Any]:
+    return {
+        "type": "Collection",
+        "stac_version": "1.0.0",
+        "id": collection_id,
+        "description": f"Placeholder for items of {collection_id!r} that arrived before it.",
+        "license": "other",
+        "extent": {
+            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+            "temporal": {"interval": [[None, None]]},
+        },
+        "links": [],
+        PLACEHOLDER_PROPERTY: True,
+    }
+
+
+class PgstacCatalog:
+    """A :class:`~gravitas.storage.catalog.base.Catalog` in a pgstac database.
+
+    ``dsn`` is ``postgresql://user:password@host:port/db`` (``pgstac://`` is accepted);
+    the database must already be migrated (``pypgstac migrate``, or
+    :class:`~gravitas.storage.catalog.pg_cluster.PostgresCluster`).
+    """
+
+    def __init__(self, dsn: str, node_id: str = "local", connect_timeout: float = 10.0) -> None:
+        import psycopg
+
+        scheme = urlsplit(dsn).scheme
+        self.dsn = "postgresql" + dsn[len(scheme) :] if scheme == "pgstac" else dsn
+        """The libpq connection string."""
+        self.node_id = node_id
+        """Default owner of upserted items."""
+        self._lock = threading.RLock()
+        try:
+            self._conn: psycopg.Connection[Any] = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=int(connect_timeout)
+            )
+            self._conn.execute("SET search_path TO pgstac, public")
+            row = self._conn.execute("SELECT pgstac.get_version()").fetchone()
+        except psycopg.Error as exc:
+            raise CatalogError(
+                f"cannot open the pgstac catalog at {_redact(self.dsn)}: {exc}; is the server "
+                "running and the database migrated with 'pypgstac migrate'?"
+            ) from exc
+        self.pgstac_version: str = str(row[0]) if row else "unknown"
+        """The pgstac schema version of the database."""
+
+    # --- plumbing ------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on the shared connection (serialised by a lock)."""
+        import psycopg
+
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    yield self._conn
+            except psycopg.Error as exc:
+                raise CatalogError(f"pgstac call failed: {exc}") from exc
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        import psycopg
+
+        with self._lock:
+            try:
+                row = self._conn.execute(sql, args).fetchone()
+            except psycopg.Error as exc:
+                raise CatalogError(f"pgstac call failed: {exc}") from exc
+        return row[0] if row else None
+
+    @staticmethod
+    def _lock_key(conn: psycopg.Connection[Any], *parts: str) -> None:
+        """Transaction-scoped advisory lock on a (collection[, item]) key."""
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(parts),))
+
+    # --- collections ---------------------------------------------------------------
+
+    def upsert_collection(self, collection: Mapping[str, Any]) -> None:
+        """Insert or replace a collection by id (replacing a placeholder)."""
+        from psycopg.types.json import Jsonb
+
+        cid = collection.get("id")
+        if not isinstance(cid, str) or not cid:
+            raise InvalidItemError(f"collection needs a string 'id', got {cid!r}")
+        doc = dict(collection)
+        doc.setdefault("type", "Collection")
+        if doc["type"] != "Collection":
+            raise InvalidItemError(f"collection {cid!r} has type {doc['type']!r}, not Collection")
+        doc.pop(PLACEHOLDER_PROPERTY, None)
+        try:
+            with self._tx() as conn:
+                self._lock_key(conn, cid)
+                conn.execute("SELECT upsert_collection(%s)", (Jsonb(doc),))
+        except CatalogError as exc:
+            raise InvalidItemError(f"pgstac rejected collection {cid!r}: {exc}") from exc
+
+    def _collection(self, collection_id: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = self._one(
+            "SELECT content FROM collections WHERE id = %s", (collection_id,)
+        )
+        return doc
+
+    def get_collection(self, collection_id: str) -> dict[str, Any]:
+        """The collection dict, or :class:`CollectionNotFoundError`."""
+        doc = self._collection(collection_id)
+        if doc is None or doc.get(PLACEHOLDER_PROPERTY):
+            raise CollectionNotFoundError(
+                f"collection {collection_id!r} not found; list them with list_collections()"
+            )
+        return doc
+
+    def list_collections(self) -> list[dict[str, Any]]:
+        """Every (non-placeholder) collection, by id."""
+        import psycopg
+
+        with self._lock:
+            try:
+                rows = self._conn.execute(
+                    "SELECT content FROM collections WHERE NOT content ? %s ORDER BY id",
+                    (PLACEHOLDER_PROPERTY,),
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise CatalogError(f"pgstac call failed: {exc}") from exc
+        return [r[0] for r in rows]
+
+    def delete_collection(self, collection_id: str) -> bool:
+        """Remove a collection and its items; False if it was unknown (or a placeholder)."""
+        with self._tx() as conn:
+            self._lock_key(conn, collection_id)
+            row = conn.execute(
+                "SELECT content ? %s FROM collections WHERE id = %s",
+                (PLACEHOLDER_PROPERTY, collection_id),
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute("SELECT delete_collection(%s)", (collection_id,))
+            return not row[0]
+
+    # --- items ---------------------------------------------------------------------
+
+    def upsert_item(
+        self, item: Mapping[str, Any], owning_node: str | None = None, version: int = 1
+    ) -> bool:
+        """Store an item unless a newer version is stored (then False)."""
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        iid, cid, props = _check_item(item)
+        doc = {k: v for k, v in item.items() if k not in (NULLS_MEMBER, RAW_GEOMETRY_MEMBER)}
+        repair = _needs_repair(doc.get("geometry"), iid)
+        if repair:
+            doc[RAW_GEOMETRY_MEMBER] = doc["geometry"]
+        doc["properties"] = {
+            **props,
+            NODE_PROPERTY: owning_node or self.node_id,
+            VERSION_PROPERTY: int(version),
+        }
+        nulls = list(_null_paths(doc))
+        if nulls:
+            doc[NULLS_MEMBER] = nulls
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    conn = self._conn
+                    self._lock_key(conn, cid)
+                    if conn.execute("SELECT 1 FROM collections WHERE id = %s", (cid,)).fetchone():
+                        pass
+                    else:
+                        conn.execute("SELECT create_collection(%s)", (Jsonb(_placeholder(cid)),))
+                    self._lock_key(conn, cid, iid)
+                    row = conn.execute(
+                        "SELECT (content->'properties'->>%s) FROM items "
+                        "WHERE collection = %s AND id = %s",
+                        (VERSION_PROPERTY, cid, iid),
+                    ).fetchone()
+                    if row is not None and _as_int(row[0]) > version:
+                        return False
+                    conn.execute("SELECT upsert_item(%s)", (Jsonb(doc),))
+                    if repair:  # GEOS refuses predicates on invalid shapes; index a repair
+                        conn.execute(
+                            "UPDATE items SET geometry = "
+                            "ST_MakeValid(geometry, 'method=structure') "
+                            "WHERE collection = %s AND id = %s AND NOT ST_IsValid(geometry)",
+                            (cid, iid),
+                        )
+            except psycopg.Error as exc:
+                raise InvalidItemError(f"pgstac rejected item {iid!r} of {cid!r}: {exc}") from exc
+        return True
+
+    def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
+        """The item (with ``gravitas:node``), or :class:`ItemNotFoundError`."""
+        doc = self._one("SELECT get_item(%s, %s)", (item_id, collection_id))
+        if doc is None:
+            raise ItemNotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
+        return _public(doc)
+
+    def delete_item(self, collection_id: str, item_id: str, version: int | None = None) -> bool:
+        """Remove an item (only if not newer than ``version``, when given)."""
+        with self._tx() as conn:
+            self._lock_key(conn, collection_id, item_id)
+            row = conn.execute(
+                "SELECT (content->'properties'->>%s) FROM items WHERE collection = %s AND id = %s",
+                (VERSION_PROPERTY, collection_id, item_id),
+            ).fetchone()
+            if row is None or (version is not None and _as_int(row[0]) > version):
+                return False
+            conn.execute("SELECT delete_item(%s, %s)", (item_id, collection_id))
+            return True
+
+    def count(self, collection_id: str | None = None, federated: bool = True) -> int:
+        """Number of items (in one collection; local only unless ``federated``)."""
+        sql = "SELECT count(*) FROM items WHERE (%s::text IS NULL OR collection = %s)"
+        args: tuple[Any, ...] = (collection_id, collection_id)
+        if not federated:
+            sql += " AND content->'properties'->>%s = %s"
+            args += (NODE_PROPERTY, self.node_id)
+        return int(self._one(sql, args))
+
+    # --- search --------------------------------------------------------------------
+
+    def search(self, params: SearchParams) -> SearchPage:
+        """One page of matching items through pgstac's ``search(jsonb)``."""
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        if params.collections == () or params.ids == ():
+            return SearchPage(items=[], matched=0, next_token=None)
+        body = self.search_body(params)
+        digest = _digest(body)
+        if params.token:
+            body["token"] = _unwrap_token(params.token, digest)
+        with self._lock:
+            try:
+                row = self._conn.execute("SELECT search(%s)", (Jsonb(body),)).fetchone()
+            except psycopg.Error as exc:
+                raise _search_error(exc, params) from exc
+        result: dict[str, Any] = row[0] if row else {}
+        items = [_public(f) for f in result.get("features") or []]
+        matched = result.get("numberMatched")
+        return SearchPage(
+            items=items,
+            matched=int(matched) if matched is not None else None,
+            next_token=_wrap_token(_next_token(result.get("links") or []), digest),
+        )
+
+    def search_body(self, p: SearchParams) -> dict[str, Any]:
+        """The pgstac ``search`` JSON for ``p`` without its token (cql2-json; context on;
+        total order)."""
+        body: dict[str, Any] = {"limit": p.limit, "conf": {"context": "on"}}
+        if p.collections is not None:
+            body["collections"] = list(p.collections)
+        if p.ids is not None:
+            body["ids"] = list(p.ids)
+        if p.bbox is not None:
+            body["bbox"] = list(p.bbox)
+        if p.intersects is not None:
+            body["intersects"] = dict(p.intersects)
+        if p.datetime is not None:
+            start, end = p.interval
+            body["datetime"] = "/".join(
+                d.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if d is not None else ".." for d in (start, end)
+            )
+        filters = []
+        user = p.filter_json()
+        if user is not None:
+            filters.append(user)
+        if not p.federated:
+            filters.append({"op": "=", "args": [{"property": NODE_PROPERTY}, self.node_id]})
+        if filters:
+            body["filter"] = filters[0] if len(filters) == 1 else {"op": "and", "args": filters}
+            body["filter-lang"] = "cql2-json"
+        sortby = [{"field": s.name, "direction": s.direction} for s in p.sortby]
+        if not sortby:
+            sortby = [{"field": "datetime", "direction": "desc"}]
+        named = {s["field"] for s in sortby}
+        sortby += [{"field": k, "direction": "asc"} for k in ("collection", "id") if k not in named]
+        body["sortby"] = sortby
+        return body
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> PgstacCatalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _check_item(item: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    iid = item.get("id")
+    if item.get("type") != "Feature" or not isinstance(iid, str) or not iid:
+        raise InvalidItemError(
+            f"a STAC item needs type 'Feature' and a string id, got type "
+            f"{item.get('type')!r}, id {iid!r}"
+        )
+    cid = item.get("collection")
+    if not isinstance(cid, str) or not cid:
+        raise InvalidItemError(f"item {iid!r} has no 'collection'; set item.collection_id")
+    props = item.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidItemError(f"item {iid!r} has no 'properties' object")
+    if item.get("geometry") is None and item.get("bbox") is None:
+        raise InvalidItemError(f"item {iid!r} has neither 'geometry' nor 'bbox'; pgstac needs one")
+    if not (props.get("datetime") or (props.get("start_datetime") and props.get("end_datetime"))):
+        raise InvalidItemError(
+            f"item {iid!r} needs properties.datetime or start_datetime and end_datetime"
+        )
+    for key in ("datetime", "start_datetime", "end_datetime"):
+        if props.get(key):
+            try:
+                parse_datetime(str(props[key]))
+            except InvalidSearchError as exc:
+                raise InvalidItemError(f"item {iid!r}: {key}: {exc}") from exc
+    return iid, cid, props
+
+
+def _public(doc: dict[str, Any]) -> dict[str, Any]:
+    """An item as the catalog returns it: with ``gravitas:node`` and its null members,
+    without the version."""
+    if RAW_GEOMETRY_MEMBER in doc:
+        doc["geometry"] = doc.pop(RAW_GEOMETRY_MEMBER)
+    for path in doc.pop(NULLS_MEMBER, None) or []:
+        _restore_null(doc, path)
+    props = doc.get("properties")
+    if isinstance(props, dict):
+        props.pop(VERSION_PROPERTY, None)
+    return doc
+
+
+def _needs_repair(geometry: Any, iid: str) -> bool:
+    """True for a GeoJSON geometry that GEOS considers invalid (e.g. self-intersecting)."""
+    if not geometry:
+        return False
+    from shapely.geometry import shape
+
+    try:
+        return not shape(geometry).is_valid
+    except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        raise InvalidItemError(f"item {iid!r} has a malformed geometry: {exc}") from exc
+
+
+def _null_paths(value: Any, prefix: tuple[str | int, ...] = ()) -> Iterator[list[str | int]]:
+    """Paths (keys and list indices) of object members whose value is null."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if v is None:
+                yield [*prefix, k]
+            else:
+                yield from _null_paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _null_paths(v, (*prefix, i))
+
+
+def _restore_null(doc: Any, path: list[Any]) -> None:
+    node = doc
+    for key in path[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(node, dict) and path:
+        node.setdefault(path[-1], None)
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _next_token(links: list[dict[str, Any]]) -> str | None:
+    for link in links:
+        if link.get("rel") == "next":
+            tokens = parse_qs(urlsplit(str(link.get("href", ""))).query).get("token")
+            if tokens:
+                return tokens[0]
+    return None
+
+
+def _digest(body: Mapping[str, Any]) -> str:
+    """A short hash of a search (without limit and token): tokens are bound to it."""
+    import orjson
+
+    key = {k: v for k, v in body.items() if k not in ("limit", "token", "conf")}
+    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+def _wrap_token(token: str | None, digest: str) -> str | None:
+    """pgstac's ``next:<collection>:<id>`` token, bound to the search that produced it."""
+    if token is None:
+        return None
+    return base64.urlsafe_b64encode(f"{digest}|{token}".encode()).decode().rstrip("=")
+
+
+def _unwrap_token(token: str, digest: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        tdigest, inner = text.split("|", 1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidSearchError(
+            f"paging token {token!r} is malformed; restart the search"
+        ) from exc
+    if tdigest != digest:
+        raise InvalidSearchError(
+            f"paging token {token!r} belongs to a different search; use the token from the "
+            "previous page of this same search"
+        )
+    return inner
+
+
+def _search_error(exc: Exception, params: SearchParams) -> InvalidSearchError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if params.token and "token" in text.lower():
+        return InvalidSearchError(
+            f"paging token {params.token!r} is not valid here ({text}); restart the search"
+        )
+    if "not supported" in text.lower() or "unsupported" in text.lower():
+        return UnsupportedFilterError(f"pgstac cannot evaluate filter {params.filter!r}: {text}")
+    return InvalidSearchError(f"pgstac rejected the search: {text}")
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn.replace(f":{parts.password}@", ":***@")
+    return dsn
