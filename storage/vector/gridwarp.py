@@ -14,7 +14,7 @@ from gravitas.schemas.errors import CorruptFileError, InputError, NotFoundError,
 from gravitas.storage.vector.model import BBox, Transform
 from gravitas.storage.vector.window import GridWindow
 
-__all__ = ["raster_bbox", "warp_to_grid"]
+__all__ = ["overlap_bbox", "raster_bbox", "warp_to_grid"]
 
 
 def _open(path: Path) -> rasterio.DatasetReader:
@@ -33,6 +33,12 @@ def raster_bbox(path: str | Path) -> BBox:
             raise InputError(f"{path} has no CRS; give it one (gdal_edit.py -a_srs EPSG:...)")
         w, s, e, n = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     return float(w), float(s), float(e), float(n)
+
+
+def overlap_bbox(a: BBox, b: BBox) -> BBox | None:
+    """The intersection of two ``(west, south, east, north)`` boxes, None if disjoint."""
+    box = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    return None if box[0] > box[2] or box[1] > box[3] else box
 
 
 def warp_to_grid(

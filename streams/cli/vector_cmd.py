@@ -12,7 +12,7 @@ from rich.table import Table
 
 from gravitas.schemas.errors import RequestError
 from gravitas.storage.vector import VectorLayerInfo, VectorStore
-from gravitas.storage.vector.gridwarp import raster_bbox, warp_to_grid
+from gravitas.storage.vector.gridwarp import overlap_bbox, raster_bbox, warp_to_grid
 from gravitas.streams.cli.common import DataOpt, console, out, settings_from
 
 vector_app = typer.Typer(
@@ -117,10 +117,8 @@ def stats(
     """
     with _store(data) as store:
         info = store.layer(layer)
-        w, s, e, n = raster_bbox(raster)
-        lw, ls, le, ln = info.bounds or (e, n, w, s)
-        bbox = (max(w, lw), max(s, ls), min(e, le), min(n, ln))
-        if bbox[0] > bbox[2] or bbox[1] > bbox[3]:
+        bbox = overlap_bbox(raster_bbox(raster), info.bounds) if info.bounds else None
+        if bbox is None:
             raise RequestError(f"{raster} does not overlap vector layer {layer!r}")
         arr, transform = warp_to_grid(raster, level, bbox, band, resampling)
         result = store.zonal_stats(arr, transform, layer, level)
