@@ -11,6 +11,7 @@ from gravitas.storage.ledger import EffectLedger
 if TYPE_CHECKING:
     from gravitas.storage.blocks import BlockStore
     from gravitas.storage.catalog import Catalog
+    from gravitas.storage.nodes import NodeDirectory
     from gravitas.storage.objects import ObjectStore
     from gravitas.storage.pixels import LayerRegistry
 
@@ -67,8 +68,15 @@ class NodeServices:
         url = getattr(self.settings, "catalog", None) or self.data_dir / "catalog.sqlite"
         return open_catalog(url, node_id=self.settings.node_id)
 
+    @cached_property
+    def nodes(self) -> NodeDirectory:
+        """The federation nodes this node has heard of."""
+        from gravitas.storage.nodes import NodeDirectory
+
+        return NodeDirectory(self.data_dir / "nodes.sqlite")
+
     def close(self) -> None:
         """Close everything that was opened."""
-        for name in ("ledger", "block_store", "catalog"):
+        for name in ("ledger", "block_store", "catalog", "nodes"):
             if name in self.__dict__:
                 self.__dict__[name].close()

@@ -1,0 +1,192 @@
+"""Lazy Onboarding and on-demand reads of External References.
+
+:func:`ensure_onboarded` is called by any agent whose request needs pixels of a layer:
+it finds the local items of that layer that are registered but not indexed, emits one
+``OnboardRequested`` per item, and waits (with progress events) until the onboarding
+agent has indexed them. The onboarding agent is keyed by scene id, so concurrent
+requests for one scene onboard it once: the second finds it already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any
+
+from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.datamodes import import_assets, local_copy
+from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.schemas.base import Event
+from gravitas.schemas.errors import RequestError
+from gravitas.schemas.events import OnboardRequested, Progress, SceneAnnounced
+from gravitas.storage.catalog.base import SearchParams
+
+
+def layer_matches(prefix: str, layer: str) -> bool:
+    """True if ``layer`` is the layer ``prefix`` or one of its bands (``prefix_band``)."""
+    return layer == prefix or layer.startswith(prefix + "_")
+
+
+def pending_items(
+    ctx: AgentContext,
+    layer: str | None,
+    bbox: tuple[float, float, float, float],
+    start: datetime,
+    end: datetime,
+    collection: str | None = None,
+) -> list[dict[str, Any]]:
+    """Local items that would provide ``layer`` (or ``collection``) here but are not indexed."""
+    catalog = ctx.services.catalog
+    interval = (
+        f"{start.isoformat().replace('+00:00', 'Z')}/{end.isoformat().replace('+00:00', 'Z')}"
+    )
+    token: str | None = None
+    found: list[dict[str, Any]] = []
+    while True:
+        page = catalog.search(
+            SearchParams(
+                bbox=bbox,
+                datetime=interval,
+                collections=(collection,) if collection else None,
+                filter={"op": "=", "args": [{"property": ONBOARDED}, False]},
+                filter_lang="cql2-json",
+                limit=500,
+                token=token,
+            )
+        )
+        for item in page.items:
+            props = item.get("properties", {})
+            prefix = str(props.get(LAYER_PREFIX, ""))
+            if layer is None or layer_matches(prefix, layer):
+                found.append(item)
+        token = page.next_token
+        if not token:
+            return found
+
+
+async def ensure_onboarded(
+    ctx: AgentContext,
+    request_id: str,
+    layer: str | None,
+    bbox: tuple[float, float, float, float],
+    start: datetime,
+    end: datetime,
+    collection: str | None = None,
+    timeout_s: float = 600.0,
+) -> int:
+    """Onboard what a request needs; returns how many items had to be onboarded."""
+    items = await asyncio.to_thread(pending_items, ctx, layer, bbox, start, end, collection)
+    if not items:
+        return 0
+    for item in items:
+        await ctx.emit(
+            "onboard.requests",
+            OnboardRequested(
+                scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
+                collection=str(item["collection"]),
+                item_id=str(item["id"]),
+                requested_by=request_id,
+            ),
+        )
+    await ctx.emit(
+        "progress",
+        Progress(
+            request_id=request_id,
+            stage="onboarding",
+            fraction=0.0,
+            message=f"onboarding {len(items)} item(s)",
+        ),
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    waiting = {(str(i["collection"]), str(i["id"])) for i in items}
+    total = len(waiting)
+    while waiting:
+        for key in list(waiting):
+            item = await asyncio.to_thread(ctx.services.catalog.get_item, *key)
+            if item.get("properties", {}).get(ONBOARDED):
+                waiting.discard(key)
+                await ctx.emit(
+                    "progress",
+                    Progress(
+                        request_id=request_id,
+                        stage="onboarding",
+                        fraction=(total - len(waiting)) / total,
+                        message=f"{key[1]} ready",
+                    ),
+                )
+        if waiting and loop.time() > deadline:
+            raise RequestError(
+                f"onboarding of {sorted(k[1] for k in waiting)} did not finish within "
+                f"{timeout_s}s; see the deadletter topic for the reason"
+            )
+        if waiting:
+            await asyncio.sleep(0.1)
+    return total
+
+
+def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
+    props = item["properties"]
+    return SceneAnnounced(
+        scene_id=str(props.get(SCENE_ID, item["id"])),
+        collection=str(item["collection"]),
+        hrefs=hrefs,
+        layer=str(props[LAYER_PREFIX]),
+        mode="direct",
+        datetime=props.get("datetime"),
+        mask_href=(item.get("assets", {}).get("mask") or {}).get("href"),
+    )
+
+
+def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
+    """Import (lazy) or read in place (external), index, and re-register one item."""
+    from gravitas.agents.ingest import index_scene
+
+    services = ctx.services
+    item = services.catalog.get_item(event.collection, event.item_id)
+    props = item["properties"]
+    if props.get(ONBOARDED):
+        return []  # a concurrent request already had it onboarded
+    assets = item.get("assets", {})
+    data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
+    hrefs = [str(assets[k]["href"]) for k in data_keys]
+    mode = props.get(MODE, "lazy")
+    scene = _announcement(item, hrefs)
+    if mode == "lazy":
+        managed = import_assets(services, scene, hrefs)
+        for key, href in zip(data_keys, managed, strict=True):
+            assets[key] = {**assets[key], "href": href}
+        hrefs = managed
+    with ExitStack() as stack:
+        paths = [stack.enter_context(local_copy(services, h)) for h in hrefs]
+        mask = scene.mask_href
+        mask_path = stack.enter_context(local_copy(services, mask)) if mask else None
+        indexed = index_scene(scene, services, paths=paths, mask_path=mask_path)
+    item["assets"] = assets
+    item["properties"] = {**props, ONBOARDED: True}
+    registered = register_item(services, item)
+    return [Emit("pixels.indexed", e) for e in indexed] + [Emit("stac.registrations", registered)]
+
+
+class OnboardingAgent(Agent):
+    """``onboard.requests`` -> indexed pixels and an updated registration."""
+
+    name = "onboarding"
+    topic = "onboard.requests"
+
+    async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        assert isinstance(event, OnboardRequested)
+        await ctx.emit(
+            "progress",
+            Progress(
+                request_id=event.requested_by,
+                stage="onboarding",
+                fraction=0.0,
+                message=f"importing and indexing {event.item_id}",
+            ),
+        )
+        out = await asyncio.to_thread(onboard, ctx, event)
+        ctx.log.info("onboarded %s/%s", event.collection, event.item_id)
+        return out

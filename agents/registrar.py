@@ -1,0 +1,56 @@
+"""The registrar: upserts the federation's registrations into this node's catalog.
+
+Every node consumes ``stac.registrations`` (a federation topic) with its own group.
+Remote items are upserted with their owning node and version (an older version never
+overwrites a newer one), retractions delete when they are not older than what is
+stored, so replaying the topic from the beginning leaves the catalog unchanged. The
+node's own registrations are already in its catalog; they only refresh the directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.schemas.base import Event
+from gravitas.schemas.events import ItemRegistered, ItemRetracted
+
+
+class RegistrarAgent(Agent):
+    """``stac.registrations`` -> the federated part of the local catalog."""
+
+    name = "registrar"
+    topic = "stac.registrations"
+
+    async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        services = ctx.services
+        if isinstance(event, ItemRegistered):
+            services.nodes.seen(
+                event.owning_node,
+                event.api_url,
+                event.asset_base_url,
+                event.occurred_at.timestamp(),
+            )
+            if event.owning_node != ctx.node_id:
+                stored = services.catalog.upsert_item(
+                    event.item, owning_node=event.owning_node, version=event.version
+                )
+                ctx.log.info(
+                    "remote item %s/%s v%d from %s: %s",
+                    event.collection,
+                    event.item_id,
+                    event.version,
+                    event.owning_node,
+                    "stored" if stored else "kept newer",
+                )
+        elif isinstance(event, ItemRetracted):
+            node = services.nodes.get(event.owning_node)
+            services.nodes.seen(
+                event.owning_node,
+                node.api_url if node else "",
+                node.asset_base_url if node else "",
+                event.occurred_at.timestamp(),
+            )
+            if event.owning_node != ctx.node_id:
+                services.catalog.delete_item(event.collection, event.item_id, version=event.version)
+        return []

@@ -1,0 +1,162 @@
+"""``gravitas register`` (the three data modes) and ``gravitas nodes`` (the federation)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+import httpx
+import typer
+from rich.table import Table
+
+from gravitas.schemas.base import Event
+from gravitas.schemas.codec import decode
+from gravitas.schemas.errors import GravitasError, InputError, TransportError
+from gravitas.schemas.events import ItemRegistered, SceneAnnounced
+from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, console, out, settings_from
+from gravitas.streams.client import Client
+from gravitas.streams.transports.base import Subscription
+from gravitas.streams.transports.edge import discover_edge
+
+
+def _file_extent(path: Path) -> tuple[tuple[float, float, float, float], datetime | None]:
+    """bbox (EPSG:4326) and datetime of a local file, read here so a lazy announcement
+    can be registered without the node reading the file."""
+    from gravitas.storage.catalog.items import item_from_file
+
+    item = item_from_file(path, "probe", "probe", checksum=False)
+    w, s, e, n = item.bbox[:4] if item.bbox else (-180.0, -90.0, 180.0, 90.0)
+    return (w, s, e, n), item.datetime
+
+
+def register_scene(
+    paths: Annotated[
+        list[str], typer.Argument(help="Files (or http(s) URLs for external) of one scene.")
+    ],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="STAC collection id.")],
+    mode: Annotated[
+        Literal["direct", "external", "lazy"],
+        typer.Option("--mode", "-m", help="direct | external | lazy"),
+    ] = "direct",
+    scene_id: Annotated[
+        str | None, typer.Option("--scene-id", help="Default: the first file's stem.")
+    ] = None,
+    layer: Annotated[str | None, typer.Option("--layer", help="Pixel layer name prefix.")] = None,
+    when: Annotated[
+        datetime | None,
+        typer.Option("--datetime", help="Acquisition time (UTC) if the file has none."),
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait/--no-wait", help="Wait for the registration on stac.registrations."),
+    ] = True,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 300.0,
+    broker: BrokerOpt = None,
+    data: DataOpt = None,
+    edge: EdgeOpt = None,
+) -> None:
+    """Register a scene on a node: direct (copy + index), external (reference), lazy (on first use).
+
+    Example: gravitas register ./T33UUU_B04.jp2 --mode lazy --collection sentinel-2-l1c
+    """
+    settings = settings_from(broker, data)
+    hrefs: list[str] = []
+    for p in paths:
+        if urlparse(p).scheme in ("http", "https", "s3", "file"):
+            hrefs.append(p)
+        else:
+            path = Path(p).resolve()
+            if not path.is_file():
+                raise InputError(f"{p} is not a file")
+            hrefs.append(str(path))
+    bbox = None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    first = Path(hrefs[0])
+    if urlparse(hrefs[0]).scheme == "" and first.is_file():
+        bbox, file_time = _file_extent(first)
+        when = when or file_time
+    sid = scene_id or Path(urlparse(hrefs[0]).path).stem.replace(" ", "_")
+    event = SceneAnnounced(
+        scene_id=sid,
+        collection=collection,
+        hrefs=hrefs,
+        mode=mode,
+        layer=layer,
+        bbox=bbox,
+        datetime=when,
+        node_id=settings.node_id,
+    )
+
+    async def go() -> None:
+        async with Client(settings.broker, edge_url=edge, data_dir=settings.data_dir) as client:
+            if not wait:
+                await client.publish(event)
+                return
+            async with client.transport.subscription("stac.registrations") as sub:
+                await client.publish(event)
+                with console.status(f"waiting for {sid} to be registered ({mode}) ..."):
+
+                    async def first_match() -> ItemRegistered:
+                        async for ev in _decoded(client, sub):
+                            if isinstance(ev, ItemRegistered) and ev.item_id == sid:
+                                return ev
+                        raise TransportError("subscription ended")
+
+                    reg = await asyncio.wait_for(first_match(), timeout)
+            props = reg.item.get("properties", {})
+            out.print(
+                f"registered [bold]{reg.collection}/{reg.item_id}[/] v{reg.version} on node "
+                f"{reg.owning_node} (mode {props.get('gravitas:mode')}, onboarded "
+                f"{props.get('gravitas:onboarded')})"
+            )
+            for key, asset in reg.item.get("assets", {}).items():
+                out.print(f"  {key}: {asset.get('href')}", highlight=False)
+
+    asyncio.run(go())
+
+
+async def _decoded(client: Client, sub: Subscription) -> AsyncIterator[Event]:
+    types = client.topology.events("stac.registrations")
+    async for rec in sub:
+        try:
+            yield decode(rec.value, types)
+        except GravitasError:
+            continue
+
+
+def nodes(
+    data: DataOpt = None,
+    edge: EdgeOpt = None,
+) -> None:
+    """List the federation's nodes as this node knows them: items, last seen.
+
+    Example: gravitas nodes --edge http://127.0.0.1:8765
+    """
+    settings = settings_from(None, data)
+    url = edge or discover_edge(settings.data_dir)
+    try:
+        resp = httpx.get(f"{url.rstrip('/')}/federation/nodes", timeout=30)
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise TransportError(f"cannot reach the node's edge at {url}: {exc}") from exc
+    body = resp.json()
+    table = Table(
+        "node", "api", "items", "registrations", "last seen", title=f"seen from {body['node_id']}"
+    )
+    for row in body["nodes"]:
+        seen = row["last_seen"]
+        stamp = datetime.fromtimestamp(seen).isoformat(timespec="seconds") if seen else "-"
+        name = row["node_id"] + (" (this node)" if row["self"] else "")
+        table.add_row(name, row["api_url"], str(row["items"]), str(row["registrations"]), stamp)
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the app."""
+    app.command("register")(register_scene)
+    app.command()(nodes)
