@@ -7,7 +7,15 @@ import sys
 import typer
 
 from gravitas.schemas.errors import GravitasError
-from gravitas.streams.cli import broker_cmd, config_cmd, events_cmd, node_cmd, vector_cmd
+from gravitas.streams.cli import (
+    broker_cmd,
+    config_cmd,
+    events_cmd,
+    node_cmd,
+    pixels_cmd,
+    quickstart_cmd,
+    vector_cmd,
+)
 from gravitas.streams.cli.common import console
 
 app = typer.Typer(
@@ -21,6 +29,8 @@ node_cmd.register(app)
 events_cmd.register(app)
 broker_cmd.register(app)
 config_cmd.register(app)
+pixels_cmd.register(app)
+quickstart_cmd.register(app)
 vector_cmd.register(app)
 
 

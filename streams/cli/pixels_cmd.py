@@ -1,0 +1,346 @@
+"""``gravitas ingest | search | layers | quicklook``: the raster pixel store from the shell.
+
+All four run on the node's data dir with an embedded node in this process (no broker).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gravitas.schemas.common import TimeRange
+from gravitas.schemas.errors import InputError
+from gravitas.schemas.events import PixelSearch, Predicate, SceneAnnounced, SearchResult
+from gravitas.schemas.settings import Settings
+from gravitas.storage.pixels.sources import guess_datetime
+from gravitas.streams.cli.common import DataOpt, console, out, run, settings_from
+
+WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float]:
+    """``W,S,E,N`` -> tuple (the whole world when empty)."""
+    if not text:
+        return WORLD
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise InputError(f"--bbox must be W,S,E,N (4 numbers), got {text!r}")
+    try:
+        w, s, e, n = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--bbox must be 4 numbers W,S,E,N, got {text!r}") from None
+    return w, s, e, n
+
+
+def parse_time(text: str | None) -> TimeRange:
+    """``T0/T1`` (ISO dates or datetimes, UTC) -> TimeRange (all time when empty)."""
+    if not text:
+        return TimeRange(
+            start=datetime(1900, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC)
+        )
+    try:
+        a, b = text.split("/")
+        t0, t1 = (datetime.fromisoformat(x) for x in (a, b))
+    except ValueError:
+        raise InputError(f"--time must be T0/T1 in ISO format, got {text!r}") from None
+    t0 = t0 if t0.tzinfo else t0.replace(tzinfo=UTC)
+    t1 = t1 if t1.tzinfo else t1.replace(tzinfo=UTC)
+    return TimeRange(start=t0, end=t1)
+
+
+def parse_predicate(text: str) -> Predicate:
+    """``'value > 50'``, ``'>= 3'``, ``'between 1 5'`` -> Predicate."""
+    tokens = text.replace("value", " ").split()
+    ops = (">=", "<=", ">", "<", "between")
+    if not tokens or tokens[0] not in ops:
+        raise InputError(f"predicate must look like 'value > 50' or 'between 1 5', got {text!r}")
+    try:
+        nums = [float(t) for t in tokens[1:]]
+    except ValueError:
+        raise InputError(f"predicate {text!r} needs numbers after the operator") from None
+    if tokens[0] == "between" and len(nums) == 2:
+        return Predicate(op="between", value=nums[0], high=nums[1])
+    if len(nums) != 1:
+        raise InputError(f"predicate {text!r}: give one number (two for 'between')")
+    return Predicate(op=tokens[0], value=nums[0])  # type: ignore[arg-type]
+
+
+def progress_bar() -> Progress:
+    """The rich progress bar used by long commands."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+async def ingest_events(
+    settings: Settings, events: list[SceneAnnounced], label: str = "ingest"
+) -> tuple[int, list[str]]:
+    """Publish scenes to an embedded node, wait for ingest + overviews; (families, errors)."""
+    from gravitas.schemas.events import Rejected
+    from gravitas.streams.node import EmbeddedNode
+
+    families = 0
+    errors: list[str] = []
+    async with EmbeddedNode(settings, serve_http=False) as node:
+        client = node.client()
+        with progress_bar() as bar:
+            task = bar.add_task(label, total=len(events))
+            for ev in events:
+                await client.publish(ev)
+                await node.runner.drain(timeout=600)
+                bar.advance(task)
+        for topic in ("pixels.indexed", "deadletter"):
+            for rec in _records(node, topic):
+                if isinstance(rec, Rejected):
+                    errors.append(f"{rec.source_key}: {rec.error_class}: {rec.reason}")
+                else:
+                    families += 1
+    return families, errors
+
+
+def _records(node: object, topic: str) -> list[object]:
+    from gravitas.schemas.codec import decode
+
+    bus = node.bus  # type: ignore[attr-defined]
+    topology = node.topology  # type: ignore[attr-defined]
+    name = topology.physical(topic)
+    outs: list[object] = []
+    for p in range(bus.partitions(name)):
+        for rec in bus.read(name, p, 0, 1_000_000):
+            outs.append(decode(rec.value, topology.events(topic)))
+    return outs
+
+
+async def search_embedded(settings: Settings, req: PixelSearch) -> SearchResult:
+    """Run one PixelSearch through an embedded node's discovery agent."""
+    from gravitas.streams.node import EmbeddedNode
+
+    async with EmbeddedNode(settings, serve_http=False) as node:
+        reply = await node.client().request(req, req.reply_topic, timeout=600)
+    assert isinstance(reply, SearchResult)
+    return reply
+
+
+def print_result(res: SearchResult, limit: int = 20) -> None:
+    """A rich table of matches plus counts per time step."""
+    if res.status != "ok":
+        raise InputError(res.error or "search failed")
+    table = Table(
+        title=f"{res.total_matches} matching pixels (showing {min(limit, len(res.matches))})"
+    )
+    for col in ("lon", "lat", "time", "value"):
+        table.add_column(col, justify="right")
+    for m in sorted(res.matches, key=lambda m: -m.value)[:limit]:
+        table.add_row(f"{m.lon:.4f}", f"{m.lat:.4f}", m.time.isoformat(), f"{m.value:.2f}")
+    out.print(table)
+    counts = Table(title="matches per time step")
+    counts.add_column("time")
+    counts.add_column("matches", justify="right")
+    for t, n in res.counts_per_time.items():
+        if n:
+            counts.add_row(t, str(n))
+    out.print(counts)
+    out.print(f"blocks read {res.blocks_read} of {res.blocks_total}")
+
+
+def render_quicklook(
+    settings: Settings, layer: str, bbox: tuple[float, float, float, float], time: TimeRange,
+    path: Path, max_px: int = 1024,
+) -> Path:  # fmt: skip
+    """PNG of a layer's maximum over the time window, read from the coarsest overview
+    level that still gives about ``max_px`` pixels across."""
+    from PIL import Image
+
+    from gravitas.agents.services import NodeServices
+    from gravitas.kernels.grid import bbox_to_pixel_range
+    from gravitas.storage.pixels.read import read_layer
+
+    services = NodeServices(settings)
+    try:
+        info = services.layers.get(layer)
+        if bbox == WORLD and info.t_min is not None:
+            bbox = _layer_bbox(services, layer)
+        level = info.native_level
+        while level > info.top_level:
+            x0, y0, x1, y1 = bbox_to_pixel_range(level, bbox)
+            if max(x1 - x0, y1 - y0) <= max_px:
+                break
+            level -= 1
+        da = read_layer(
+            services.block_store, services.layers, layer, bbox, time.start, time.end, level
+        )
+    finally:
+        services.close()
+    if da.sizes["time"] == 0:
+        raise InputError(f"layer {layer} has no data in {time.start}..{time.end}")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+        arr = np.nanmax(da.values.astype(np.float32), axis=0)
+    finite = np.isfinite(arr)
+    lo, hi = np.nanpercentile(arr, [2, 98]) if finite.any() else (0.0, 1.0)
+    norm = np.clip((arr - lo) / max(hi - lo, 1e-12), 0, 1)
+    rgba = colorize(np.nan_to_num(norm))
+    rgba[~finite] = 0
+    scale = max(1, 512 // max(arr.shape))
+    img = Image.fromarray(rgba).resize(
+        (arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.NEAREST
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+_ANCHORS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float64
+)  # viridis at 0, .25, .5, .75, 1
+
+
+def colorize(norm: np.ndarray) -> np.ndarray:
+    """RGBA uint8 of values in [0, 1] on a viridis-like ramp."""
+    pos = np.linspace(0, 1, len(_ANCHORS))
+    rgb = np.stack([np.interp(norm, pos, _ANCHORS[:, i]) for i in range(3)], axis=-1)
+    alpha = np.full((*norm.shape, 1), 255.0)
+    return np.concatenate([rgb, alpha], axis=-1).astype(np.uint8)
+
+
+def _layer_bbox(services: object, layer: str) -> tuple[float, float, float, float]:
+    """Bounds of a layer's native blocks (first timestamp)."""
+    from gravitas.kernels.grid import block_bounds
+    from gravitas.kernels.morton import morton_decode
+    from gravitas.storage.keys import decode_key, key_range
+
+    info = services.layers.get(layer)  # type: ignore[attr-defined]
+    ts = services.layers.times(layer)[0]  # type: ignore[attr-defined]
+    lo, hi = key_range(layer, info.native_level, ts, ts)
+    codes = [decode_key(k).morton for k in services.block_store.scan_keys(lo, hi)]  # type: ignore[attr-defined]
+    bx, by = morton_decode(np.asarray(codes, np.uint64))
+    w, s, _, _ = block_bounds(info.native_level, int(bx.min()), int(by.min()))
+    _, _, e, n = block_bounds(info.native_level, int(bx.max()), int(by.max()))
+    return max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pixel-store commands."""
+
+    @app.command("ingest")
+    def ingest(
+        paths: Annotated[
+            list[Path], typer.Argument(help="Raster files (GeoTIFF, JP2, NetCDF, GRIB).")
+        ],
+        collection: Annotated[
+            str, typer.Option("--collection", "-c", help="Collection id.")
+        ] = "local",
+        layer_name: Annotated[
+            str | None, typer.Option("--layer-name", "-l", help="Layer name (prefix for bands).")
+        ] = None,
+        categorical: Annotated[bool, typer.Option(help="Nearest resampling (labels).")] = False,
+        data: DataOpt = None,
+    ) -> None:
+        """Index files into the node's pixel store (embedded node, one scene per file).
+
+        Example: gravitas ingest scene_B04.jp2 scene_B08.jp2 --collection s2 --layer-name s2
+        """
+        files = [p.resolve() for p in paths]
+        for f in files:
+            if not f.is_file():
+                raise InputError(f"{f} is not a file")
+        roots = tuple(sorted({f.parent for f in files}))
+        settings = settings_from(data=data, allowed_roots=roots, http_port=0)
+        events = [
+            SceneAnnounced(
+                scene_id=_scene_id(f),
+                collection=collection,
+                hrefs=[str(f)],
+                layer=layer_name,
+                categorical=categorical,
+                datetime=guess_datetime(f.name),
+            )
+            for f in files
+        ]
+        families, errors = run(ingest_events(settings, events))
+        for e in errors:
+            console.print(f"[red]rejected[/] {e}", highlight=False)
+        out.print(f"indexed {families} block families into {settings.data_dir}")
+        if errors:
+            raise typer.Exit(1)
+
+    @app.command("search")
+    def search(
+        layer: Annotated[str, typer.Argument(help="Layer name (see gravitas layers).")],
+        predicate: Annotated[str, typer.Argument(help="'value > 50', '<= 3', 'between 1 5'.")],
+        bbox: Annotated[str | None, typer.Option(help="W,S,E,N in degrees.")] = None,
+        time: Annotated[str | None, typer.Option(help="T0/T1 (ISO, UTC).")] = None,
+        level: Annotated[int | None, typer.Option(help="Grid level (default native).")] = None,
+        limit: Annotated[int, typer.Option(help="Matches to return.")] = 10_000,
+        data: DataOpt = None,
+    ) -> None:
+        """Find pixels by value (pruned by the overview pyramid).
+
+        Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
+        """
+        req = PixelSearch(
+            request_id=f"cli-{uuid.uuid4().hex[:10]}",
+            layer=layer,
+            predicate=parse_predicate(predicate),
+            bbox=parse_bbox(bbox),
+            time=parse_time(time),
+            level=level,
+            limit=limit,
+        )
+        print_result(run(search_embedded(settings_from(data=data, http_port=0), req)))
+
+    @app.command("layers")
+    def layers(data: DataOpt = None) -> None:
+        """List the indexed layers: levels, time range, block counts.
+
+        Example: gravitas layers --data ./node
+        """
+        from gravitas.storage.pixels import LayerRegistry
+
+        settings = settings_from(data=data)
+        table = Table(title=f"layers in {settings.data_dir}")
+        for col in ("layer", "dtype", "native", "top", "times", "first", "last", "blocks"):
+            table.add_column(col)
+        for i in LayerRegistry(settings.data_dir / "layers.sqlite").list():
+            table.add_row(
+                i.name, i.dtype, str(i.native_level), str(i.top_level), str(i.times),
+                i.t_min.isoformat() if i.t_min else "", i.t_max.isoformat() if i.t_max else "",
+                str(i.blocks),
+            )  # fmt: skip
+        out.print(table)
+
+    @app.command("quicklook")
+    def quicklook(
+        layer: Annotated[str, typer.Argument(help="Layer name.")],
+        out_path: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
+        bbox: Annotated[str | None, typer.Option(help="W,S,E,N (default: the layer).")] = None,
+        time: Annotated[str | None, typer.Option(help="T0/T1; the max over it is shown.")] = None,
+        data: DataOpt = None,
+    ) -> None:
+        """Render a PNG of a layer from its overviews.
+
+        Example: gravitas quicklook stageiv --time 2018-09-13/2018-09-15 --out rain.png
+        """
+        settings = settings_from(data=data)
+        p = render_quicklook(settings, layer, parse_bbox(bbox), parse_time(time), out_path)
+        out.print(f"wrote {p}")
+
+
+def _scene_id(path: Path) -> str:
+    import re
+
+    sid = re.sub(r"[^A-Za-z0-9_.:-]", "_", path.stem)[:190]
+    return sid if sid[:1].isalnum() else f"s{sid}"
