@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -65,13 +66,15 @@ def signed_layer_id(name: str) -> int:
 
 
 class FeatureIndex:
-    """SQLite file of layers and their grid-keyed features."""
+    """SQLite file of layers and their grid-keyed features (one connection, shared by
+    threads under a lock; other processes may open the same file)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30.0)
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
@@ -79,12 +82,13 @@ class FeatureIndex:
 
     def close(self) -> None:
         """Close the database connection."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         try:
-            with self._db:
+            with self._lock, self._db:
                 yield self._db
         except sqlite3.Error as exc:
             raise StorageError(f"vector index {self.path}: {exc}") from exc
@@ -114,34 +118,40 @@ class FeatureIndex:
             db.execute("DELETE FROM features WHERE layer = ?", (lid,))
             db.execute("DELETE FROM layers WHERE name = ?", (name,))
 
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"vector index {self.path}: {exc}") from exc
+
     def has_layer(self, name: str) -> bool:
         """True when the layer is stored."""
-        cur = self._db.execute("SELECT 1 FROM layers WHERE name = ?", (name,))
-        return cur.fetchone() is not None
+        return bool(self._read("SELECT 1 FROM layers WHERE name = ?", (name,)))
 
     def meta(self, name: str) -> dict[str, Any]:
         """The stored metadata of a layer."""
-        row = self._db.execute("SELECT meta FROM layers WHERE name = ?", (name,)).fetchone()
-        if row is None:
+        rows = self._read("SELECT meta FROM layers WHERE name = ?", (name,))
+        if not rows:
             known = ", ".join(self.names()) or "none"
             raise NotFoundError(
                 f"no vector layer {name!r} in {self.path}; known layers: {known} "
                 "(add one with `gravitas vector add`)"
             )
-        meta: dict[str, Any] = json.loads(row[0])
+        meta: dict[str, Any] = json.loads(rows[0][0])
         return meta
 
     def names(self) -> list[str]:
         """Layer names, sorted."""
-        return [r[0] for r in self._db.execute("SELECT name FROM layers ORDER BY name")]
+        return [r[0] for r in self._read("SELECT name FROM layers ORDER BY name", ())]
 
     def depths(self, name: str) -> list[int]:
         """Distinct key depths of a layer's features."""
-        cur = self._db.execute(
+        rows = self._read(
             "SELECT DISTINCT depth FROM features WHERE layer = ? ORDER BY depth",
             (signed_layer_id(name),),
         )
-        return [int(r[0]) for r in cur]
+        return [int(r[0]) for r in rows]
 
     def scan(self, name: str, depth: int, ranges: Iterable[tuple[int, int]]) -> list[FeatureRow]:
         """Rows of one depth whose Morton code lies in any inclusive range."""
@@ -151,13 +161,13 @@ class FeatureIndex:
         )
         out: list[FeatureRow] = []
         for lo, hi in ranges:
-            out.extend(FeatureRow(*r) for r in self._db.execute(sql, (lid, depth, lo, hi)))
+            out.extend(FeatureRow(*r) for r in self._read(sql, (lid, depth, lo, hi)))
         return out
 
     def all_rows(self, name: str) -> list[FeatureRow]:
         """Every row of a layer in fid order."""
-        cur = self._db.execute(
+        rows = self._read(
             f"SELECT {_COLS} FROM features WHERE layer = ? ORDER BY fid",
             (signed_layer_id(name),),
         )
-        return [FeatureRow(*r) for r in cur]
+        return [FeatureRow(*r) for r in rows]

@@ -76,6 +76,8 @@ def _source_crs(meta_crs: str | None, crs: str | None, path: Path, driver: str) 
 
 
 def _to_wgs84(geoms: NDArray[np.object_], src: CRS, path: Path) -> NDArray[np.object_]:
+    if len(geoms) == 0:
+        return geoms
     if not src.equals(WGS84, ignore_axis_order=True):
         tr = Transformer.from_crs(src, WGS84, always_xy=True)
 
@@ -85,7 +87,7 @@ def _to_wgs84(geoms: NDArray[np.object_], src: CRS, path: Path) -> NDArray[np.ob
 
         geoms = shapely.transform(geoms, fn)
     b = shapely.total_bounds(geoms)
-    if len(geoms) and not (
+    if not (
         np.all(np.isfinite(b)) and b[0] >= -180 and b[2] <= 180 and b[1] >= -90 and b[3] <= 90
     ):
         raise InputError(

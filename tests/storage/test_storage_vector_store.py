@@ -3,6 +3,7 @@ west of Berlin, EPSG:32633) and the OSM land-use/water GeoPackage over the same 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,24 @@ def test_storage_vector_bad_files(tmp_path: Path) -> None:
         assert [i.name for i in s.layers()] == ["plain"]
     finally:
         s.close()
+
+
+def test_storage_vector_empty_layer_and_threaded_reads(store: VectorStore, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    s = VectorStore(tmp_path / "store")
+    try:
+        info = s.add_layer("empty", empty)
+        assert info.count == 0 and info.bounds is None
+        assert s.features("empty", (0, 0, 1, 1)) == []
+        arr, _ = s.rasterize("empty", 12, (0, 0, 1, 1))
+        x0, y0, x1, y1 = bbox_to_pixel_range(12, (0, 0, 1, 1))
+        assert arr.shape == (y1 - y0 + 1, x1 - x0 + 1) and not arr.any()
+    finally:
+        s.close()
+    # one store shared by threads (an agent's worker pool) answers consistently
+    bbox = store.layer("water").bounds or (0, 0, 0, 0)
+    want = [f.fid for f in store.features("water", bbox)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: [f.fid for f in store.features("water", bbox)], range(8)))
+    assert got == [want] * 8 and len(want) == 604
