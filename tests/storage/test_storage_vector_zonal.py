@@ -88,7 +88,8 @@ def test_storage_vector_zonal_accepts_dataarray_and_bbox(
     store: VectorStore, b04: tuple[np.ndarray, tuple[float, ...], tuple[float, ...]]
 ) -> None:
     arr, tr, _ = b04
-    da = xr.DataArray(arr[None], dims=("band", "y", "x"), attrs={"level": LEVEL, "transform": tr})
+    attrs = {"level": LEVEL, "transform": Affine(*tr)}  # as rioxarray would carry it
+    da = xr.DataArray(arr[None], dims=("band", "y", "x"), attrs=attrs)
     plain = store.zonal_stats(arr, tr, "labels", LEVEL)
     via_da = store.zonal_stats(da, None, "labels")
     assert [(z.fid, z.count, z.mean, z.std) for z in via_da if z.count] == [
