@@ -9,6 +9,7 @@ import typer
 from gravitas.schemas.errors import GravitasError
 from gravitas.streams.cli import (
     broker_cmd,
+    catalog_cmd,
     config_cmd,
     events_cmd,
     node_cmd,
@@ -32,6 +33,7 @@ config_cmd.register(app)
 pixels_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)
+catalog_cmd.register(app)
 
 
 def main() -> None:
