@@ -3,8 +3,10 @@
 The destination is the block-aligned window (whole blocks) covering the source's
 lon/lat bounds at the layer's level, so GDAL writes straight into block arrays with the
 grid's own north-up transform (:func:`gravitas.kernels.grid.window_transform`).
-Resampling: nearest for categorical layers, average for continuous ones (an
-area-weighted mean of the source pixels each grid pixel overlaps).
+Resampling: nearest for categorical layers; for continuous ones average (an
+area-weighted mean of the source pixels a grid pixel overlaps) when the source is finer
+than the grid level, else nearest (each grid pixel lies inside one source pixel: the
+native level is never coarser than the source, so this is the usual case).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gravitas.kernels.grid import (
+    M_PER_DEG,
     bbox_to_block_range,
     native_level,
     native_level_m,
@@ -23,7 +26,7 @@ from gravitas.kernels.grid import (
 )
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.errors import InputError
-from gravitas.schemas.grid import BLOCK_SIZE
+from gravitas.schemas.grid import BLOCK_SIZE, pixel_size
 from gravitas.storage.pixels.sources import SourceRaster
 
 __all__ = ["MAX_WINDOW_PIXELS", "WarpedRaster", "native_level_of", "source_bounds", "warp"]
@@ -206,8 +209,24 @@ def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
     src_nodata = r.nodata if r.array.dtype.kind != "f" else float("nan")
     # rasterio's GDAL config is per thread; geolocation arrays travel as MEM datasets
     with rasterio.Env(GDAL_MEM_ENABLE_OPEN="YES"):
-        _reproject(r, dst, src_nodata, transform, fill, categorical, kwargs)
+        _reproject(
+            r, dst, src_nodata, transform, fill, not _downsamples(r, level, categorical), kwargs
+        )
     return WarpedRaster(r.band, level, bx0, by1, dst, fill)
+
+
+def _downsamples(r: SourceRaster, level: int, categorical: bool) -> bool:
+    """True when a continuous source is finer than the grid level (average it); a grid
+    pixel inside one coarser source pixel takes that pixel's value (nearest)."""
+    if categorical:
+        return False
+    if r.geoloc is not None or r.transform is None:
+        return True
+    res = min(abs(r.transform[0]), abs(r.transform[4]))
+    crs = _crs(r.crs_wkt)
+    if not crs.is_geographic:  # type: ignore[attr-defined]
+        res = res * float(crs.linear_units_factor[1]) / M_PER_DEG  # type: ignore[attr-defined]
+    return res < pixel_size(level) * (1 - 1e-6)
 
 
 def _reproject(
@@ -216,7 +235,7 @@ def _reproject(
     src_nodata: float | int | None,
     transform: object,
     fill: float | int,
-    categorical: bool,
+    nearest: bool,
     kwargs: dict[str, object],
 ) -> None:
     from rasterio.warp import Resampling, reproject
@@ -229,7 +248,7 @@ def _reproject(
         dst_transform=transform,
         dst_crs=_crs(None),
         dst_nodata=fill,
-        resampling=Resampling.nearest if categorical else Resampling.average,
+        resampling=Resampling.nearest if nearest else Resampling.average,
         num_threads=1,
         **kwargs,
     )

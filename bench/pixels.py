@@ -1,0 +1,145 @@
+"""Pixel store benchmark: ingest throughput vs raw RocksDB writes, pruned search vs full scan.
+
+Data: a REAL field (ERA5 850 hPa temperature, ``sampledata.fetch("era5_nc")``), one
+member/time per step, bilinearly upsampled to 4096 x 4096 and offset by +0.5 K per step
+(semi-synthetic volume: 6 steps = 1.0e8 pixels), written as EPSG:4326 GeoTIFFs at
+level 20 and ingested through the real path (read, warp, write). Raw write = RocksDB
+``put_many`` of the same blocks (same codec). Search thresholds are the exact
+(1 - s) quantiles of all stored pixels for s = 1e-2, 1e-4, 1e-6.
+
+    /work/venv/bin/python bench/pixels.py [--steps 6] [--size 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import xarray as xr
+from affine import Affine
+from scipy.ndimage import zoom
+
+from gravitas.kernels.grid import pixel_size
+from gravitas.storage.blocks import Block, open_block_store
+from gravitas.storage.keys import encode_key
+from gravitas.storage.pixels import LayerRegistry
+from gravitas.storage.pixels.index import prepare_scene, write_scene
+from gravitas.storage.pixels.overviews import update_pyramid
+from gravitas.storage.pixels.search import search_pixels
+from gravitas.storage.sampledata import fetch
+
+LEVEL = 20
+SELECTIVITIES = (1e-2, 1e-4, 1e-6)
+
+
+def make_fields(steps: int, size: int, out: Path) -> tuple[list[Path], np.ndarray, tuple]:
+    ds = xr.open_dataset(fetch("era5_nc"))
+    t = ds["t"].sel(isobaricInhPa=850.0).values  # (number, time, lat, lon)
+    p = pixel_size(LEVEL)
+    west, north = 10.0 - (10.0 + 180) % (256 * p), 50.0
+    north = -90 + np.ceil((north + 90) / (256 * p)) * 256 * p
+    paths, tops = [], []
+    for k in range(steps):
+        base = t[k % t.shape[0], k % t.shape[1]].astype(np.float32)
+        field = zoom(base, (size / base.shape[0], size / base.shape[1]), order=1)
+        field = (field[:size, :size] + 0.5 * k).astype(np.float32)
+        tops.append(np.partition(field.ravel(), -size * size // 50)[-size * size // 50 :])
+        path = out / f"era5_t850_step{k}_20170101T{k:02d}0000.tif"
+        with rasterio.open(
+            path, "w", driver="GTiff", width=size, height=size, count=1, dtype="float32",
+            crs="EPSG:4326", transform=Affine(p, 0, west, 0, -p, north),
+        ) as dst:  # fmt: skip
+            dst.write(field, 1)
+        paths.append(path)
+    bbox = (west, north - size * p, west + size * p, north)
+    return paths, np.concatenate(tops), bbox
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--size", type=int, default=4096)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gravitas-bench-") as tmp:
+        root = Path(tmp)
+        paths, tops, bbox = make_fields(args.steps, args.size, root)
+        store = open_block_store(f"rocksdb://{root / 'ingest.db'}")
+        raw = open_block_store(f"rocksdb://{root / 'raw.db'}")
+        registry = LayerRegistry(root / "layers.sqlite")
+        t_ingest = t_raw = t_ovr = 0.0
+        pixels = 0
+        for path in paths:
+            t0 = time.perf_counter()
+            plan = prepare_scene(path.stem, "bench", [path], layer="t850", level=LEVEL)
+            fams = write_scene(store, registry, plan)
+            t_ingest += time.perf_counter() - t0
+            wl = plan.layers[0]
+            blocks = [
+                (encode_key("raw", LEVEL, m, wl.timestamp), Block(a, nodata=wl.warped.nodata))
+                for m, _bx, _by, a in wl.warped.blocks()
+            ]
+            pixels += sum(b.array.size for _k, b in blocks)
+            t0 = time.perf_counter()
+            raw.put_many(blocks)
+            t_raw += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            info = registry.get("t850")
+            update_pyramid(store, info, wl.timestamp, [m for f in fams for m in f.mortons])
+            t_ovr += time.perf_counter() - t0
+            del plan, blocks
+        n_total = pixels
+        ordered = np.sort(tops)[::-1]
+        rows, result = [], {}
+        search_pixels(store, registry, "t850", ">", 1e9, bbox, 0, 2**31, limit=0)  # warm-up
+        for sel in SELECTIVITIES:
+            k = max(1, int(round(sel * n_total)))
+            thr = float(ordered[k]) if k < len(ordered) else float(ordered[-1])
+            t0 = time.perf_counter()
+            pruned = search_pixels(store, registry, "t850", ">", thr, bbox, 0, 2**31, limit=0)
+            tp = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            full = search_pixels(
+                store, registry, "t850", ">", thr, bbox, 0, 2**31, limit=0, prune=False
+            )
+            tf = time.perf_counter() - t0
+            assert pruned.total == full.total, (pruned.total, full.total)
+            rows.append((sel, pruned.total, pruned.blocks_read, full.blocks_read, tp, tf))
+            result[f"search_speedup_{sel:.0e}".replace("e-0", "e-")] = round(tf / tp, 1)
+            result[f"blocks_read_{sel:.0e}".replace("e-0", "e-")] = pruned.blocks_read
+            result[f"search_s_{sel:.0e}".replace("e-0", "e-")] = round(tp, 4)
+            result[f"full_scan_s_{sel:.0e}".replace("e-0", "e-")] = round(tf, 3)
+        store.close()
+        raw.close()
+    ingest_rate, raw_rate = n_total / t_ingest, n_total / t_raw
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
+    )
+    print(f"pixels stored: {n_total:,} ({args.steps} steps x {args.size}^2 at level {LEVEL})")
+    print(f"{'':28}{'seconds':>10}{'Mpx/s':>10}")
+    print(f"{'ingest (read+warp+write)':28}{t_ingest:10.2f}{ingest_rate / 1e6:10.2f}")
+    print(f"{'raw RocksDB put_many':28}{t_raw:10.2f}{raw_rate / 1e6:10.2f}")
+    print(f"{'overviews (all levels)':28}{t_ovr:10.2f}{n_total / t_ovr / 1e6:10.2f}")
+    print(
+        f"{'selectivity':>12}{'matches':>10}{'blocks':>8}{'of':>7}{'pruned s':>10}{'full s':>9}{'x':>8}"
+    )
+    for sel, m, br, bt, tp, tf in rows:
+        print(f"{sel:12.0e}{m:10d}{br:8d}{bt:7d}{tp:10.4f}{tf:9.3f}{tf / tp:8.1f}")
+    result.update(
+        pixels=n_total,
+        ingest_px_per_s=round(ingest_rate),
+        raw_write_px_per_s=round(raw_rate),
+        ingest_vs_raw=round(ingest_rate / raw_rate, 3),
+        overview_px_per_s=round(n_total / t_ovr),
+        blocks_total=rows[0][3],
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
