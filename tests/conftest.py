@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.s3", "tests.fixtures.pgstac"]

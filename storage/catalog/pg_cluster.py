@@ -40,14 +40,15 @@ class PostgresClusterError(CatalogError):
 
 
 def find_pg_bindir() -> Path:
-    """Directory of ``initdb`` / ``pg_ctl``: ``$GRAVITAS_PG_BINDIR`` or Debian's layout."""
-    candidates = [os.environ.get("GRAVITAS_PG_BINDIR", ""), f"/usr/lib/postgresql/{PG_MAJOR}/bin"]
-    for c in candidates:
-        if c and (Path(c) / "initdb").is_file() and (Path(c) / "pg_ctl").is_file():
-            return Path(c)
+    """Directory of ``initdb`` / ``pg_ctl``: ``$GRAVITAS_PG_BINDIR`` if set, else Debian's."""
+    explicit = os.environ.get("GRAVITAS_PG_BINDIR")
+    c = Path(explicit or f"/usr/lib/postgresql/{PG_MAJOR}/bin")
+    if (c / "initdb").is_file() and (c / "pg_ctl").is_file():
+        return c
+    where = f"GRAVITAS_PG_BINDIR={explicit}" if explicit else str(c)
     raise PostgresClusterError(
-        f"PostgreSQL {PG_MAJOR} binaries (initdb, pg_ctl) not found in "
-        f"{[c for c in candidates if c]}; {SETUP_HINT}, or set GRAVITAS_PG_BINDIR"
+        f"PostgreSQL {PG_MAJOR} binaries (initdb, pg_ctl) not found in {where}; {SETUP_HINT}"
+        + (", or point GRAVITAS_PG_BINDIR at their directory" if not explicit else "")
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "RAW_GEOMETRY_MEMBER",
     "VERSION_PROPERTY",
     "PgstacCatalog",
+    "api_item",
 ]
 
 VERSION_PROPERTY = "gravitas:version"
@@ -375,6 +376,16 @@ def _check_item(item: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
             except InvalidSearchError as exc:
                 raise InvalidItemError(f"item {iid!r}: {key}: {exc}") from exc
     return iid, cid, props
+
+
+def api_item(doc: dict[str, Any]) -> dict[str, Any]:
+    """An item as the STAC API serves it: null members restored (``datetime: null`` is
+    required), the bookkeeping members dropped, the version kept, the indexed (repaired)
+    geometry kept."""
+    doc.pop(RAW_GEOMETRY_MEMBER, None)
+    for path in doc.pop(NULLS_MEMBER, None) or []:
+        _restore_null(doc, path)
+    return doc
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:

@@ -145,6 +145,18 @@ def create_pgstac_app(
         **settings,
     )
     extensions = Extensions(settings=api_settings)
+    from stac_fastapi.pgstac.core import CoreCrudClient
+
+    from gravitas.storage.catalog.pgstac import api_item
+
+    class GravitasCrudClient(CoreCrudClient):  # type: ignore[misc]
+        """pgstac's client, serving items with their null members (``datetime: null``)."""
+
+        async def _search_base(self, search_request: Any, request: Any) -> Any:
+            collection = await super()._search_base(search_request, request=request)
+            for feature in collection.get("features") or []:
+                api_item(feature)
+            return collection
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,7 +164,9 @@ def create_pgstac_app(
         yield
         await close_db_connection(app)
 
-    api = instantiate_api(extensions=extensions, lifespan=lifespan, settings=api_settings)
+    api = instantiate_api(
+        client=GravitasCrudClient, extensions=extensions, lifespan=lifespan, settings=api_settings
+    )
     app: FastAPI = api.app
     app.add_middleware(Flatten3DBBox)
     return app
