@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -14,11 +15,13 @@ from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings
 from gravitas.streams.client import Client
 from gravitas.streams.edge.app import EdgeContext, create_app
+from gravitas.streams.edge.federation import federation_router
 from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.memory import MemoryRunner
 from gravitas.streams.stac import stac_router
+from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.edge import NODE_FILE
 from gravitas.streams.transports.inprocess import InProcessTransport
@@ -92,7 +95,13 @@ class EmbeddedNode:
                 self.metrics,
                 [a.name for a in self.agents],
             )
-            routers = [stac_router(self.services.catalog, self.settings)]
+            registrations = PublishedRegistrations(
+                self.services, self.transport, asyncio.get_running_loop()
+            )
+            routers = [
+                stac_router(self.services.catalog, self.settings, registrations=registrations),
+                federation_router(self.services),
+            ]
             self.edge = EdgeServer(
                 create_app(ctx, routers=routers), self.settings.http_host, self.settings.http_port
             )

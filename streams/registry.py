@@ -7,6 +7,7 @@ from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.ping import PingAgent
+from gravitas.agents.registrar import RegistrarAgent
 from gravitas.schemas.errors import ConfigError
 
 
@@ -17,6 +18,7 @@ def default_agents() -> list[Agent]:
         IngestAgent(),
         OverviewAgent(),
         DiscoveryAgent(),
+        RegistrarAgent(),
     ]
 
 

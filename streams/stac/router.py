@@ -6,7 +6,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from fastapi import APIRouter, Body, Header, HTTPException, Request
@@ -67,8 +67,41 @@ def _guard(fn: Callable[[], Response]) -> Response:
         return failure.response
 
 
-def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX) -> APIRouter:
-    """The STAC API over ``catalog``; writes need ``Authorization: Bearer <api_token>``."""
+class Registrations(Protocol):
+    """Where transactions go when the node publishes its registrations to the federation."""
+
+    def upsert(self, item: dict[str, Any]) -> None:
+        """Store the item (next version) and publish its registration."""
+        ...
+
+    def delete(self, collection_id: str, item_id: str) -> bool:
+        """Delete the item and publish its retraction; False if it did not exist."""
+        ...
+
+
+def stac_router(
+    catalog: Catalog,
+    settings: Settings,
+    prefix: str = STAC_PREFIX,
+    registrations: Registrations | None = None,
+) -> APIRouter:
+    """The STAC API over ``catalog``; writes need ``Authorization: Bearer <api_token>``.
+
+    With ``registrations``, item writes are versioned and published on
+    ``stac.registrations`` so the other nodes of the federation see them.
+    """
+
+    def store(doc: dict[str, Any]) -> bool:
+        if registrations is None:
+            return catalog.upsert_item(doc)
+        registrations.upsert(doc)
+        return True
+
+    def remove(collection_id: str, item_id: str) -> bool:
+        if registrations is None:
+            return catalog.delete_item(collection_id, item_id)
+        return registrations.delete(collection_id, item_id)
+
     router = APIRouter(prefix=prefix, tags=["stac"])
 
     def base(request: Request) -> str:
@@ -361,7 +394,7 @@ def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX)
                     continue
                 return _error(409, "Conflict", f"item {it.get('id')!r} exists; use PUT to replace")
             for it in batch:
-                catalog.upsert_item({**_strip_links(it), "collection": collection_id})
+                store({**_strip_links(it), "collection": collection_id})
             if len(batch) == 1:
                 stored = catalog.get_item(collection_id, str(batch[0]["id"]))
                 return _json(out_item(base(request), stored), 201, GEOJSON)
@@ -388,7 +421,7 @@ def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX)
                 )
             catalog.get_item(collection_id, item_id)
             doc = {**_strip_links(body), "id": item_id, "collection": collection_id}
-            if not catalog.upsert_item(doc):
+            if not store(doc):
                 return _error(409, "Conflict", f"a newer version of {item_id!r} is stored")
             stored = catalog.get_item(collection_id, item_id)
             return _json(out_item(base(request), stored), media_type=GEOJSON)
@@ -403,7 +436,7 @@ def stac_router(catalog: Catalog, settings: Settings, prefix: str = STAC_PREFIX)
     ) -> Response:
         """Delete an item."""
         authorise(authorization)
-        if not catalog.delete_item(collection_id, item_id):
+        if not remove(collection_id, item_id):
             return _error(404, "NotFound", f"item {item_id!r} not found in {collection_id!r}")
         return Response(status_code=204)
 
