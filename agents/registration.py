@@ -41,14 +41,13 @@ def register_item(services: NodeServices, item: Mapping[str, Any]) -> ItemRegist
     props.pop(NODE, None)
     doc["properties"] = props
     services.catalog.upsert_item(doc, owning_node=services.settings.node_id, version=version)
-    settings = services.settings
     return ItemRegistered(
         item_id=item_id,
         collection=collection,
         item=doc,
-        owning_node=settings.node_id,
-        api_url=settings.edge_url,
-        asset_base_url=settings.edge_url,
+        owning_node=services.settings.node_id,
+        api_url=services.public_url,
+        asset_base_url=services.public_url,
         version=version,
     )
 

@@ -27,6 +27,8 @@ class NodeServices:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.public_url = settings.edge_url
+        """How other nodes reach this node's edge (set to the bound address at start)."""
 
     def _secret(self, name: str) -> str | None:
         value = getattr(self.settings, name)

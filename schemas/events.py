@@ -254,6 +254,8 @@ class DatacubeRequested(Event):
     seed: int = 0
     output_format: Literal["zarr", "netcdf"] = "zarr"
     reply_topic: str = "datacubes.ready"
+    routed_from: str | None = None
+    """Set when another node forwarded this request here (it is never forwarded again)."""
 
     @model_validator(mode="after")
     def _grid(self) -> DatacubeRequested:
@@ -319,6 +321,8 @@ class PixelSearch(Event):
     level: int | None = Field(default=None, ge=1, le=29)
     limit: int = Field(default=10_000, ge=1, le=10_000_000)
     reply_topic: str = "discovery.results"
+    routed_from: str | None = None
+    """Set when another node forwarded this request here (it is never forwarded again)."""
 
 
 class Featurize(Event):

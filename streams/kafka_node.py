@@ -57,6 +57,8 @@ def run_kafka_node(
             ]
             edge = EdgeServer(create_app(ctx, routers), settings.http_host, settings.http_port)
             await edge.start()
+            if settings.public_url is None:
+                services.public_url = edge.url
             write_node_file(settings, edge.url)
             log.info("node %s edge at %s", settings.node_id, edge.url)
             try:

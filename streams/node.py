@@ -106,6 +106,8 @@ class EmbeddedNode:
                 create_app(ctx, routers=routers), self.settings.http_host, self.settings.http_port
             )
             await self.edge.start()
+            if self.settings.public_url is None:
+                self.services.public_url = self.edge.url
             write_node_file(self.settings, self.edge.url)
         log.info(
             "node %s started on memory:// with %d agents",
