@@ -98,7 +98,7 @@ def main() -> None:
         rows, result = [], {}
         search_pixels(store, registry, "t850", ">", 1e9, bbox, 0, 2**31, limit=0)  # warm-up
         for sel in SELECTIVITIES:
-            k = max(1, int(round(sel * n_total)))
+            k = max(1, round(sel * n_total))
             thr = float(ordered[k]) if k < len(ordered) else float(ordered[-1])
             t0 = time.perf_counter()
             pruned = search_pixels(store, registry, "t850", ">", thr, bbox, 0, 2**31, limit=0)

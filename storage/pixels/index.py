@@ -78,7 +78,9 @@ def layer_name(prefix: str, band: str, single: bool) -> str:
     name = prefix if single else f"{prefix}_{band}"
     name = name.lower()
     if len(name) > 100:
-        raise InputError(f"layer name {name!r} is longer than 100 characters; give a shorter layer=")
+        raise InputError(
+            f"layer name {name!r} is longer than 100 characters; give a shorter layer="
+        )
     return name
 
 
@@ -111,7 +113,9 @@ def prepare_scene(
 
         mask = _read_gdal(mask_path, categorical=True)[0].array
         apply_mask(rasters, mask, str(mask_path))
-    fallback = when or guess_datetime(scene_id) or (guess_datetime(paths[0].name) if paths else None)
+    fallback = (
+        when or guess_datetime(scene_id) or (guess_datetime(paths[0].name) if paths else None)
+    )
     single = len({r.band for r in rasters}) == 1
     prefix = layer or collection.replace(":", "_")
     plan = ScenePlan(scene_id, collection)

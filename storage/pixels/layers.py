@@ -7,6 +7,7 @@ processes of a node share it safely. Every write is an idempotent upsert keyed b
 
 from __future__ import annotations
 
+import builtins
 import math
 import sqlite3
 from collections.abc import Iterator
@@ -144,7 +145,7 @@ class LayerRegistry:
             f"unknown layer {name!r}; known layers: {known} (ingest it first: gravitas ingest)"
         )
 
-    def list(self, name: str | None = None) -> list[LayerInfo]:
+    def list(self, name: str | None = None) -> builtins.list[LayerInfo]:
         """Every layer (or the one named), sorted by name."""
         sql = (
             "SELECT l.name, dtype, nodata, native_level, top_level, categorical, collection, "
@@ -175,7 +176,7 @@ class LayerRegistry:
             for r in rows
         ]
 
-    def times(self, name: str, t0: int | None = None, t1: int | None = None) -> list[int]:
+    def times(self, name: str, t0: int | None = None, t1: int | None = None) -> builtins.list[int]:
         """Sorted distinct epoch-second timestamps of a layer, optionally in ``[t0, t1]``."""
         lo = t0 if t0 is not None else -(1 << 62)
         hi = t1 if t1 is not None else 1 << 62

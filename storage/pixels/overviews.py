@@ -60,9 +60,7 @@ def valid_mask(arr: np.ndarray, nodata: float | int | None) -> np.ndarray:
     return arr != nodata
 
 
-def block_stats(
-    arr: np.ndarray, nodata: float | int | None, level: int, by: int
-) -> np.ndarray:
+def block_stats(arr: np.ndarray, nodata: float | int | None, level: int, by: int) -> np.ndarray:
     """The 8 statistics of one block array (row 0 = north) of block row ``by``."""
     ok = valid_mask(arr, nodata)
     out = np.zeros(N_STATS, np.float64)
@@ -89,7 +87,9 @@ def combine_stats(parts: Sequence[np.ndarray]) -> np.ndarray:
     out = np.zeros(N_STATS, np.float64)
     out[MIN], out[MAX] = np.inf, -np.inf
     for p in parts:
-        out[[COUNT, SUM, SUMSQ, WEIGHT, WSUM, WSUMSQ]] += p[[COUNT, SUM, SUMSQ, WEIGHT, WSUM, WSUMSQ]]
+        out[[COUNT, SUM, SUMSQ, WEIGHT, WSUM, WSUMSQ]] += p[
+            [COUNT, SUM, SUMSQ, WEIGHT, WSUM, WSUMSQ]
+        ]
         out[MIN] = min(out[MIN], p[MIN])
         out[MAX] = max(out[MAX], p[MAX])
     return out
@@ -147,7 +147,10 @@ def update_pyramid(store: BlockStore, info: LayerInfo, ts: int, mortons: Sequenc
     blocks = store.get_many([encode_key(layer, native, m, ts) for m in codes])
     _bx, bys = morton_decode(np.asarray(codes, np.uint64)) if codes else (None, [])
     items = [
-        (stats_key(layer, native, m, ts), Block(block_stats(b.array, b.nodata, native, int(by))[None]))
+        (
+            stats_key(layer, native, m, ts),
+            Block(block_stats(b.array, b.nodata, native, int(by))[None]),
+        )
         for m, b, by in zip(codes, blocks, bys, strict=True)
         if b is not None
     ]

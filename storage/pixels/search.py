@@ -23,7 +23,14 @@ from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
 from gravitas.storage.pixels.overviews import MAX, MIN, stats_key, stats_layer, valid_mask
 
-__all__ = ["OPS", "SearchHits", "predicate_mask", "resolve_level", "search_pixels", "stats_may_match"]
+__all__ = [
+    "OPS",
+    "SearchHits",
+    "predicate_mask",
+    "resolve_level",
+    "search_pixels",
+    "stats_may_match",
+]
 
 OPS = (">", ">=", "<", "<=", "between")
 BBox = tuple[float, float, float, float]
@@ -65,7 +72,9 @@ def _bounds(op: str, value: float, high: float | None) -> tuple[float, float]:
     return value, value
 
 
-def predicate_mask(values: np.ndarray, op: str, value: float, high: float | None = None) -> np.ndarray:
+def predicate_mask(
+    values: np.ndarray, op: str, value: float, high: float | None = None
+) -> np.ndarray:
     """Boolean mask of ``values OP value`` (``between``: value <= v <= high)."""
     lo, hi = _bounds(op, value, high)
     with np.errstate(invalid="ignore"):
@@ -160,7 +169,8 @@ def search_pixels(
     lvl = resolve_level(info, level)
     px = bbox_to_pixel_range(lvl, bbox)
     box = _block_box(px, lvl, lvl)
-    hits = SearchHits(lvl, *(np.empty(0, np.int64) for _ in range(3)), np.empty(0))
+    e = np.empty(0, np.int64)
+    hits = SearchHits(lvl, e, e, e, np.empty(0))
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
     ts_: list[np.ndarray] = []

@@ -203,7 +203,11 @@ def _grid_of(path: Path, var: Any) -> tuple[Any, Any, Any]:
         except Exception:
             crs = None
         if crs is not None:
-            return _regular(path, np.asarray(coords[xdim]), np.asarray(coords[ydim])), crs.to_wkt(), None
+            return (
+                _regular(path, np.asarray(coords[xdim]), np.asarray(coords[ydim])),
+                crs.to_wkt(),
+                None,
+            )
     raise InputError(
         f"{path}: variable {var.name!r} has no lon/lat coordinates or grid mapping; "
         "cannot place it on the grid"
@@ -237,9 +241,7 @@ def _split_variable(path: Path, name: str, var: Any, categorical: bool) -> list[
         for dim, i in zip(extra, idx, strict=True):
             coord = var.coords[dim].values[i] if dim in var.coords else i
             if np.issubdtype(np.asarray(coord).dtype, np.datetime64):
-                ts = datetime.fromtimestamp(
-                    int(np.datetime64(coord, "s").astype(np.int64)), UTC
-                )
+                ts = datetime.fromtimestamp(int(np.datetime64(coord, "s").astype(np.int64)), UTC)
             elif dim == "number":
                 member = f"m{int(coord)}"
             else:
@@ -253,7 +255,9 @@ def _split_variable(path: Path, name: str, var: Any, categorical: bool) -> list[
             data = arr
         else:
             data, nd = arr.astype(np.float32), float("nan")
-        out.append(SourceRaster("_".join(parts), ts, data, nd, transform, crs_wkt, geoloc, str(path)))  # type: ignore[arg-type]
+        out.append(
+            SourceRaster("_".join(parts), ts, data, nd, transform, crs_wkt, geoloc, str(path))
+        )  # type: ignore[arg-type]
     return out
 
 
