@@ -117,17 +117,14 @@ def main() -> None:
         store.close()
         raw.close()
     ingest_rate, raw_rate = n_total / t_ingest, n_total / t_raw
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}"
-    )
+    print(f"machine: {platform.machine()} python {platform.python_version()}")
     print(f"pixels stored: {n_total:,} ({args.steps} steps x {args.size}^2 at level {LEVEL})")
     print(f"{'':28}{'seconds':>10}{'Mpx/s':>10}")
     print(f"{'ingest (read+warp+write)':28}{t_ingest:10.2f}{ingest_rate / 1e6:10.2f}")
     print(f"{'raw RocksDB put_many':28}{t_raw:10.2f}{raw_rate / 1e6:10.2f}")
     print(f"{'overviews (all levels)':28}{t_ovr:10.2f}{n_total / t_ovr / 1e6:10.2f}")
-    print(
-        f"{'selectivity':>12}{'matches':>10}{'blocks':>8}{'of':>7}{'pruned s':>10}{'full s':>9}{'x':>8}"
-    )
+    head = ("selectivity", "matches", "blocks", "of", "pruned s", "full s", "x")
+    print("".join(f"{h:>{w}}" for h, w in zip(head, (12, 10, 8, 7, 10, 9, 8), strict=True)))
     for sel, m, br, bt, tp, tf in rows:
         print(f"{sel:12.0e}{m:10d}{br:8d}{bt:7d}{tp:10.4f}{tf:9.3f}{tf / tp:8.1f}")
     result.update(
