@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.onboarding import ensure_onboarded
+from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event
-from gravitas.schemas.errors import InputError, NotFoundError
+from gravitas.schemas.errors import GravitasError, InputError, NotFoundError
 from gravitas.schemas.events import PixelMatch, PixelSearch, SearchResult
+from gravitas.storage.pixels.errors import LayerNotFoundError
 from gravitas.storage.pixels.search import search_pixels
 
 
@@ -65,14 +68,43 @@ class DiscoveryAgent(Agent):
             return []
         s = ctx.services
         try:
+            await ensure_onboarded(
+                ctx, event.request_id, event.layer, event.bbox, event.time.start, event.time.end
+            )
             result = await asyncio.to_thread(
                 run_search, event, s.block_store, s.layers, ctx.node_id
             )
+        except LayerNotFoundError as exc:
+            result = await self._elsewhere(event, ctx, exc)
         except (InputError, NotFoundError) as exc:
-            result = SearchResult(
-                request_id=event.request_id,
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                served_by=ctx.node_id,
-            )
+            result = _failed(event, ctx, exc)
         return [Emit(event.reply_topic, result)]
+
+    async def _elsewhere(
+        self, event: PixelSearch, ctx: AgentContext, missing: Exception
+    ) -> SearchResult:
+        """Run the search on the node that holds the layer; only the result comes back."""
+        owner = None
+        if event.routed_from is None:
+            owner = await asyncio.to_thread(owner_of_layer, ctx.services, event.layer)
+        if owner is None:
+            return _failed(event, ctx, missing)
+        ctx.log.info("routing search %s for %s to node %s", event.request_id, event.layer, owner)
+        routed = event.model_copy(update={"routed_from": ctx.node_id})
+        try:
+            reply = await asyncio.to_thread(
+                forward, ctx.services, owner, "requests.discovery", routed, [SearchResult]
+            )
+        except GravitasError as exc:
+            return _failed(event, ctx, exc)
+        assert isinstance(reply, SearchResult)
+        return reply
+
+
+def _failed(event: PixelSearch, ctx: AgentContext, exc: Exception) -> SearchResult:
+    return SearchResult(
+        request_id=event.request_id,
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        served_by=ctx.node_id,
+    )

@@ -79,16 +79,25 @@ def _event(scene_id: str, fam: FamilyWrite) -> BlocksIndexed:
 
 
 def index_scene(
-    event: SceneAnnounced, services: NodeServices, progress: Progress = _quiet
+    event: SceneAnnounced,
+    services: NodeServices,
+    progress: Progress = _quiet,
+    *,
+    paths: Sequence[Path] | None = None,
+    mask_path: Path | None = None,
 ) -> list[BlocksIndexed]:
     """Read, warp and write a scene; one :class:`BlocksIndexed` per block family.
 
-    Raises InputError subclasses (corrupt, unsupported, unsafe, out of range) before
-    anything is written.
+    ``paths`` (and ``mask_path``) give local copies the node made itself (onboarding);
+    otherwise the event's hrefs are resolved under the allowed roots. Raises InputError
+    subclasses (corrupt, unsupported, unsafe, out of range) before anything is written.
     """
-    roots = allowed_roots(services)
-    paths = [resolve_href(h, roots) for h in event.hrefs]
-    mask = resolve_href(event.mask_href, roots) if event.mask_href else None
+    if paths is None:
+        roots = allowed_roots(services)
+        paths = [resolve_href(h, roots) for h in event.hrefs]
+        mask = resolve_href(event.mask_href, roots) if event.mask_href else None
+    else:
+        mask = mask_path
     plan = prepare_scene(
         event.scene_id,
         event.collection,
@@ -111,16 +120,36 @@ def index_scene(
     return [_event(event.scene_id, f) for f in families]
 
 
+def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
+    """Apply a scene's data mode (see :mod:`gravitas.agents.datamodes`)."""
+    from gravitas.agents.datamodes import check_external_href, import_assets, scene_item
+    from gravitas.agents.registration import register_item
+
+    if event.mode == "direct":
+        indexed = index_scene(event, services)  # reads and validates before anything is stored
+        managed = import_assets(services, event, list(event.hrefs))
+        item = scene_item(services, event, managed, onboarded=True, read_file=True)
+        emits = [Emit("pixels.indexed", e) for e in indexed]
+    elif event.mode == "external":
+        for href in event.hrefs:
+            check_external_href(services, href)
+        local = urlparse(event.hrefs[0]).scheme in ("", "file")
+        item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=local)
+        emits = []
+    else:
+        item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=False)
+        emits = []
+    return [*emits, Emit("stac.registrations", register_item(services, item))]
+
+
 class IngestAgent(Agent):
-    """``scenes.new`` -> ``pixels.indexed`` for scenes announced with mode ``direct``."""
+    """``scenes.new`` -> blocks (direct), registrations (every mode)."""
 
     name = "ingest"
     topic = "scenes.new"
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         assert isinstance(event, SceneAnnounced)
-        if event.mode != "direct":
-            return []  # external / lazy scenes belong to the catalog and onboarding agents
-        out = await asyncio.to_thread(index_scene, event, ctx.services)
-        ctx.log.info("indexed scene %s: %d block families", event.scene_id, len(out))
-        return [Emit("pixels.indexed", e) for e in out]
+        out = await asyncio.to_thread(accept_scene, event, ctx.services)
+        ctx.log.info("scene %s accepted (%s): %d events", event.scene_id, event.mode, len(out))
+        return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gravitas.agents.base import Agent
 from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
+from gravitas.agents.onboarding import OnboardingAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
@@ -19,6 +20,7 @@ def default_agents() -> list[Agent]:
         OverviewAgent(),
         DiscoveryAgent(),
         RegistrarAgent(),
+        OnboardingAgent(),
     ]
 
 
