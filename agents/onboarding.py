@@ -18,10 +18,19 @@ from typing import Any
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datamodes import import_assets, local_copy
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import RequestError
-from gravitas.schemas.events import OnboardRequested, Progress, SceneAnnounced
+from gravitas.schemas.events import (
+    BlocksIndexed,
+    OnboardRequested,
+    OverviewsUpdated,
+    Progress,
+    SceneAnnounced,
+)
 from gravitas.storage.catalog.base import SearchParams
+from gravitas.storage.keys import to_epoch
+from gravitas.storage.pixels.overviews import update_pyramid
 
 
 def layer_matches(prefix: str, layer: str) -> bool:
@@ -164,10 +173,26 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
         mask = scene.mask_href
         mask_path = stack.enter_context(local_copy(services, mask)) if mask else None
         indexed = index_scene(scene, services, paths=paths, mask_path=mask_path)
+    # Build the overviews now: the waiting request searches through them right after.
+    updated = [_overviews(services, e) for e in indexed]
     item["assets"] = assets
     item["properties"] = {**props, ONBOARDED: True}
     registered = register_item(services, item)
-    return [Emit("pixels.indexed", e) for e in indexed] + [Emit("stac.registrations", registered)]
+    return [Emit("overviews.updated", u) for u in updated] + [
+        Emit("stac.registrations", registered)
+    ]
+
+
+def _overviews(services: NodeServices, event: BlocksIndexed) -> OverviewsUpdated:
+    info = services.layers.get(event.layer)
+    n = update_pyramid(services.block_store, info, to_epoch(event.timestamp), event.mortons)
+    return OverviewsUpdated(
+        layer=event.layer,
+        timestamp=event.timestamp,
+        base_level=event.level,
+        top_level=info.top_level,
+        blocks_updated=n,
+    )
 
 
 class OnboardingAgent(Agent):

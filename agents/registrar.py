@@ -3,7 +3,8 @@
 Every node consumes ``stac.registrations`` (a federation topic) with its own group.
 Remote items are upserted with their owning node and version (an older version never
 overwrites a newer one), retractions delete when they are not older than what is
-stored, so replaying the topic from the beginning leaves the catalog unchanged. The
+stored (and leave a tombstone, so an older registration replayed later cannot bring the
+item back): replaying the topic from the beginning leaves the catalog unchanged. The
 node's own registrations are already in its catalog; they only refresh the directory.
 """
 
@@ -31,7 +32,8 @@ class RegistrarAgent(Agent):
                 event.asset_base_url,
                 event.occurred_at.timestamp(),
             )
-            if event.owning_node != ctx.node_id:
+            retracted = services.nodes.retracted_at(event.collection, event.item_id)
+            if event.owning_node != ctx.node_id and event.version > retracted:
                 stored = services.catalog.upsert_item(
                     event.item, owning_node=event.owning_node, version=event.version
                 )
@@ -51,6 +53,7 @@ class RegistrarAgent(Agent):
                 node.asset_base_url if node else "",
                 event.occurred_at.timestamp(),
             )
+            services.nodes.tombstone(event.collection, event.item_id, event.version)
             if event.owning_node != ctx.node_id:
                 services.catalog.delete_item(event.collection, event.item_id, version=event.version)
         return []

@@ -23,12 +23,13 @@ NODE = "gravitas:node"
 
 
 def current_version(services: NodeServices, collection: str, item_id: str) -> int:
-    """The stored version of an item (0 if it is not in the catalog)."""
+    """The latest version of an item: stored, or retracted (0 if never seen)."""
+    retracted = services.nodes.retracted_at(collection, item_id)
     try:
         item = services.catalog.get_item(collection, item_id)
     except ItemNotFoundError:
-        return 0
-    return int(item.get("properties", {}).get(VERSION, 1))
+        return retracted
+    return max(retracted, int(item.get("properties", {}).get(VERSION, 1)))
 
 
 def register_item(services: NodeServices, item: Mapping[str, Any]) -> ItemRegistered:
@@ -56,6 +57,7 @@ def retract_item(services: NodeServices, collection: str, item_id: str) -> ItemR
     """Delete an item this node owns and build its retraction event."""
     version = current_version(services, collection, item_id) + 1
     services.catalog.delete_item(collection, item_id)
+    services.nodes.tombstone(collection, item_id, version)
     return ItemRetracted(
         item_id=item_id,
         collection=collection,

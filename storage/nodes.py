@@ -1,4 +1,5 @@
-"""The node directory: every federation node this node has heard of, and when."""
+"""The node directory: every federation node this node has heard of, and when; plus
+tombstones of retracted items, so a replayed older registration cannot resurrect one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ CREATE TABLE IF NOT EXISTS nodes (
     asset_base_url TEXT NOT NULL,
     last_seen REAL NOT NULL,
     registrations INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    collection TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (collection, item_id)
 )
 """
 
@@ -38,7 +45,7 @@ class NodeDirectory:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def seen(
         self, node_id: str, api_url: str, asset_base_url: str = "", when: float | None = None
@@ -64,6 +71,24 @@ class NodeDirectory:
         with self._lock:
             rows = self._db.execute("SELECT * FROM nodes ORDER BY node_id").fetchall()
         return [NodeInfo(*r) for r in rows]
+
+    def tombstone(self, collection: str, item_id: str, version: int) -> None:
+        """Remember that an item was retracted at ``version``."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO tombstones VALUES (?, ?, ?) ON CONFLICT(collection, item_id) "
+                "DO UPDATE SET version = MAX(version, excluded.version)",
+                (collection, item_id, version),
+            )
+
+    def retracted_at(self, collection: str, item_id: str) -> int:
+        """The version an item was retracted at (0 if never)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT version FROM tombstones WHERE collection = ? AND item_id = ?",
+                (collection, item_id),
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         """Close the database."""
