@@ -112,10 +112,11 @@ def register_scene(
             out.print(
                 f"registered [bold]{reg.collection}/{reg.item_id}[/] v{reg.version} on node "
                 f"{reg.owning_node} (mode {props.get('gravitas:mode')}, onboarded "
-                f"{props.get('gravitas:onboarded')})"
+                f"{props.get('gravitas:onboarded')})",
+                soft_wrap=True,
             )
             for key, asset in reg.item.get("assets", {}).items():
-                out.print(f"  {key}: {asset.get('href')}", highlight=False)
+                out.print(f"  {key}: {asset.get('href')}", highlight=False, soft_wrap=True)
 
     asyncio.run(go())
 
@@ -132,6 +133,7 @@ async def _decoded(client: Client, sub: Subscription) -> AsyncIterator[Event]:
 def nodes(
     data: DataOpt = None,
     edge: EdgeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the federation's nodes as this node knows them: items, last seen.
 
@@ -145,6 +147,9 @@ def nodes(
     except httpx.HTTPError as exc:
         raise TransportError(f"cannot reach the node's edge at {url}: {exc}") from exc
     body = resp.json()
+    if as_json:
+        out.print(resp.text, highlight=False, soft_wrap=True)
+        return
     table = Table(
         "node", "api", "items", "registrations", "last seen", title=f"seen from {body['node_id']}"
     )

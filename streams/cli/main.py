@@ -12,6 +12,7 @@ from gravitas.streams.cli import (
     catalog_cmd,
     config_cmd,
     events_cmd,
+    federation_cmd,
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 node_cmd.register(app)
 events_cmd.register(app)
+federation_cmd.register(app)
 broker_cmd.register(app)
 config_cmd.register(app)
 pixels_cmd.register(app)

