@@ -1,0 +1,296 @@
+"""The methane agent: ``methane.requests`` -> enhancement COG, STAC item, pixel layer, plumes.
+
+For one :class:`MethaneRequested` it runs the matched filter on a local radiance scene
+(EMIT L1B NetCDF or ENVI with a GLT) in a worker thread, publishing throttled
+``Progress`` events, then stores what it made:
+
+- the enhancement as a COG in the object store (``methane/<scene>/ch4_enhancement.tif``),
+- a STAC item in collection ``methane-enhancement`` (processing extension, a
+  ``derived_from`` link to the radiance, raster band in ``ppm m``), registered and
+  published on ``stac.registrations``,
+- the pixel layer ``ch4_enhancement`` (indexed, overviews built before the reply),
+- the plumes as GeoJSON in the object store and in the vector layer ``ch4_plumes``.
+
+It answers on ``methane.enhanced`` with one :class:`MethaneEnhanced` first, then one
+:class:`PlumeDetected` per plume. Bad inputs raise InputError subclasses (dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.methane_retrieval import (
+    LAYER,
+    UNIT,
+    MethaneProduct,
+    plume_features,
+    retrieve_scene,
+    write_cog,
+)
+from gravitas.agents.services import NodeServices
+from gravitas.schemas.base import Event
+from gravitas.schemas.events import (
+    MethaneEnhanced,
+    MethaneRequested,
+    OverviewsUpdated,
+    PlumeDetected,
+    Progress,
+    SceneAnnounced,
+)
+
+__all__ = ["COLLECTION", "PLUME_LAYER", "MethaneAgent", "ProgressThrottle", "run_methane"]
+
+COLLECTION = "methane-enhancement"
+"""STAC collection of the enhancement items."""
+PLUME_LAYER = "ch4_plumes"
+"""Vector layer holding the plumes of every scene this node retrieved."""
+PREFIX = "methane"
+"""Object-store prefix: ``methane/<scene_id>/...``."""
+
+Publish = Callable[[Progress], None]
+
+
+class ProgressThrottle:
+    """Turns ``(stage, fraction)`` calls into Progress events: on every stage change and
+    whenever the fraction advances by ``step`` (and at 1.0)."""
+
+    def __init__(self, request_id: str, publish: Publish, step: float = 0.1) -> None:
+        self.request_id = request_id
+        self.publish = publish
+        self.step = step
+        self._stage = ""
+        self._last = -1.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        if stage == self._stage and fraction < 1.0 and fraction - self._last < self.step:
+            return
+        if stage == self._stage and fraction <= self._last:
+            return
+        self._stage, self._last = stage, fraction
+        self.publish(
+            Progress(
+                request_id=self.request_id,
+                stage=stage,
+                fraction=fraction,
+                message=f"{stage} {fraction:.0%}",
+            )
+        )
+
+
+def _source_links(services: NodeServices, event: MethaneRequested, path: Path) -> list[Any]:
+    """``derived_from`` links: the radiance file, and its STAC item if this node has one."""
+    import pystac
+
+    from gravitas.storage.catalog.base import SearchParams
+
+    links = [
+        pystac.Link(
+            "derived_from", path.as_uri(), media_type="application/netcdf", title="radiance"
+        )
+    ]
+    page = services.catalog.search(SearchParams(ids=(event.scene_id,), limit=1))
+    for item in page.items:
+        href = f"../../collections/{item['collection']}/items/{item['id']}"
+        links.append(
+            pystac.Link("derived_from", href, media_type="application/geo+json", title=item["id"])
+        )
+    return links
+
+
+def _item(
+    services: NodeServices,
+    event: MethaneRequested,
+    source: Path,
+    product: MethaneProduct,
+    cog: Path,
+    cog_key: str,
+    plumes_key: str,
+) -> dict[str, Any]:
+    from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
+    from gravitas.storage.catalog.derived import add_processing
+    from gravitas.storage.catalog.items import item_from_file
+
+    props = {
+        MODE: "direct",
+        ONBOARDED: True,
+        LAYER_PREFIX: LAYER,
+        SCENE_ID: event.scene_id,
+        "methane:window_nm": list(event.window_nm),
+        "methane:iterations": event.iterations,
+        "methane:sparse": event.sparse,
+        "methane:albedo_correction": event.albedo_correction,
+        "methane:bands": product.bands,
+        "methane:plume_count": len(product.plumes),
+        "methane:background_mean_ppm_m": product.background_mean_ppm_m,
+        "methane:max_ppm_m": product.max_ppm_m,
+        "methane:retrieval_s": round(product.retrieval_s, 3),
+    }
+    item = item_from_file(
+        cog, COLLECTION, f"{event.scene_id}-ch4", product.acquired, props, statistics=True
+    )
+    add_processing(
+        item,
+        lineage=(
+            "mag1c-class matched filter (sparse l1 reweighting, albedo correction) with the "
+            "CH4 unit absorption target from mag1c's LUT at the scene's band centres/FWHM; "
+            "georeferenced through the scene's GLT"
+        ),
+        software={"gravitas": _version()},
+        level="L2",
+        facility=services.settings.node_id,
+    )
+    for link in _source_links(services, event, source):
+        item.add_link(link)
+    doc = item.to_dict(include_self_link=False)
+    asset = doc["assets"]["data"]
+    asset["href"] = services.object_store.href(cog_key)
+    asset["roles"] = ["data"]
+    asset["title"] = "CH4 enhancement (ppm m)"
+    for band in asset.get("raster:bands", []):
+        band["unit"] = UNIT
+    doc["assets"]["plumes"] = {
+        "href": services.object_store.href(plumes_key),
+        "type": "application/geo+json",
+        "roles": ["data"],
+        "title": f"{len(product.plumes)} plume outline(s), EPSG:4326",
+    }
+    return doc
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gravitas")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _index(
+    services: NodeServices, event: MethaneRequested, product: MethaneProduct, cog: Path
+) -> list[OverviewsUpdated]:
+    """Index the COG as layer ``ch4_enhancement`` and build its overviews now."""
+    from gravitas.agents.ingest import index_scene
+    from gravitas.agents.onboarding import _overviews
+
+    announced = SceneAnnounced(
+        scene_id=event.scene_id,
+        collection=COLLECTION,
+        hrefs=[cog.resolve().as_uri()],
+        datetime=product.acquired,
+        layer=LAYER,
+    )
+    indexed = index_scene(announced, services, paths=[cog])
+    return [_overviews(services, e) for e in indexed]
+
+
+def _plume_layer(services: NodeServices) -> None:
+    """Rebuild the vector layer ``ch4_plumes`` from every scene's plumes in the object store."""
+    from gravitas.storage.vector.store import VectorStore
+
+    features: list[dict[str, Any]] = []
+    for key in services.object_store.list(f"{PREFIX}/"):
+        if key.endswith("/plumes.geojson"):
+            features.extend(json.loads(services.object_store.get_bytes(key))["features"])
+    if not features:
+        return
+    with tempfile.TemporaryDirectory(prefix="gravitas-plumes-") as tmp:
+        path = Path(tmp) / "ch4_plumes.geojson"
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        with VectorStore.for_data_dir(services.data_dir) as store:
+            store.add_layer(PLUME_LAYER, path, id_field="plume_id", replace=True)
+
+
+def run_methane(
+    services: NodeServices, event: MethaneRequested, progress: Callable[[str, float], None]
+) -> list[Emit]:
+    """The whole job (blocking): retrieve, store, register, index; returns the outputs."""
+    from gravitas.agents.ingest import allowed_roots, resolve_href
+    from gravitas.agents.registration import register_item
+
+    source = resolve_href(event.href, allowed_roots(services))
+    product = retrieve_scene(
+        source,
+        window=event.window_nm,
+        iterations=event.iterations,
+        sparse=event.sparse,
+        albedo=event.albedo_correction,
+        threshold=event.plume_threshold_ppm_m,
+        min_pixels=event.plume_min_pixels,
+        progress=progress,
+    )
+    cog_key = f"{PREFIX}/{event.scene_id}/{LAYER}.tif"
+    plumes_key = f"{PREFIX}/{event.scene_id}/plumes.geojson"
+    fc = plume_features(product, event.scene_id)
+    with tempfile.TemporaryDirectory(prefix="gravitas-methane-") as tmp:
+        progress("writing", 0.0)
+        cog = write_cog(product.grid, Path(tmp) / f"{LAYER}.tif", product.acquired)
+        services.object_store.put_file(cog_key, cog)
+        services.object_store.put_bytes(plumes_key, json.dumps(fc).encode())
+        _plume_layer(services)
+        progress("indexing", 0.0)
+        updated = _index(services, event, product, cog)
+        item = _item(services, event, source, product, cog, cog_key, plumes_key)
+    registered = register_item(services, item)
+    progress("indexing", 1.0)
+    enhanced = MethaneEnhanced(
+        request_id=event.request_id,
+        scene_id=event.scene_id,
+        cog_href=services.object_store.href(cog_key),
+        item_id=str(item["id"]),
+        layer=LAYER,
+        background_mean_ppm_m=product.background_mean_ppm_m,
+        max_ppm_m=product.max_ppm_m,
+        plume_count=len(product.plumes),
+    )
+    plumes = [
+        PlumeDetected(
+            request_id=event.request_id,
+            scene_id=event.scene_id,
+            plume_id=str(f["properties"]["plume_id"]),
+            geometry=f["geometry"],
+            max_ppm_m=float(f["properties"]["max_ppm_m"]),
+            mean_ppm_m=float(f["properties"]["mean_ppm_m"]),
+            area_m2=float(f["properties"]["area_m2"]),
+            ime_kg=float(f["properties"]["ime_kg"]),
+        )
+        for f in fc["features"]
+    ]
+    return [
+        Emit("methane.enhanced", enhanced),
+        *(Emit("methane.enhanced", p) for p in plumes),
+        *(Emit("overviews.updated", u) for u in updated),
+        Emit("stac.registrations", registered),
+    ]
+
+
+class MethaneAgent(Agent):
+    """``methane.requests`` -> enhancement layer, STAC item and plumes on ``methane.enhanced``."""
+
+    name = "methane"
+    topic = "methane.requests"
+
+    async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        assert isinstance(event, MethaneRequested)
+        loop = asyncio.get_running_loop()
+        pending: list[Future[None]] = []
+
+        def publish(p: Progress) -> None:  # called from the worker thread
+            pending.append(asyncio.run_coroutine_threadsafe(ctx.emit("progress", p), loop))
+
+        throttle = ProgressThrottle(event.request_id, publish)
+        try:
+            out = await asyncio.to_thread(run_methane, ctx.services, event, throttle)
+        finally:
+            for fut in pending:
+                await asyncio.wrap_future(fut)
+        ctx.log.info("methane %s: %d output events", event.scene_id, len(out))
+        return out

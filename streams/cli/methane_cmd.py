@@ -1,0 +1,172 @@
+"""``gravitas methane SCENE``: the methane retrieval of one scene, locally (no node).
+
+Writes the enhancement COG, a quicklook PNG with plume outlines and the plumes as
+GeoJSON into ``--out``, and prints a table of the plumes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gravitas.schemas.errors import InputError
+from gravitas.streams.cli.common import console, out
+
+HELP = """Run the methane matched filter on a hyperspectral radiance scene, locally.
+
+SCENE is an EMIT L1B radiance NetCDF (or an ENVI radiance file with a GLT). Writes
+ch4_enhancement.tif (COG, ppm m), quicklook.png (plume outlines) and plumes.geojson
+into --out, and prints the plumes. To make a semi-synthetic test scene (real spectra,
+plumes injected through the real CH4 LUT):
+python -m gravitas.storage.sampledata.emit_scene scene.nc
+
+Example: gravitas methane EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc --out ch4
+"""
+
+# black -> purple -> red -> orange -> pale yellow ("inferno"-like), at 0, .25, .5, .75, 1
+_RAMP = np.array(
+    [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64
+)
+_OUTLINE = np.array([0, 255, 255], np.uint8)
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """``A-B`` (nm) -> (A, B)."""
+    parts = text.replace(",", "-").split("-")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise InputError(
+            f"--window must be LOW-HIGH in nm (e.g. 2122-2488), got {text!r}"
+        ) from None
+    if not lo < hi:
+        raise InputError(f"--window must have LOW < HIGH, got {text!r}")
+    return lo, hi
+
+
+def colour_ramp(norm: np.ndarray) -> np.ndarray:
+    """RGB uint8 of values in [0, 1] on an inferno-like ramp."""
+    pos = np.linspace(0.0, 1.0, len(_RAMP))
+    rgb = np.stack([np.interp(norm, pos, _RAMP[:, i]) for i in range(3)], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def label_edges(labels: np.ndarray) -> np.ndarray:
+    """Bool mask of plume pixels that touch a pixel of another label (4-neighbours)."""
+    lab = np.pad(labels, 1, mode="edge")
+    core = lab[1:-1, 1:-1]
+    edge = np.zeros(core.shape, dtype=bool)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        edge |= core != lab[1 + dy : lab.shape[0] - 1 + dy, 1 + dx : lab.shape[1] - 1 + dx]
+    return edge & (core > 0)
+
+
+def render_quicklook(
+    enhancement: np.ndarray, labels: np.ndarray, path: Path, vmax: float | None = None
+) -> Path:
+    """PNG of the enhancement (0..vmax ppm m; NaN grey) with plume outlines in cyan."""
+    from PIL import Image
+
+    arr = np.asarray(enhancement, dtype=np.float64)
+    finite = np.isfinite(arr)
+    top = vmax or (float(np.nanpercentile(arr, 99.5)) if finite.any() else 1.0)
+    norm = np.clip(np.nan_to_num(arr) / max(top, 1e-9), 0.0, 1.0)
+    scale = max(1, 768 // max(arr.shape))
+    big = np.kron(norm, np.ones((scale, scale)))
+    rgb = colour_ramp(big)
+    rgb[np.kron(~finite, np.ones((scale, scale), dtype=bool))] = 96
+    rgb[label_edges(np.kron(labels, np.ones((scale, scale), dtype=labels.dtype)))] = _OUTLINE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def _plume_table(features: list[dict[str, object]]) -> Table:
+    table = Table(title=f"{len(features)} plume(s)")
+    for col in ("plume", "pixels", "area km²", "max ppm m", "mean ppm m", "IME kg", "lon", "lat"):
+        table.add_column(col, justify="right" if col != "plume" else "left")
+    from shapely.geometry import shape
+
+    for f in features:
+        p = f["properties"]
+        assert isinstance(p, dict)
+        c = shape(f["geometry"]).centroid  # type: ignore[arg-type]
+        table.add_row(
+            str(p["plume_id"]),
+            str(p["pixels"]),
+            f"{p['area_m2'] / 1e6:.3f}",
+            f"{p['max_ppm_m']:.0f}",
+            f"{p['mean_ppm_m']:.0f}",
+            f"{p['ime_kg']:.1f}",
+            f"{c.x:.5f}",
+            f"{c.y:.5f}",
+        )
+    return table
+
+
+def methane(
+    scene: Annotated[Path, typer.Argument(help="EMIT L1B radiance NetCDF (or ENVI + GLT).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("methane"),
+    iterations: Annotated[int, typer.Option(help="Sparse reweighting iterations.")] = 30,
+    window: Annotated[str, typer.Option(help="Filter window LOW-HIGH in nm.")] = "2122-2488",
+    threshold: Annotated[float, typer.Option(help="Plume threshold (ppm m).")] = 500.0,
+    min_pixels: Annotated[int, typer.Option(help="Smallest plume (pixels).")] = 5,
+) -> None:
+    """Run the retrieval with a progress bar, write COG, PNG and GeoJSON, print plumes."""
+    from gravitas.agents.methane_retrieval import (
+        LAYER,
+        plume_features,
+        retrieve_scene,
+        write_cog,
+    )
+
+    if iterations < 0:
+        raise InputError(f"--iterations must be >= 0, got {iterations}")
+    lo_hi = parse_window(window)
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description:10s}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:  # fmt: skip
+
+        def progress(stage: str, fraction: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=1.0)
+            bar.update(tasks[stage], completed=fraction)
+
+        product = retrieve_scene(
+            scene.resolve(),
+            window=lo_hi,
+            iterations=iterations,
+            threshold=threshold,
+            min_pixels=min_pixels,
+            progress=progress,
+        )
+        progress("writing", 0.0)
+        scene_id = scene.stem
+        cog = write_cog(product.grid, out_dir / f"{LAYER}.tif", product.acquired)
+        png = render_quicklook(product.grid.array, product.labels, out_dir / "quicklook.png")
+        fc = plume_features(product, scene_id)
+        geojson = out_dir / "plumes.geojson"
+        geojson.write_text(json.dumps(fc))
+        progress("writing", 1.0)
+    out.print(_plume_table(fc["features"]))
+    out.print(
+        f"{len(fc['features'])} plume(s); background mean "
+        f"{product.background_mean_ppm_m:.0f} ppm m, max {product.max_ppm_m:.0f} ppm m; "
+        f"{product.bands} bands, retrieval {product.retrieval_s:.2f} s",
+        highlight=False,
+    )
+    for path in (cog, png, geojson):
+        out.print(f"wrote {path}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``methane`` command to the app."""
+    app.command("methane", help=HELP)(methane)
