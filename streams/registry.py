@@ -5,6 +5,7 @@ from __future__ import annotations
 from gravitas.agents.base import Agent
 from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
+from gravitas.agents.methane import MethaneAgent
 from gravitas.agents.onboarding import OnboardingAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.ping import PingAgent
@@ -21,6 +22,7 @@ def default_agents() -> list[Agent]:
         DiscoveryAgent(),
         RegistrarAgent(),
         OnboardingAgent(),
+        MethaneAgent(),
     ]
 
 

@@ -230,3 +230,25 @@ def make_emit_scene(
         "LUT plumes, EMIT noise model)",
     )
     return truth
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gravitas.storage.sampledata.emit_scene OUT.nc [ROWS COLS]``: a test scene
+    with the default plumes (500, 1500, 3000 ppm·m); prints them."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or len(args) not in (1, 3):
+        print(main.__doc__)
+        return 0 if args and args[0] in ("-h", "--help") else 1
+    rows, cols = (int(args[1]), int(args[2])) if len(args) == 3 else (256, 96)
+    truth = make_emit_scene(Path(args[0]), rows, cols)
+    for p in truth.plumes:
+        print(
+            f"plume row {p.row:.0f} col {p.col:.0f} radius {p.radius:.1f} px: {p.enhancement} ppm·m"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

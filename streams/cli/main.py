@@ -13,6 +13,7 @@ from gravitas.streams.cli import (
     config_cmd,
     events_cmd,
     federation_cmd,
+    methane_cmd,
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
@@ -36,6 +37,7 @@ pixels_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)
 catalog_cmd.register(app)
+methane_cmd.register(app)
 
 
 def main() -> None:
