@@ -35,10 +35,13 @@ from gravitas.schemas.events import (
     TimeRange,
 )
 from gravitas.schemas.settings import load_settings
-from gravitas.storage.readers.emit import read_emit_l1b
-from gravitas.storage.sampledata.emit_scene import Plume, SceneTruth, make_emit_scene
+from gravitas.storage.readers.emit import read_emit_l1b, write_emit_l1b
+from gravitas.storage.readers.emit_instrument import emit_fwhm, emit_wavelengths
+from gravitas.storage.sampledata.emit_scene import WGS84_WKT, Plume, SceneTruth, make_emit_scene
 from gravitas.storage.vector.store import VectorStore
+from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.node import EmbeddedNode
+from tests.fixtures.nodes import kafka_harness
 
 ROWS, COLS = 256, 64
 PLUMES = (Plume(77.0, 19.0, 6.0, 2000.0), Plume(179.0, 45.0, 6.0, 3000.0))
@@ -110,6 +113,9 @@ async def test_methane_agent_end_to_end(node: EmbeddedNode, scene: tuple[Path, S
         assert len(hit) == 1, (k, [e.geometry for e in plumes])
         err = abs(hit[0].mean_ppm_m - p.enhancement) / p.enhancement
         assert err < 0.15, (p, hit[0].mean_ppm_m)
+        print(
+            f"plume {p.enhancement:.0f} ppm m: retrieved mean {hit[0].mean_ppm_m:.0f} ({err:.1%})"
+        )
         disc = np.pi * p.radius**2 * 3600.0
         assert 0.5 * disc < hit[0].area_m2 < 2.0 * disc
         assert hit[0].ime_kg > 0 and hit[0].max_ppm_m >= hit[0].mean_ppm_m
@@ -177,7 +183,7 @@ async def test_methane_agent_end_to_end(node: EmbeddedNode, scene: tuple[Path, S
 
 
 async def test_bad_inputs_are_dead_lettered_with_a_reason(
-    node: EmbeddedNode, tmp_path: Path
+    node: EmbeddedNode, tmp_path: Path, scene: tuple[Path, SceneTruth]
 ) -> None:
     files = tmp_path / "files"
     files.mkdir()
@@ -187,14 +193,24 @@ async def test_bad_inputs_are_dead_lettered_with_a_reason(
         transform=Affine(0.01, 0, 10.0, 0, -0.01, 45.0),
     ) as dst:  # fmt: skip
         dst.write(np.zeros((3, 8, 8), dtype=np.uint8))
+    empty = files / "EMIT_empty.nc"
+    write_emit_l1b(
+        empty, np.full((8, 12, 285), np.nan, np.float32), wavelengths=emit_wavelengths(),
+        fwhm=emit_fwhm(), geotransform=(10.0, 0.01, 0.0, 45.0, 0.0, -0.01), crs_wkt=WGS84_WKT,
+    )  # fmt: skip
     cases = {
         "tif": (str(tif), "NotHyperspectralFileError", "rgb.tif"),
+        "all-nan": (str(empty), "EmptyColumnError", "all NaN"),
+        "window": (str(scene[0]), "EmptyWindowError", "no band inside window 300-350 nm"),
         "missing": (str(files / "nope.nc"), "UnsafePathError", "nope.nc"),
         "outside": ("/etc/hostname", "UnsafePathError", "/etc/hostname"),
     }
     client = node.client()
     for sid, (href, _cls, _text) in cases.items():
-        await client.publish(_request(href, scene_id=sid))
+        req = _request(href, scene_id=sid)
+        if sid == "window":
+            req = req.model_copy(update={"window_nm": (300.0, 350.0)})
+        await client.publish(req)
     dead = [d for d in await _read(node, "deadletter") if isinstance(d, Rejected)]
     by_key = {d.source_key: d for d in dead}
     for sid, (_href, cls, text) in cases.items():
@@ -226,3 +242,32 @@ def test_cli_writes_cog_png_and_geojson(scene: tuple[Path, SceneTruth], tmp_path
         capture_output=True, text=True, timeout=60,
     ).stdout  # fmt: skip
     assert "Example:" in helptext
+
+
+@pytest.mark.kafka
+async def test_kafka_worker_runs_the_methane_agent(
+    tmp_path: Path, scene: tuple[Path, SceneTruth], kafka_broker: KafkaBroker, unique_name: str
+) -> None:
+    incoming = tmp_path / "node" / "incoming"  # under the worker's data dir (allowed root)
+    incoming.mkdir(parents=True)
+    local = incoming / NAME
+    local.write_bytes(scene[0].read_bytes())
+    async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name) as h:
+        request = _request(str(local))
+        reply = await h.client.request(request, "methane.enhanced", 300)
+        assert isinstance(reply, MethaneEnhanced) and reply.plume_count == 2
+        plumes = await h.collect(
+            "methane.enhanced",
+            lambda evs: sum(isinstance(e, PlumeDetected) for e in evs) >= 2,
+            timeout=60,
+        )
+        means = sorted(e.mean_ppm_m for e in plumes if isinstance(e, PlumeDetected))
+        for got, want in zip(means, sorted(p.enhancement for p in PLUMES), strict=True):
+            assert abs(got - want) < 0.15 * want
+        progress = await h.collect(
+            "progress",
+            lambda evs: any(isinstance(e, Progress) and e.stage == "indexing" for e in evs),
+            timeout=30,
+        )
+        assert any(isinstance(p, Progress) and p.stage == "retrieval" for p in progress)
+    assert Path(urlparse(reply.cog_href).path).is_file()
