@@ -309,8 +309,8 @@ class PgstacCatalog:
             body["collections"] = list(p.collections)
         if p.ids is not None:
             body["ids"] = list(p.ids)
-        if p.bbox is not None:
-            body["bbox"] = list(p.bbox)
+        if p.bbox2d is not None:
+            body["bbox"] = list(p.bbox2d)  # PostGIS 3.3 + pgstac fail on 3-D boxes
         if p.intersects is not None:
             body["intersects"] = dict(p.intersects)
         if p.datetime is not None:
@@ -321,7 +321,7 @@ class PgstacCatalog:
         filters = []
         user = p.filter_json()
         if user is not None:
-            filters.append(user)
+            filters.append(_normalise_cql2(user))
         if not p.federated:
             filters.append({"op": "=", "args": [{"property": NODE_PROPERTY}, self.node_id]})
         if filters:
@@ -500,3 +500,18 @@ def _redact(dsn: str) -> str:
     if parts.password:
         return dsn.replace(f":{parts.password}@", ":***@")
     return dsn
+
+
+def _normalise_cql2(expr: Any) -> Any:
+    """Rewrite the older ``between(prop, [lo, hi])`` form into the three-argument one pgstac
+    accepts (the embedded backend takes both)."""
+    if isinstance(expr, dict):
+        out = {k: _normalise_cql2(v) for k, v in expr.items()}
+        args = out.get("args")
+        older = isinstance(args, list) and len(args) == 2 and isinstance(args[1], list)
+        if out.get("op") == "between" and older and len(args[1]) == 2:
+            out["args"] = [args[0], *args[1]]
+        return out
+    if isinstance(expr, list):
+        return [_normalise_cql2(v) for v in expr]
+    return expr

@@ -44,9 +44,17 @@ def real_file_items() -> dict[str, list[pystac.Item]]:
     return {"landsat-7-sr": landsat, "sentinel-2-l1c": [s2], "era5-levels": [era5]}
 
 
-@pytest.fixture(scope="module")
-def stac_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
-    with running_node(tmp_path_factory.mktemp("validator"), node_id="val") as node:
+@pytest.fixture(scope="module", params=["sqlite", "pgstac"])
+def stac_node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedNode]:
+    """A live node whose STAC API runs over the embedded catalog or PostgreSQL + pgstac."""
+    extra = {}
+    if request.param == "pgstac":
+        from tests.fixtures.pgstac import fresh_pgstac_dsn
+
+        extra["catalog"] = fresh_pgstac_dsn(request.getfixturevalue("pg_cluster"))
+    with running_node(tmp_path_factory.mktemp("validator"), node_id="val", **extra) as node:
         cat = node.services.catalog
         for cid, items in real_file_items().items():
             cat.upsert_collection(collection_from_items(cid, items, license="other").to_dict())
