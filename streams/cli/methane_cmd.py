@@ -18,16 +18,15 @@ from rich.table import Table
 from gravitas.schemas.errors import InputError
 from gravitas.streams.cli.common import console, out
 
-HELP = """Run the methane matched filter on a hyperspectral radiance scene, locally.
-
-SCENE is an EMIT L1B radiance NetCDF (or an ENVI radiance file with a GLT). Writes
-ch4_enhancement.tif (COG, ppm m), quicklook.png (plume outlines) and plumes.geojson
-into --out, and prints the plumes. To make a semi-synthetic test scene (real spectra,
-plumes injected through the real CH4 LUT):
-python -m gravitas.storage.sampledata.emit_scene scene.nc
-
-Example: gravitas methane EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc --out ch4
-"""
+HELP = (
+    "Run the methane matched filter on a hyperspectral radiance scene, locally (no node).\n\n"
+    "SCENE is an EMIT L1B radiance NetCDF (or an ENVI radiance file with a GLT). Writes "
+    "ch4_enhancement.tif (COG, ppm m), quicklook.png (plume outlines) and plumes.geojson "
+    "into --out, and prints the plumes.\n\n"
+    "Test scene (real spectra, plumes injected through the real CH4 LUT): "
+    "python -m gravitas.storage.sampledata.emit_scene scene.nc\n\n"
+    "Example: gravitas methane EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc --out ch4"
+)
 
 # black -> purple -> red -> orange -> pale yellow ("inferno"-like), at 0, .25, .5, .75, 1
 _RAMP = np.array(
@@ -129,6 +128,8 @@ def methane(
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
     lo_hi = parse_window(window)
+    if not scene.is_file():
+        raise InputError(f"{scene}: no such file; give the path of a radiance scene")
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description:10s}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
