@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+import time
 from collections.abc import Sequence
 
 import faust
@@ -83,7 +86,22 @@ def run_kafka_node(
         quiet=True,
         redirect_stdouts=False,
     )
+    _exit_if_shutdown_hangs(worker)
     try:
         worker.execute_from_commandline()
     finally:
         services.close()
+
+
+def _exit_if_shutdown_hangs(worker: faust.Worker, grace_s: float = 30.0) -> None:
+    """A shutdown that hangs (e.g. the broker is gone) ends the process after ``grace_s``:
+    uncommitted records are processed again by the next worker, so nothing is lost."""
+
+    def watch() -> None:
+        while not worker.should_stop:
+            time.sleep(0.5)
+        time.sleep(grace_s)
+        log.error("shutdown did not finish within %.0fs; exiting", grace_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="shutdown-watchdog", daemon=True).start()
