@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gravitas.agents.base import Agent
 from gravitas.agents.discovery import DiscoveryAgent
+from gravitas.agents.harmonize import HarmonizeAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
 from gravitas.agents.onboarding import OnboardingAgent
@@ -23,6 +24,7 @@ def default_agents() -> list[Agent]:
         RegistrarAgent(),
         OnboardingAgent(),
         MethaneAgent(),
+        HarmonizeAgent(),
     ]
 
 

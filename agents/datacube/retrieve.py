@@ -1,0 +1,178 @@
+"""Step 3: read every modality's layers from the pixel store on one grid window.
+
+Each layer is read at the request's level: coarser layers (ERA5) are repeated onto the
+finer pixels and finer layers are averaged from their overviews (``resampling`` =
+``average``) or taken by nearest sampling of native pixels (``nearest``); both are
+integer shifts of the nested grid. For every matched pair the layer's timestamp nearest
+the pair's reference time (within the modality's tolerance) is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gravitas.agents.datacube.plan import StepFailed, grid_level
+from gravitas.agents.services import NodeServices
+from gravitas.kernels.datacube import ScenePair, crop_pad, nearest_steps, to_level
+from gravitas.kernels.datacube.errors import NoPairsError
+from gravitas.kernels.datacube.match import bbox_intersection, to_epoch_seconds
+from gravitas.kernels.grid import bbox_to_pixel_range
+from gravitas.schemas.events import DatacubeRequested, Modality
+from gravitas.storage.keys import to_epoch
+from gravitas.storage.pixels.read import read_layer
+
+__all__ = ["FMASK_GOOD", "Retrieved", "grid_bbox", "retrieve"]
+
+FMASK_GOOD = (0, 1)
+"""Quality-layer values kept (Fmask clear land and water); other pixels become NaN."""
+Window = tuple[int, int, int, int]
+
+
+@dataclass
+class Retrieved:
+    """The raw (unfilled) stacks of every modality on the common grid window."""
+
+    level: int
+    bbox: tuple[float, float, float, float]
+    """The bbox read (the request bbox clipped to the matched scenes)."""
+    window: Window
+    """Inclusive pixel range ``(x0, y0, x1, y1)`` at ``level``; row 0 is ``y1``."""
+    times: NDArray[np.float64]
+    """Reference time of each kept pair (epoch seconds, sorted)."""
+    bands: list[str]
+    """``modality:layer`` of each band."""
+    cube: NDArray[np.float32]
+    """``(pair, band, y, x)``, NaN where missing."""
+    modality_of_band: list[str]
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Pairs dropped after reading, by reason (too much nodata in the window)."""
+
+
+def grid_bbox(req: DatacubeRequested, pairs: list[ScenePair]) -> tuple[float, float, float, float]:
+    """The request bbox clipped to the union of the pairs' common bboxes."""
+    union = (
+        min(p.bbox[0] for p in pairs),
+        min(p.bbox[1] for p in pairs),
+        max(p.bbox[2] for p in pairs),
+        max(p.bbox[3] for p in pairs),
+    )
+    box = bbox_intersection(union, tuple(req.bbox))  # type: ignore[arg-type]
+    assert box is not None  # the filter kept only pairs inside the request bbox
+    return box
+
+
+def _window(level: int, bbox: tuple[float, float, float, float]) -> Window:
+    return bbox_to_pixel_range(level, bbox)
+
+
+def _read_slice(
+    services: NodeServices,
+    layer: str,
+    bbox: tuple[float, float, float, float],
+    ts: int,
+    level: int,
+    target: Window,
+    resampling: str,
+) -> NDArray[np.float32]:
+    store, registry = services.block_store, services.layers
+    native = registry.get(layer).native_level
+    if resampling == "nearest" and native > level:
+        arr = read_layer(store, registry, layer, bbox, ts, ts, native)
+        x0, y1 = int(arr.attrs["x0"]), int(arr.attrs["y1"])
+        h, w = arr.shape[-2:]
+        src = (x0, y1 - h + 1, x0 + w - 1, y1)
+        out, win = to_level(arr.values[0], src, native, level, method="nearest")
+        return np.asarray(crop_pad(out, win, target), dtype=np.float32)
+    arr = read_layer(store, registry, layer, bbox, ts, ts, level)
+    values = arr.values[0]
+    if values.dtype.kind != "f":
+        nodata = arr.attrs.get("nodata")
+        values = np.where(values == nodata, np.nan, values.astype(np.float32))
+    return np.asarray(values, dtype=np.float32)
+
+
+def _layer_stack(
+    services: NodeServices,
+    req: DatacubeRequested,
+    modality: Modality,
+    layer: str,
+    times: NDArray[np.float64],
+    bbox: tuple[float, float, float, float],
+    level: int,
+    target: Window,
+) -> NDArray[np.float32]:
+    """``(pair, y, x)`` of one layer: the nearest timestamp to each pair, NaN if none."""
+    tol = timedelta(seconds=modality.time_tolerance_s)
+    stamps = services.layers.times(
+        layer, to_epoch(req.time.start - tol), to_epoch(req.time.end + tol)
+    )
+    rows, cols = target[3] - target[1] + 1, target[2] - target[0] + 1
+    out = np.full((times.size, rows, cols), np.nan, dtype=np.float32)
+    if not stamps:
+        return out
+    idx, _ = nearest_steps(times, np.asarray(stamps, np.float64), modality.time_tolerance_s)
+    cache: dict[int, NDArray[np.float32]] = {}
+    for p, i in enumerate(idx):
+        if i < 0:
+            continue
+        ts = int(stamps[int(i)])
+        if ts not in cache:
+            cache[ts] = _read_slice(services, layer, bbox, ts, level, target, modality.resampling)
+        out[p] = cache[ts]
+    if modality.quality_layer:
+        q = _layer_stack(
+            services,
+            req,
+            modality.model_copy(update={"quality_layer": None, "resampling": "nearest"}),
+            modality.quality_layer,
+            times,
+            bbox,
+            level,
+            target,
+        )
+        out[~np.isin(q, FMASK_GOOD)] = np.nan
+    return out
+
+
+def retrieve(services: NodeServices, req: DatacubeRequested, pairs: list[ScenePair]) -> Retrieved:
+    """Read every band of every kept pair; drop pairs with too much nodata (step 3)."""
+    try:
+        level = grid_level(req)
+        bbox = grid_bbox(req, pairs)
+        target = _window(level, bbox)
+        times = np.sort(to_epoch_seconds([p.reference.datetime for p in pairs]))
+        stacks: list[NDArray[np.float32]] = []
+        bands: list[str] = []
+        owners: list[str] = []
+        dropped: dict[str, int] = {}
+        keep = np.ones(times.size, dtype=bool)
+        for m in req.modalities:
+            layers = [
+                _layer_stack(services, req, m, layer, times, bbox, level, target)
+                for layer in m.layers
+            ]
+            missing = np.stack([~np.isfinite(a) for a in layers]).any(axis=0)
+            frac = missing.reshape(times.size, -1).mean(axis=1)
+            bad = keep & (frac > m.max_nodata_fraction)
+            if bad.any():
+                reason = f"{m.name}: nodata in the window above {m.max_nodata_fraction:g}"
+                dropped[reason] = int(bad.sum())
+            keep &= ~bad
+            stacks.extend(layers)
+            bands.extend(f"{m.name}:{layer}" for layer in m.layers)
+            owners.extend(m.name for _ in m.layers)
+        if not keep.any():
+            raise NoPairsError(
+                f"every matched pair has too much nodata in the window after reading: "
+                f"{dropped}; raise max_nodata_fraction or choose another bbox/time"
+            )
+        cube = np.stack(stacks, axis=1)[keep]
+    except StepFailed:
+        raise
+    except Exception as exc:
+        raise StepFailed("retrieve", exc) from exc
+    return Retrieved(level, bbox, target, times[keep], bands, cube, owners, dropped)

@@ -1,0 +1,261 @@
+"""Step 7: write the datacube (Zarr, one patch per chunk, CF metadata; or NetCDF) into the
+object store, a quicklook PNG per modality, and register a STAC collection (datacube
+extension) with one item per split."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gravitas.agents.datacube.assemble import Assembled
+from gravitas.agents.datacube.match import MatchResult
+from gravitas.agents.datacube.retrieve import Retrieved
+from gravitas.agents.registration import register_item
+from gravitas.agents.services import NodeServices
+from gravitas.kernels.datacube.split import SPLITS
+from gravitas.schemas.events import DatacubeRequested, ItemRegistered
+from gravitas.storage.catalog.derived import add_datacube
+
+__all__ = ["Written", "collection_id", "to_dataset", "write_datacube"]
+
+QUICKLOOK_PATCHES = 16
+"""Sample patches per quicklook grid (4 x 4)."""
+
+
+@dataclass
+class Written:
+    """Where the datacube went and the registrations to publish."""
+
+    collection_id: str
+    hrefs: dict[str, str]
+    registrations: list[ItemRegistered]
+
+
+def collection_id(req: DatacubeRequested) -> str:
+    """The STAC collection of a request's datacube."""
+    return f"datacube-{req.request_id}"
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_dataset(req: DatacubeRequested, a: Assembled, r: Retrieved, m: MatchResult) -> xr.Dataset:
+    """The datacube as a CF-style dataset: ``data(patch, time, band, y, x)`` and friends."""
+    p = a.data.shape[-1]
+    times = (a.times * 1e9).astype("datetime64[ns]")
+    split_ids = a.split.assignment.astype(np.int8)
+    ds = xr.Dataset(
+        {
+            "data": (("patch", "time", "band", "y", "x"), a.data, {
+                "long_name": "harmonized band values (gap-filled)",
+                "grid_mapping": "crs",
+                "coordinates": "lat lon",
+            }),
+            "gap_filled": (("patch", "time", "band", "y", "x"), a.filled.astype(np.uint8), {
+                "long_name": "1 where the value was gap-filled",
+                "flag_values": np.array([0, 1], np.uint8),
+                "flag_meanings": "observed filled",
+            }),
+            "split": (("patch",), split_ids, {
+                "long_name": "train / validation / test split",
+                "flag_values": np.array([0, 1, 2], np.int8),
+                "flag_meanings": "train val test",
+            }),
+            "label_class": (("patch",), a.labels.astype(np.int32), {
+                "long_name": "majority label class code of the patch",
+                "classes": json.dumps({str(k): v for k, v in a.class_names.items()}),
+            }),
+            "valid_fraction": (("patch",), a.valid_fraction.astype(np.float32), {
+                "long_name": "fraction of observed (not gap-filled) pixels",
+                "units": "1",
+            }),
+            "crs": ((), np.int32(0), {
+                "grid_mapping_name": "latitude_longitude",
+                "epsg_code": "EPSG:4326",
+                "longitude_of_prime_meridian": 0.0,
+                "semi_major_axis": 6378137.0,
+                "inverse_flattening": 298.257223563,
+            }),
+        },
+        coords={
+            "time": ("time", times, {"standard_name": "time", "axis": "T"}),
+            "band": ("band", np.array(a.bands, dtype=str)),
+            "lat": (("patch", "y"), a.lat, {"standard_name": "latitude",
+                                            "units": "degrees_north"}),
+            "lon": (("patch", "x"), a.lon, {"standard_name": "longitude",
+                                            "units": "degrees_east"}),
+            "row": ("patch", a.origins[:, 0], {"long_name": "top row in the grid window"}),
+            "col": ("patch", a.origins[:, 1], {"long_name": "left column in the grid window"}),
+        },
+    )  # fmt: skip
+    if a.label_tiles is not None:
+        ds["label"] = (("patch", "y", "x"), a.label_tiles.astype(np.int32), {
+            "long_name": f"label class code ({req.label.layer if req.label else ''})",
+            "_FillValue": np.int32(req.label.nodata if req.label else 0),
+        })  # fmt: skip
+    ds.attrs.update(
+        Conventions="CF-1.8",
+        title=f"gravitas datacube {req.request_id}",
+        institution="gravitas",
+        source=", ".join(f"{x.name}: {','.join(x.layers)}" for x in req.modalities),
+        history=f"{_iso(datetime.now(UTC).timestamp())} harmonize agent",
+        grid_level=r.level,
+        grid_window=list(r.window),
+        bbox=list(r.bbox),
+        patch_size=p,
+        norm_stats=json.dumps(a.stats.to_dict(), allow_nan=True),
+        drops=json.dumps({**m.drops.dropped, **r.dropped, **a.dropped}),
+        request=req.model_dump_json(),
+    )
+    return ds
+
+
+def _upload_tree(services: NodeServices, root: Path, prefix: str) -> None:
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            services.object_store.put_file(f"{prefix}/{path.relative_to(root).as_posix()}", path)
+
+
+def _quicklook(a: Assembled, band: int, path: Path) -> None:
+    """A 4 x 4 PNG grid of the first patches of one band (first time step, 2-98 % stretch)."""
+    from PIL import Image
+
+    n, p = min(a.data.shape[0], QUICKLOOK_PATCHES), a.data.shape[-1]
+    side = int(np.ceil(np.sqrt(max(n, 1))))
+    canvas = np.zeros((side * (p + 2), side * (p + 2)), np.uint8)
+    lo, hi = float(a.stats.p2[band]), float(a.stats.p98[band])
+    span = hi - lo if np.isfinite(hi - lo) and hi > lo else 1.0
+    for i in range(n):
+        tile = np.nan_to_num((a.data[i, 0, band] - lo) / span, nan=0.0)
+        r, c = divmod(i, side)
+        canvas[r * (p + 2) + 1 : r * (p + 2) + 1 + p, c * (p + 2) + 1 : c * (p + 2) + 1 + p] = (
+            np.clip(tile, 0, 1) * 255
+        ).astype(np.uint8)
+    Image.fromarray(canvas, mode="L").save(path)
+
+
+def _collection(
+    req: DatacubeRequested, a: Assembled, r: Retrieved, hrefs: dict[str, str]
+) -> dict[str, Any]:
+    import pystac
+
+    t0, t1 = datetime.fromtimestamp(a.times[0], UTC), datetime.fromtimestamp(a.times[-1], UTC)
+    coll = pystac.Collection(
+        id=collection_id(req),
+        description=f"AI-ready datacube of request {req.request_id}: "
+        f"{', '.join(m.name for m in req.modalities)}; patches {req.patch_size} px",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([list(r.bbox)]), pystac.TemporalExtent([[t0, t1]])
+        ),
+        license="other",
+    )
+    add_datacube(coll, _dimensions(req, a, r), _variables(a))
+    for key, href in hrefs.items():
+        media = "image/png" if key.startswith("quicklook") else _media(req)
+        roles = ["overview"] if key.startswith("quicklook") else ["data"]
+        coll.add_asset(key, pystac.Asset(href=href, media_type=media, roles=roles))
+    return coll.to_dict(include_self_link=False)
+
+
+def _media(req: DatacubeRequested) -> str:
+    return "application/vnd+zarr" if req.output_format == "zarr" else "application/x-netcdf"
+
+
+def _dimensions(req: DatacubeRequested, a: Assembled, r: Retrieved) -> dict[str, dict[str, Any]]:
+    return {
+        "patch": {"type": "index", "extent": [0, int(a.data.shape[0]) - 1]},
+        "time": {"type": "temporal", "extent": [_iso(a.times[0]), _iso(a.times[-1])],
+                 "step": f"PT{int(req.time_step_s)}S"},
+        "band": {"type": "bands", "values": list(a.bands)},
+        "x": {"type": "spatial", "axis": "x", "extent": [r.bbox[0], r.bbox[2]],
+              "reference_system": 4326},
+        "y": {"type": "spatial", "axis": "y", "extent": [r.bbox[1], r.bbox[3]],
+              "reference_system": 4326},
+    }  # fmt: skip
+
+
+def _variables(a: Assembled) -> dict[str, dict[str, Any]]:
+    dims5 = ["patch", "time", "band", "y", "x"]
+    out: dict[str, dict[str, Any]] = {
+        "data": {"type": "data", "dimensions": dims5},
+        "gap_filled": {"type": "auxiliary", "dimensions": dims5},
+        "split": {"type": "auxiliary", "dimensions": ["patch"]},
+        "label_class": {"type": "auxiliary", "dimensions": ["patch"]},
+    }
+    if a.label_tiles is not None:
+        out["label"] = {"type": "data", "dimensions": ["patch", "y", "x"]}
+    return out
+
+
+def _items(
+    req: DatacubeRequested, a: Assembled, r: Retrieved, hrefs: dict[str, str]
+) -> list[dict[str, Any]]:
+    w, s, e, n = r.bbox
+    counts, classes = a.split.counts, a.class_counts
+    items = []
+    for name in SPLITS:
+        items.append({
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "stac_extensions": [],
+            "id": f"{collection_id(req)}-{name}",
+            "collection": collection_id(req),
+            "bbox": [w, s, e, n],
+            "geometry": {"type": "Polygon",
+                         "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
+            "properties": {
+                "datetime": None,
+                "start_datetime": _iso(a.times[0]),
+                "end_datetime": _iso(a.times[-1]),
+                "gravitas:split": name,
+                "gravitas:patches": counts[name],
+                "gravitas:class_counts": classes[name],
+                "gravitas:request_id": req.request_id,
+            },
+            "links": [],
+            "assets": {"data": {"href": hrefs["data"], "type": _media(req), "roles": ["data"],
+                                "title": f"datacube (split variable == {SPLITS.index(name)})"}},
+        })  # fmt: skip
+    return items
+
+
+def write_datacube(
+    services: NodeServices, req: DatacubeRequested, a: Assembled, r: Retrieved, m: MatchResult
+) -> Written:
+    """Write, upload and register the datacube (step 7)."""
+    ds = to_dataset(req, a, r, m)
+    prefix = f"datacubes/{req.request_id}"
+    hrefs: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="gravitas-cube-") as tmp:
+        root = Path(tmp)
+        if req.output_format == "zarr":
+            p = a.data.shape[-1]
+            chunks = (1, a.data.shape[1], a.data.shape[2], p, p)
+            enc: dict[str, dict[str, Any]] = {
+                "data": {"chunks": chunks, "_FillValue": np.float32(np.nan)},
+                "gap_filled": {"chunks": chunks},
+            }
+            ds.to_zarr(root / "cube.zarr", mode="w", consolidated=True, encoding=enc, zarr_format=2)
+            _upload_tree(services, root / "cube.zarr", f"{prefix}/cube.zarr")
+            hrefs["data"] = services.object_store.href(f"{prefix}/cube.zarr")
+        else:
+            ds.to_netcdf(root / "cube.nc")
+            services.object_store.put_file(f"{prefix}/cube.nc", root / "cube.nc")
+            hrefs["data"] = services.object_store.href(f"{prefix}/cube.nc")
+        for mod in req.modalities:
+            band = next(i for i, b in enumerate(a.bands) if b.startswith(f"{mod.name}:"))
+            png = root / f"quicklook_{mod.name}.png"
+            _quicklook(a, band, png)
+            services.object_store.put_file(f"{prefix}/{png.name}", png)
+            hrefs[f"quicklook_{mod.name}"] = services.object_store.href(f"{prefix}/{png.name}")
+    services.catalog.upsert_collection(_collection(req, a, r, hrefs))
+    regs = [register_item(services, item) for item in _items(req, a, r, hrefs)]
+    return Written(collection_id(req), hrefs, regs)
