@@ -111,7 +111,9 @@ async def memory_run(n: int, latency_n: int) -> tuple[float, float, float]:
             return await through_agent(transport, publish_many, n, 1000, latency_n)
 
 
-async def kafka_run(bootstrap: str, n: int, latency_n: int, tmp: Path) -> tuple[float, float, float]:
+async def kafka_run(
+    bootstrap: str, n: int, latency_n: int, tmp: Path
+) -> tuple[float, float, float]:
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     topology = Topology(prefix=prefix, partitions=4)
     await create_topics(bootstrap, topology.partition_counts())
@@ -157,12 +159,17 @@ async def main() -> None:
         raw_produce, raw_consume = await raw_aiokafka(broker.bootstrap, n)
         mem = await memory_run(n, args.latency_events)
         kafka = await kafka_run(broker.bootstrap, n, args.latency_events, Path(tmp))
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"{'path':<34}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
     print(f"{'raw aiokafka produce':<34}{raw_produce:>12,.0f}")
     print(f"{'raw aiokafka consume':<34}{raw_consume:>12,.0f}")
-    print(f"{'ping agent, memory://':<34}{mem[0]:>12,.0f}{mem[1]:>10.2f}{mem[2]:>10.2f}")
-    print(f"{'ping agent, kafka:// (1 worker)':<34}{kafka[0]:>12,.0f}{kafka[1]:>10.2f}{kafka[2]:>10.2f}")
+    for label, (rate, p50, p99) in (
+        ("ping agent, memory://", mem),
+        ("ping agent, kafka:// (1 worker)", kafka),
+    ):
+        print(f"{label:<34}{rate:>12,.0f}{p50:>10.2f}{p99:>10.2f}")
     figures = {
         "events": n,
         "raw_aiokafka_per_s": round(min(raw_produce, raw_consume)),

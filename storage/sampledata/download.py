@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+
 from gravitas.storage.sampledata.errors import ChecksumError, SampleDataError
 from gravitas.storage.sampledata.registry import Source
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
+
 from gravitas.schemas.errors import NotFoundError, StorageError, UnsafePathError
 from gravitas.storage.sampledata import (
     SOURCES,
