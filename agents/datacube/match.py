@@ -16,7 +16,7 @@ from gravitas.agents.datacube.plan import (
     modality_window,
 )
 from gravitas.agents.onboarding import layer_matches
-from gravitas.agents.registration import LAYER_PREFIX
+from gravitas.agents.registration import LAYER_PREFIX, ONBOARDED
 from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube import DropReport, ScenePair, SceneRecord, filter_pairs, match_scenes
 from gravitas.kernels.datacube.errors import NoPairsError
@@ -84,8 +84,8 @@ def modality_scenes(
 ) -> list[SceneRecord]:
     """The scenes of one modality in the request's bbox and (widened) time window.
 
-    Raises :class:`UnknownLayerError` when a layer is neither indexed nor provided by
-    any registered item here.
+    Raises :class:`UnknownLayerError` when a layer is neither indexed nor provided by a
+    registered item that is still waiting to be onboarded.
     """
     start, end = modality_window(req, modality, reference)
     params = SearchParams(
@@ -102,8 +102,10 @@ def modality_scenes(
         anywhere = SearchParams(
             collections=(modality.collection,) if modality.collection else None, limit=500
         )
-        prefixes = {
-            str(i.get("properties", {}).get(LAYER_PREFIX, "")) for i in _items(services, anywhere)
+        prefixes = {  # bands of a scene not yet onboarded are known only after onboarding
+            str(i.get("properties", {}).get(LAYER_PREFIX, ""))
+            for i in _items(services, anywhere)
+            if not i.get("properties", {}).get(ONBOARDED, True)
         }
         if not any(layer_matches(p, layer) for p in prefixes if p):
             raise UnknownLayerError(

@@ -1,10 +1,12 @@
 """Step 3: read every modality's layers from the pixel store on one grid window.
 
 Each layer is read at the request's level: coarser layers (ERA5) are repeated onto the
-finer pixels and finer layers are averaged from their overviews (``resampling`` =
-``average``) or taken by nearest sampling of native pixels (``nearest``); both are
-integer shifts of the nested grid. For every matched pair the layer's timestamp nearest
-the pair's reference time (within the modality's tolerance) is used.
+finer pixels; finer layers are read at their native level and averaged (``resampling``
+= ``average``/``bilinear``) or sampled (``nearest``) in 2**d x 2**d blocks, both integer
+shifts of the nested grid (the overview arrays serve reads too large for that, so a
+request right after an ingest never waits for the overview agent). For every matched
+pair the layer's timestamp nearest the pair's reference time (within the modality's
+tolerance) is used.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
+import xarray as xr
 from numpy.typing import NDArray
 
 from gravitas.agents.datacube.plan import StepFailed, grid_level
@@ -20,9 +23,11 @@ from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube import ScenePair, crop_pad, nearest_steps, to_level
 from gravitas.kernels.datacube.errors import NoPairsError
 from gravitas.kernels.datacube.match import bbox_intersection, to_epoch_seconds
+from gravitas.kernels.datacube.resample import CoarsenMethod
 from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.schemas.events import DatacubeRequested, Modality
 from gravitas.storage.keys import to_epoch
+from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.read import read_layer
 
 __all__ = ["FMASK_GOOD", "Retrieved", "grid_bbox", "retrieve"]
@@ -80,14 +85,23 @@ def _read_slice(
 ) -> NDArray[np.float32]:
     store, registry = services.block_store, services.layers
     native = registry.get(layer).native_level
-    if resampling == "nearest" and native > level:
-        arr = read_layer(store, registry, layer, bbox, ts, ts, native)
-        x0, y1 = int(arr.attrs["x0"]), int(arr.attrs["y1"])
-        h, w = arr.shape[-2:]
-        src = (x0, y1 - h + 1, x0 + w - 1, y1)
-        out, win = to_level(arr.values[0], src, native, level, method="nearest")
-        return np.asarray(crop_pad(out, win, target), dtype=np.float32)
-    arr = read_layer(store, registry, layer, bbox, ts, ts, level)
+    if native > level:
+        try:
+            arr = read_layer(store, registry, layer, bbox, ts, ts, native)
+        except PixelSearchError:  # too many native blocks: use the overview arrays
+            arr = None
+        if arr is not None:
+            x0, y1 = int(arr.attrs["x0"]), int(arr.attrs["y1"])
+            h, w = arr.shape[-2:]
+            src = (x0, y1 - h + 1, x0 + w - 1, y1)
+            method: CoarsenMethod = "nearest" if resampling == "nearest" else "mean"
+            out, win = to_level(_float(arr), src, native, level, method=method)
+            return np.asarray(crop_pad(out, win, target), dtype=np.float32)
+    return _float(read_layer(store, registry, layer, bbox, ts, ts, level))
+
+
+def _float(arr: xr.DataArray) -> NDArray[np.float32]:
+    """The first time slice as float32 with NaN for nodata."""
     values = arr.values[0]
     if values.dtype.kind != "f":
         nodata = arr.attrs.get("nodata")
