@@ -23,7 +23,7 @@ import math
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 import numcodecs
 import numpy as np
@@ -37,8 +37,9 @@ MAGIC: Final = b"GVB1"
 _TAIL = struct.Struct("<QI")
 
 
-def _shuffle(data: bytes, itemsize: int) -> bytes:
-    return bytes(numcodecs.Shuffle(elementsize=itemsize).encode(data)) if itemsize > 1 else data
+def _shuffle(data: bytes, itemsize: int) -> Any:
+    """Byte-shuffled ``data`` (a buffer; no extra copy into ``bytes``)."""
+    return numcodecs.Shuffle(elementsize=itemsize).encode(data) if itemsize > 1 else data
 
 
 def _unshuffle(data: bytes, itemsize: int) -> bytes:
@@ -129,7 +130,8 @@ def encode_block(block: Block, codec: str = DEFAULT_CODEC) -> bytes:
             f"block dtype must be bool, int, uint or float up to 64 bits, got {arr.dtype}"
         )
     dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
-    raw = np.ascontiguousarray(arr, dtype=dtype).tobytes()
+    # one copy, also for strided views (tobytes writes C order)
+    raw = (arr if arr.dtype == dtype else arr.astype(dtype)).tobytes()
     dstr = dtype.str.encode()
     if codec == AUTO:
         options = [(CODECS[c][0], CODECS[c][1](raw, dtype.itemsize)) for c in _AUTO_CANDIDATES]

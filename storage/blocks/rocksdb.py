@@ -2,12 +2,19 @@
 
 Values are the codec's bytes (never pickles: ``Options(raw_mode=True)``); RocksDB keeps
 keys sorted bytewise, which with the big-endian key layout is numeric order, so a scan
-is one seek plus a forward walk.
+is one seek plus a forward walk. ``put_many`` encodes on a small thread pool (zstd,
+shuffle and crc32 release the GIL) while the caller's iterator produces the next blocks;
+batches are written in input order, so the last of repeated keys still wins (do not
+change a block's array until ``put_many`` returns). ``get_many`` decodes hits on the same
+pool.
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
@@ -19,6 +26,7 @@ from gravitas.storage.blocks.errors import BlockStoreError
 __all__ = ["RocksBlockStore"]
 
 _BATCH = 256
+_ENCODE_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
 class RocksBlockStore:
@@ -28,6 +36,7 @@ class RocksBlockStore:
         self.path = Path(path).expanduser().resolve()
         self.url = f"rocksdb://{self.path}"
         self.codec = codec
+        self._pool: ThreadPoolExecutor | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             opts = Options(raw_mode=True)
@@ -51,17 +60,34 @@ class RocksBlockStore:
     def put_raw(self, key: bytes, value: bytes) -> None:
         self.db.put(bytes(key), bytes(value))
 
+    def _encoder(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_ENCODE_WORKERS, thread_name_prefix="rocks-encode")
+        return self._pool
+
     def put_many(self, items: Iterable[tuple[bytes, Block]]) -> int:
+        db, codec, pool = self.db, self.codec, self._encoder()
+        pending: deque[tuple[bytes, Future[bytes]]] = deque()
+
+        def flush(count: int) -> None:
+            batch = WriteBatch(raw_mode=True)
+            for _ in range(count):
+                key, fut = pending.popleft()
+                batch.put(key, fut.result())
+            db.write(batch)
+
         n = 0
-        batch = WriteBatch(raw_mode=True)
-        for key, block in items:
-            batch.put(bytes(key), encode_block(block, self.codec))
-            n += 1
-            if n % _BATCH == 0:
-                self.db.write(batch)
-                batch = WriteBatch(raw_mode=True)
-        if len(batch):
-            self.db.write(batch)
+        try:
+            for key, block in items:
+                pending.append((bytes(key), pool.submit(encode_block, block, codec)))
+                n += 1
+                if len(pending) >= 2 * _BATCH:  # keep one batch encoding while we write
+                    flush(_BATCH)
+            while pending:
+                flush(min(_BATCH, len(pending)))
+        finally:
+            for _key, fut in pending:
+                fut.cancel()
         return n
 
     def get_raw(self, key: bytes) -> bytes | None:
@@ -77,9 +103,16 @@ class RocksBlockStore:
         if not klist:
             return []
         values: list[bytes | None] = self.db.get(klist)  # type: ignore[arg-type, assignment]
-        return [
-            None if v is None else decode_block(v, k) for k, v in zip(klist, values, strict=True)
-        ]
+        found = [(i, v) for i, v in enumerate(values) if v is not None]
+        out: list[Block | None] = [None] * len(klist)
+        if len(found) < 8:  # a miss costs no decode; a few hits are not worth the pool
+            for i, v in found:
+                out[i] = decode_block(v, klist[i])
+            return out
+        decoded = self._encoder().map(lambda iv: decode_block(iv[1], klist[iv[0]]), found)
+        for (i, _v), block in zip(found, decoded, strict=True):
+            out[i] = block
+        return out
 
     def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, Block]]:
         it = self.db.iter()
@@ -108,6 +141,9 @@ class RocksBlockStore:
         return sum(1 for _ in self.scan_keys(start, hi))
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -8,13 +8,14 @@ adjacent scene at the same time) is merged: new valid pixels win, the rest is ke
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.errors import InputError
 from gravitas.storage.blocks import Block, BlockStore
 from gravitas.storage.keys import encode_key, to_epoch
@@ -142,6 +143,28 @@ def _merge(new: np.ndarray, old: Block, w: WarpedRaster) -> np.ndarray:
     return np.where(valid, new, old.array)
 
 
+def _blocks(
+    w: WarpedRaster,
+    counts: np.ndarray,
+    cells: list[tuple[int, int]],
+    mortons: list[int],
+    keys: list[bytes],
+    olds: list[Block | None],
+    groups: dict[int, list[tuple[int, int]]],
+) -> Iterator[tuple[bytes, Block]]:
+    """The blocks to write, merged with the stored ones; fills ``groups`` (parent ->
+    ``(morton, valid pixels)``) as it goes. New blocks are views into the warped window
+    (no copies): the store encodes them while this generator produces the next."""
+    for (r, c), m, key, old in zip(cells, mortons, keys, olds, strict=True):
+        arr = w.block_view(r, c)
+        valid = int(counts[r, c])
+        if old is not None:
+            arr = _merge(arr, old, w)
+            valid = int(w.valid(arr).sum())
+        groups[m >> 2].append((m, valid))
+        yield key, Block(arr, nodata=w.nodata)
+
+
 def write_scene(
     store: BlockStore, registry: LayerRegistry, plan: ScenePlan, progress: ProgressFn = _quiet
 ) -> list[FamilyWrite]:
@@ -149,19 +172,14 @@ def write_scene(
     families: list[FamilyWrite] = []
     for i, wl in enumerate(plan.layers):
         w = wl.warped
-        items = [
-            (encode_key(wl.layer, w.level, m, wl.timestamp), m, arr)
-            for m, _bx, _by, arr in w.blocks()
-        ]
-        olds = store.get_many([k for k, _m, _a in items]) if items else []
-        blocks: list[tuple[bytes, Block]] = []
+        counts = w.block_counts()
+        cells = [(int(r), int(c)) for r, c in zip(*np.nonzero(counts), strict=True)]
+        mortons = [int(morton_encode(w.bx0 + c, w.by1 - r)) for r, c in cells]
+        keys = [encode_key(wl.layer, w.level, m, wl.timestamp) for m in mortons]
+        olds = store.get_many(keys) if keys else []
         groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        for (key, m, arr), old in zip(items, olds, strict=True):
-            if old is not None:
-                arr = _merge(arr, old, w)
-            blocks.append((key, Block(arr, nodata=w.nodata)))
-            groups[m >> 2].append((m, int(w.valid(arr).sum())))
-        store.put_many(blocks)
+
+        written = store.put_many(_blocks(w, counts, cells, mortons, keys, olds, groups))
         registry.record(
             wl.layer,
             dtype=str(w.array.dtype),
@@ -170,7 +188,7 @@ def write_scene(
             categorical=wl.categorical,
             timestamp=wl.timestamp,
             scene_id=plan.scene_id,
-            blocks=len(blocks),
+            blocks=written,
             collection=plan.collection,
         )
         for members in groups.values():

@@ -115,7 +115,9 @@ def read_rasters(path: Path, fmt: str, categorical: bool) -> list[SourceRaster]:
 
 
 def _as_continuous(arr: np.ndarray, nodata: float | int | None) -> np.ndarray:
-    out = arr.astype(np.float32)
+    """float32 with NaN for nodata; a float32 ``arr`` is reused (masked in place), so pass
+    only arrays the caller owns (a fresh read)."""
+    out = arr.astype(np.float32, copy=False)
     if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
         out[arr == nodata] = np.nan
     return out

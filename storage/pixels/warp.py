@@ -6,7 +6,9 @@ grid's own north-up transform (:func:`gravitas.kernels.grid.window_transform`).
 Resampling: nearest for categorical layers; for continuous ones average (an
 area-weighted mean of the source pixels a grid pixel overlaps) when the source is finer
 than the grid level, else nearest (each grid pixel lies inside one source pixel: the
-native level is never coarser than the source, so this is the usual case).
+native level is never coarser than the source, so this is the usual case). A WGS 84
+source that already lies on the grid at the level (same pixel size, whole-pixel offset) is
+copied instead of reprojected: nearest resampling gives the same pixels.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ class WarpedRaster:
         if self.nodata is None:
             return np.ones(arr.shape, bool)
         return arr != self.nodata
+
+    def block_counts(self) -> np.ndarray:
+        """Valid pixels of every block, shape ``shape_blocks`` (row 0 = north), one pass."""
+        rows, cols = self.shape_blocks
+        b = BLOCK_SIZE
+        valid = self.valid(self.array).reshape(rows, b, cols, b)
+        return np.count_nonzero(valid, axis=(1, 3))
+
+    def block_view(self, r: int, c: int) -> np.ndarray:
+        """The block at window row ``r``, column ``c`` (a view into ``array``)."""
+        b = BLOCK_SIZE
+        return self.array[r * b : (r + 1) * b, c * b : (c + 1) * b]
 
     def blocks(self) -> Iterator[tuple[int, int, int, np.ndarray]]:
         """``(morton, bx, by, array)`` of every block holding at least one valid pixel."""
@@ -199,6 +213,11 @@ def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
     else:
         info = np.iinfo(r.array.dtype)
         fill = int(info.max if info.min == 0 else info.min)
+    aligned = _grid_offset(r, level, transform, rows, cols, fill)
+    if aligned is not None:  # already on the grid: the warp is a copy
+        return WarpedRaster(
+            r.band, level, bx0, by1, _place(r.array, aligned, rows, cols, fill), fill
+        )
     dst = np.full((rows, cols), fill, dtype=r.array.dtype)
     kwargs: dict[str, object] = {}
     if r.geoloc is not None:
@@ -213,6 +232,52 @@ def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
             r, dst, src_nodata, transform, fill, not _downsamples(r, level, categorical), kwargs
         )
     return WarpedRaster(r.band, level, bx0, by1, dst, fill)
+
+
+def _grid_offset(
+    r: SourceRaster, level: int, transform: object, rows: int, cols: int, fill: float | int
+) -> tuple[int, int] | None:
+    """``(row, col)`` of the source's first pixel in the window when the source already
+    lies on the grid (WGS 84, north-up, the level's pixel size, whole-pixel offset, inside
+    the window), else None. Nearest resampling of such a source (the resampling
+    :func:`warp` picks at equal resolution) copies every pixel, so GDAL is skipped."""
+    if r.geoloc is not None or r.transform is None or r.array.ndim != 2:
+        return None
+    a, b, c, d, e, f = r.transform
+    p = pixel_size(level)
+    if (
+        b != 0.0
+        or d != 0.0
+        or not (math.isclose(a, p, rel_tol=1e-9) and math.isclose(-e, p, rel_tol=1e-9))
+    ):
+        return None
+    if r.array.dtype.kind != "f" and r.nodata is None and bool((r.array == fill).any()):
+        return None  # GDAL may treat source values equal to the destination nodata specially
+    west, north = transform.c, transform.f  # type: ignore[attr-defined]
+    col, row = (c - west) / p, (north - f) / p
+    h, w = r.array.shape
+    # the offset error times the window size stays far below half a pixel
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    row0, col0 = round(row), round(col)
+    if row0 < 0 or col0 < 0 or row0 + h > rows or col0 + w > cols:
+        return None
+    if _crs(r.crs_wkt) != _crs(None):
+        return None
+    return row0, col0
+
+
+def _place(
+    src: np.ndarray, at: tuple[int, int], rows: int, cols: int, fill: float | int
+) -> np.ndarray:
+    """``src`` at ``at`` in a ``rows x cols`` window of ``fill`` (``src`` itself, no copy,
+    when it fills the window)."""
+    row0, col0 = at
+    if src.shape == (rows, cols) and src.flags.c_contiguous:
+        return src
+    dst = np.full((rows, cols), fill, dtype=src.dtype)
+    dst[row0 : row0 + src.shape[0], col0 : col0 + src.shape[1]] = src
+    return dst
 
 
 def _downsamples(r: SourceRaster, level: int, categorical: bool) -> bool:
