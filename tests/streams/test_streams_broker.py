@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+
 from gravitas.schemas.errors import BrokerError, InputError
 from gravitas.streams.broker import (
     KAFKA_VERSION,
