@@ -11,6 +11,7 @@ from gravitas.streams.cli import (
     broker_cmd,
     catalog_cmd,
     config_cmd,
+    datacube_cmd,
     events_cmd,
     federation_cmd,
     methane_cmd,
@@ -37,6 +38,7 @@ pixels_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)
 catalog_cmd.register(app)
+datacube_cmd.register(app)
 methane_cmd.register(app)
 
 
