@@ -284,7 +284,7 @@ class MethaneAgent(Agent):
         pending: list[Future[None]] = []
 
         def publish(p: Progress) -> None:  # called from the worker thread
-            pending.append(asyncio.run_coroutine_threadsafe(ctx.emit("progress", p), loop))
+            pending.append(asyncio.run_coroutine_threadsafe(_emit(ctx, p), loop))
 
         throttle = ProgressThrottle(event.request_id, publish)
         try:
@@ -294,3 +294,8 @@ class MethaneAgent(Agent):
                 await asyncio.wrap_future(fut)
         ctx.log.info("methane %s: %d output events", event.scene_id, len(out))
         return out
+
+
+async def _emit(ctx: AgentContext, progress: Progress) -> None:
+    """A coroutine (not just an awaitable) for ``run_coroutine_threadsafe``."""
+    await ctx.emit("progress", progress)

@@ -508,9 +508,10 @@ def _normalise_cql2(expr: Any) -> Any:
     if isinstance(expr, dict):
         out = {k: _normalise_cql2(v) for k, v in expr.items()}
         args = out.get("args")
-        older = isinstance(args, list) and len(args) == 2 and isinstance(args[1], list)
-        if out.get("op") == "between" and older and len(args[1]) == 2:
-            out["args"] = [args[0], *args[1]]
+        if out.get("op") == "between" and isinstance(args, list) and len(args) == 2:
+            prop, bounds = args
+            if isinstance(bounds, list) and len(bounds) == 2:
+                out["args"] = [prop, *bounds]
         return out
     if isinstance(expr, list):
         return [_normalise_cql2(v) for v in expr]

@@ -145,7 +145,9 @@ def update_pyramid(store: BlockStore, info: LayerInfo, ts: int, mortons: Sequenc
     written = 0
     codes = sorted(set(int(m) for m in mortons))
     blocks = store.get_many([encode_key(layer, native, m, ts) for m in codes])
-    _bx, bys = morton_decode(np.asarray(codes, np.uint64)) if codes else (None, [])
+    bys: Sequence[int] = (
+        [int(v) for v in morton_decode(np.asarray(codes, np.uint64))[1]] if codes else []
+    )
     items = [
         (
             stats_key(layer, native, m, ts),

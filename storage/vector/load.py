@@ -87,9 +87,7 @@ def _to_wgs84(geoms: NDArray[np.object_], src: CRS, path: Path) -> NDArray[np.ob
 
         geoms = shapely.transform(geoms, fn)
     b = shapely.total_bounds(geoms)
-    if not (
-        np.all(np.isfinite(b)) and b[0] >= -180 and b[2] <= 180 and b[1] >= -90 and b[3] <= 90
-    ):
+    if not (np.all(np.isfinite(b)) and b[0] >= -180 and b[2] <= 180 and b[1] >= -90 and b[3] <= 90):
         raise InputError(
             f"{path}: coordinates fall outside lon/lat after reprojection from "
             f"{src.to_string()} (bounds {tuple(b)}); pass the right crs"
