@@ -20,7 +20,15 @@ from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import PixelSearch, Predicate, SceneAnnounced, SearchResult
 from gravitas.schemas.settings import Settings
 from gravitas.storage.pixels.sources import guess_datetime
-from gravitas.streams.cli.common import DataOpt, console, out, run, settings_from
+from gravitas.streams.cli.common import (
+    BrokerOpt,
+    DataOpt,
+    EdgeOpt,
+    console,
+    out,
+    run,
+    settings_from,
+)
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
@@ -130,6 +138,27 @@ async def search_embedded(settings: Settings, req: PixelSearch) -> SearchResult:
         reply = await node.client().request(req, req.reply_topic, timeout=600)
     assert isinstance(reply, SearchResult)
     return reply
+
+
+async def search_running(settings: Settings, req: PixelSearch, edge: str | None) -> SearchResult:
+    """Send one PixelSearch to a running node (its edge, or the Kafka broker)."""
+    from gravitas.streams.client import Client
+
+    async with Client(settings.broker, edge_url=edge, data_dir=settings.data_dir) as client:
+        reply = await client.request(req, req.reply_topic, timeout=600)
+    assert isinstance(reply, SearchResult)
+    return reply
+
+
+def search_anywhere(settings: Settings, req: PixelSearch, edge: str | None) -> SearchResult:
+    """A running node answers when there is one (Kafka, --edge, or node.json in the data
+    dir); otherwise an embedded node is started on the data dir for this one search."""
+    from gravitas.streams.transports.edge import NODE_FILE
+
+    running = not settings.is_memory or edge or (settings.data_dir / NODE_FILE).exists()
+    if running:
+        return run(search_running(settings, req, edge))
+    return run(search_embedded(settings, req))
 
 
 def print_result(res: SearchResult, limit: int = 20) -> None:
@@ -286,8 +315,11 @@ def register(app: typer.Typer) -> None:
         level: Annotated[int | None, typer.Option(help="Grid level (default native).")] = None,
         limit: Annotated[int, typer.Option(help="Matches to return.")] = 10_000,
         data: DataOpt = None,
+        broker: BrokerOpt = None,
+        edge: EdgeOpt = None,
     ) -> None:
-        """Find pixels by value (pruned by the overview pyramid).
+        """Find pixels by value (pruned by the overview pyramid), on the running node if
+        there is one, else on an embedded node over --data.
 
         Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
         """
@@ -300,7 +332,8 @@ def register(app: typer.Typer) -> None:
             level=level,
             limit=limit,
         )
-        print_result(run(search_embedded(settings_from(data=data, http_port=0), req)))
+        settings = settings_from(broker, data, http_port=0)
+        print_result(search_anywhere(settings, req, edge))
 
     @app.command("layers")
     def layers(data: DataOpt = None) -> None:

@@ -38,3 +38,41 @@ def test_ingest_layers_search_quicklook(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     with Image.open(png) as img:
         assert img.size[0] >= 256
+
+
+def test_search_goes_through_a_running_node(tmp_path: Path) -> None:
+    """With `gravitas node` running on the data dir (it holds the store), `gravitas
+    search` asks that node through its edge; the answer names the node."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "node"
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["ingest", str(fetch("stageiv_nc")), "--layer-name", "stageiv", "--data", str(data)]
+    )
+    assert res.exit_code == 0, res.output
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
+    env.update(GRAVITAS_DATA_DIR=str(data), GRAVITAS_HTTP_PORT="0", GRAVITAS_NODE_ID="busy")
+    cli = [sys.executable, "-m", "gravitas.streams.cli"]
+    node = subprocess.Popen(
+        [*cli, "node"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (data / "node.json").exists():
+            assert node.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        found = subprocess.run(
+            [*cli, "search", "stageiv", "> 100", "--bbox", "-81,32,-74,38",
+             "--time", "2018-09-13/2018-09-15"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        assert "matching pixels" in found.stdout
+    finally:
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(30) == 0
