@@ -74,20 +74,22 @@ def _window(level: int, bbox: tuple[float, float, float, float]) -> Window:
     return bbox_to_pixel_range(level, bbox)
 
 
-def _read_slice(
+def _read_times(
     services: NodeServices,
     layer: str,
     bbox: tuple[float, float, float, float],
-    ts: int,
+    t0: int,
+    t1: int,
     level: int,
     target: Window,
     resampling: str,
-) -> NDArray[np.float32]:
+) -> tuple[list[int], NDArray[np.float32]]:
+    """Every timestamp of ``layer`` in ``[t0, t1]`` on the target window: (times, (t, y, x))."""
     store, registry = services.block_store, services.layers
     native = registry.get(layer).native_level
     if native > level:
         try:
-            arr = read_layer(store, registry, layer, bbox, ts, ts, native)
+            arr = read_layer(store, registry, layer, bbox, t0, t1, native)
         except PixelSearchError:  # too many native blocks: use the overview arrays
             arr = None
         if arr is not None:
@@ -96,13 +98,18 @@ def _read_slice(
             src = (x0, y1 - h + 1, x0 + w - 1, y1)
             method: CoarsenMethod = "nearest" if resampling == "nearest" else "mean"
             out, win = to_level(_float(arr), src, native, level, method=method)
-            return np.asarray(crop_pad(out, win, target), dtype=np.float32)
-    return _float(read_layer(store, registry, layer, bbox, ts, ts, level))
+            return _stamps(arr), np.asarray(crop_pad(out, win, target), dtype=np.float32)
+    arr = read_layer(store, registry, layer, bbox, t0, t1, level)
+    return _stamps(arr), _float(arr)
+
+
+def _stamps(arr: xr.DataArray) -> list[int]:
+    return [int(t) for t in arr["time"].values.astype("datetime64[s]").astype(np.int64)]
 
 
 def _float(arr: xr.DataArray) -> NDArray[np.float32]:
-    """The first time slice as float32 with NaN for nodata."""
-    values = arr.values[0]
+    """The ``(t, y, x)`` values as float32 with NaN for nodata."""
+    values = arr.values
     if values.dtype.kind != "f":
         nodata = arr.attrs.get("nodata")
         values = np.where(values == nodata, np.nan, values.astype(np.float32))
@@ -129,14 +136,15 @@ def _layer_stack(
     if not stamps:
         return out
     idx, _ = nearest_steps(times, np.asarray(stamps, np.float64), modality.time_tolerance_s)
-    cache: dict[int, NDArray[np.float32]] = {}
-    for p, i in enumerate(idx):
-        if i < 0:
-            continue
-        ts = int(stamps[int(i)])
-        if ts not in cache:
-            cache[ts] = _read_slice(services, layer, bbox, ts, level, target, modality.resampling)
-        out[p] = cache[ts]
+    used = sorted({int(stamps[int(i)]) for i in idx if i >= 0})
+    if used:
+        got, arr = _read_times(
+            services, layer, bbox, used[0], used[-1], level, target, modality.resampling
+        )
+        slot = {ts: k for k, ts in enumerate(got)}
+        for p, i in enumerate(idx):
+            if i >= 0:
+                out[p] = arr[slot[int(stamps[int(i)])]]
     if modality.quality_layer:
         q = _layer_stack(
             services,

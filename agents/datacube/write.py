@@ -22,6 +22,7 @@ from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube.split import SPLITS
 from gravitas.schemas.events import DatacubeRequested, ItemRegistered
 from gravitas.storage.catalog.derived import add_datacube
+from gravitas.storage.objects.local import LocalObjectStore
 
 __all__ = ["Written", "collection_id", "to_dataset", "write_datacube"]
 
@@ -234,8 +235,11 @@ def write_datacube(
     ds = to_dataset(req, a, r, m)
     prefix = f"datacubes/{req.request_id}"
     hrefs: dict[str, str] = {}
+    local = isinstance(services.object_store, LocalObjectStore)
     with tempfile.TemporaryDirectory(prefix="gravitas-cube-") as tmp:
-        root = Path(tmp)
+        # a local object store takes the files in place; others get them uploaded
+        root = services.object_store.root / prefix if local else Path(tmp)  # type: ignore[attr-defined]
+        root.mkdir(parents=True, exist_ok=True)
         if req.output_format == "zarr":
             p = a.data.shape[-1]
             chunks = (1, a.data.shape[1], a.data.shape[2], p, p)
@@ -244,17 +248,20 @@ def write_datacube(
                 "gap_filled": {"chunks": chunks},
             }
             ds.to_zarr(root / "cube.zarr", mode="w", consolidated=True, encoding=enc, zarr_format=2)
-            _upload_tree(services, root / "cube.zarr", f"{prefix}/cube.zarr")
+            if not local:
+                _upload_tree(services, root / "cube.zarr", f"{prefix}/cube.zarr")
             hrefs["data"] = services.object_store.href(f"{prefix}/cube.zarr")
         else:
             ds.to_netcdf(root / "cube.nc")
-            services.object_store.put_file(f"{prefix}/cube.nc", root / "cube.nc")
+            if not local:
+                services.object_store.put_file(f"{prefix}/cube.nc", root / "cube.nc")
             hrefs["data"] = services.object_store.href(f"{prefix}/cube.nc")
         for mod in req.modalities:
             band = next(i for i, b in enumerate(a.bands) if b.startswith(f"{mod.name}:"))
             png = root / f"quicklook_{mod.name}.png"
             _quicklook(a, band, png)
-            services.object_store.put_file(f"{prefix}/{png.name}", png)
+            if not local:
+                services.object_store.put_file(f"{prefix}/{png.name}", png)
             hrefs[f"quicklook_{mod.name}"] = services.object_store.href(f"{prefix}/{png.name}")
     services.catalog.upsert_collection(_collection(req, a, r, hrefs))
     regs = [register_item(services, item) for item in _items(req, a, r, hrefs)]

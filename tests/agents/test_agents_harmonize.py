@@ -245,11 +245,13 @@ async def test_datacubes_on_real_data_embedded_with_stac(tmp_path: Path) -> None
         check_berlin(berlin)
         colorado = await h.client.request_datacube(colorado_request(_rid("colorado")), 300)
         check_colorado(colorado)
+        done = {berlin.request_id, colorado.request_id}
         progress = await h.collect(
             "progress",
-            lambda evs: any(isinstance(e, Progress) and e.request_id == colorado.request_id
-                            and e.stage == "done" for e in evs),
-        )  # fmt: skip
+            lambda evs: (
+                done <= {e.request_id for e in evs if isinstance(e, Progress) and e.stage == "done"}
+            ),
+        )
         stages = [e.stage for e in progress if isinstance(e, Progress)
                   and e.request_id == berlin.request_id]  # fmt: skip
         assert stages == ["match", "filter", "retrieve", "process", "write", "done"]
