@@ -18,6 +18,19 @@ What we do differently, for speed and robustness (results match mag1c, see tests
   ``C_k = C_0 - t c^T - c t^T + var(a) t t^T`` with ``c = cov(x, a)``, so every iteration
   applies Woodbury's identity to the FIRST inverse ``C_0^-1`` (a 2x2 solve) instead of
   recomputing and refactorising ``C``: O(N p) per iteration instead of O(N p^2 + p^3).
+  An iteration is one sweep ``(x - mu0) . w`` over the group's N pixels plus
+  ``c = sum_i a_i (x_i - mu0) / n`` over the support of ``a`` only (after a few
+  reweighting steps most pixels are clamped to 0). It cannot shrink to per-pixel
+  scalars: ``w`` mixes ``C0^-1 c`` (``c`` changes with the clamped signal ``a``) and
+  ``C0^-1 t_k`` (``t_k = target * (mu0 - abar t_{k-1})`` leaves any fixed subspace).
+* Memory layout. The cube is (rows, cols, ~285 bands), the window ~50 bands: each chunk
+  of columns is first packed, reading the cube in memory order (parallel over rows),
+  into (cols, rows, window) in ``dtype``; each group is then transposed in cache to
+  band-major (window, pixels) so the per-pixel sweeps vectorise over pixels. The
+  covariance uses 4 x 4 band tiles with float64 accumulators.
+* Fast math (``_FLAGS``): reassociation and contraction (vectorised sums, FMA) but not
+  ``nnan``/``ninf``, so the NaN/inf checks of the masks stay valid. The rounding
+  changes the results only at the level of summation order (see the parity tests).
 * Regularisation. A ridge ``ridge * trace(C_0) / p`` is added to the diagonal of ``C_0``
   (default 1e-9 in float32, 1e-10 in float64), so the Cholesky factorisation never fails on an
   ill-conditioned column (even one with fewer valid pixels than bands), in float32 too.
@@ -67,6 +80,7 @@ NODATA_BELOW = -9990.0  # radiance below this is a fill value (EMIT/AVIRIS use -
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fast math, but NaN checks stay valid
 DEFAULT_RIDGE = {"float32": 1e-9, "float64": 1e-10}  # relative to trace(C)/bands
 _CHUNK_GROUPS = 128  # column groups per kernel call (progress granularity)
+_SCHEDULE_GROUPS = 4  # groups handed to a thread at a time (dynamic: the cores are shared)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -137,9 +151,194 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return s
 
 
+@numba.njit(parallel=True, cache=True)
+def _pack(
+    rad: np.ndarray, bands: np.ndarray, first: int, c_lo: int, c_hi: int, packed: np.ndarray
+) -> None:
+    """Copy the filter bands of columns ``c_lo:c_hi`` into ``packed`` (cols, rows, p).
+
+    The cube is (rows, cols, bands) with ~285 bands, of which the window uses ~50: read
+    per column, every row is a different page and the walk is latency bound. Here rows
+    are read in memory order (parallel over rows) so the prefetcher streams the cube, and
+    each pixel's window lands contiguous (pixel-major, bands last) in the working dtype. A
+    contiguous window (``first >= 0``, the usual case) is copied as one run per pixel.
+    """
+    rows = rad.shape[0]
+    p = bands.shape[0]
+    for r in numba.prange(rows):
+        for c in range(c_lo, c_hi):
+            dst = packed[c - c_lo, r]
+            if first >= 0:
+                src = rad[r, c, first : first + p]
+                for b in range(p):
+                    dst[b] = src[b]
+            else:
+                for b in range(p):
+                    dst[b] = rad[r, c, bands[b]]
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _load_group(
+    packed: np.ndarray, bad: np.ndarray, k0: int, c0: int, width: int, xt: np.ndarray,
+    valid: np.ndarray,
+) -> int:  # fmt: skip
+    """Transpose the group into band-major ``xt`` (p, rows * width), pixel ``i = r * width + j``.
+
+    ``packed[k0 + j]`` holds column ``c0 + j``. Flags pixels with a non-finite or fill
+    value in any band or set in ``bad``; their columns of ``xt`` are zeroed so that plain
+    sums over ``xt`` are sums over the valid pixels. Returns the number of valid pixels.
+    """
+    rows = packed.shape[1]
+    p = packed.shape[2]
+    n = 0
+    for r in range(rows):
+        for j in range(width):
+            i = r * width + j
+            px = packed[k0 + j, r]
+            ok = not bad[r, c0 + j]
+            for b in range(p):
+                v = px[b]
+                if not np.isfinite(v) or v < NODATA_BELOW:
+                    ok = False
+                xt[b, i] = v
+            valid[i] = ok
+            if ok:
+                n += 1
+            else:
+                for b in range(p):
+                    xt[b, i] = 0.0
+    return n
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _band_means(xt: np.ndarray, n: int, mu: np.ndarray) -> None:
+    """mu[b] = sum_i xt[b, i] / n in float64 (invalid pixels are zero columns of ``xt``)."""
+    for b in range(xt.shape[0]):
+        row = xt[b]
+        s = 0.0
+        for i in range(xt.shape[1]):
+            s += row[i]
+        mu[b] = s / n
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _albedo(xt: np.ndarray, mu: np.ndarray, valid: np.ndarray, rr: np.ndarray) -> int:
+    """Albedo factor ``R_i = x_i . mu / mu . mu`` (float64 sums, stored in the working dtype).
+
+    Valid pixels with ``R <= 0`` become invalid (their column of ``xt`` is zeroed);
+    invalid pixels get ``R = 1`` so the per-pixel divisions stay finite (their outputs
+    are NaN anyway). Returns the number of pixels dropped.
+    """
+    p, m = xt.shape
+    mumu = _dot(mu, mu)
+    acc = np.zeros(m)
+    for b in range(p):
+        mb = mu[b]
+        row = xt[b]
+        for i in range(m):
+            acc[i] += row[i] * mb
+    dropped = 0
+    for i in range(m):
+        rr[i] = acc[i] / mumu
+        if valid[i] and not rr[i] > 0.0:
+            valid[i] = False
+            dropped += 1
+            for b in range(p):
+                xt[b, i] = 0.0
+        if not valid[i]:
+            rr[i] = 1.0
+    return dropped
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _centre(xt: np.ndarray, mu: np.ndarray, valid: np.ndarray, x64: np.ndarray) -> None:
+    """xt[b, i] -= mu[b] on valid pixels (0 elsewhere); a float64 copy goes to ``x64``.
+
+    ``x64`` has ``p`` rounded up to a multiple of 4 rows; the extra rows stay zero.
+    """
+    p, m = xt.shape
+    mw = np.zeros(p + 1, dtype=xt.dtype)
+    mw[:p] = mu  # the mean rounded to the working dtype, as the data
+    zero = mw[p]
+    for b in range(p):
+        row = xt[b]
+        mb = mw[b]
+        out = x64[b]
+        for i in range(m):
+            v = row[i] - mb if valid[i] else zero
+            row[i] = v
+            out[i] = v
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _covariance(x64: np.ndarray, n: int, cov: np.ndarray) -> None:
+    """cov = x64 x64^T / n for centred band-major data (p4, pixels), p4 a multiple of 4.
+
+    Register-blocked: each 4 x 4 tile of band pairs keeps 16 float64 accumulators and
+    sweeps the pixels once (8 loads per 16 multiply-adds, vectorised over pixels) instead
+    of one sweep per band pair (2 loads per multiply-add). Products of float32 values are
+    exact in float64, so this equals the float64 sum up to summation order.
+    """
+    p4, m = x64.shape
+    for a0 in range(0, p4, 4):
+        xa0 = x64[a0]
+        xa1 = x64[a0 + 1]
+        xa2 = x64[a0 + 2]
+        xa3 = x64[a0 + 3]
+        for b0 in range(0, a0 + 1, 4):
+            xb0 = x64[b0]
+            xb1 = x64[b0 + 1]
+            xb2 = x64[b0 + 2]
+            xb3 = x64[b0 + 3]
+            s00 = s01 = s02 = s03 = 0.0
+            s10 = s11 = s12 = s13 = 0.0
+            s20 = s21 = s22 = s23 = 0.0
+            s30 = s31 = s32 = s33 = 0.0
+            for i in range(m):
+                v0 = xa0[i]
+                v1 = xa1[i]
+                v2 = xa2[i]
+                v3 = xa3[i]
+                u0 = xb0[i]
+                u1 = xb1[i]
+                u2 = xb2[i]
+                u3 = xb3[i]
+                s00 += v0 * u0
+                s01 += v0 * u1
+                s02 += v0 * u2
+                s03 += v0 * u3
+                s10 += v1 * u0
+                s11 += v1 * u1
+                s12 += v1 * u2
+                s13 += v1 * u3
+                s20 += v2 * u0
+                s21 += v2 * u1
+                s22 += v2 * u2
+                s23 += v2 * u3
+                s30 += v3 * u0
+                s31 += v3 * u1
+                s32 += v3 * u2
+                s33 += v3 * u3
+            tile = (
+                (s00, s01, s02, s03),
+                (s10, s11, s12, s13),
+                (s20, s21, s22, s23),
+                (s30, s31, s32, s33),
+            )
+            for da in range(4):
+                row = tile[da]
+                for db in range(4):
+                    cov[a0 + da, b0 + db] = row[db] / n
+                    cov[b0 + db, a0 + da] = row[db] / n
+
+
 @numba.njit(cache=True, fastmath=_FLAGS)
 def _apply(xt: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = sum_b xt[b, i] * w[b] (band-major data, vectorises over pixels)."""
+    """out[i] = sum_b xt[b, i] * w[b] in the working dtype (band-major: vectorises over pixels).
+
+    One sweep per band with ``out`` (a few kB) staying in L1. Blocking several bands per
+    sweep measured 3x slower: the compiler no longer vectorises the pixel loop.
+    """
     n = xt.shape[1]
     wc = np.empty(w.shape[0], dtype=xt.dtype)
     wc[:] = w  # cast once to the working dtype so the pixel loop stays in it
@@ -150,6 +349,73 @@ def _apply(xt: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
         row = xt[b]
         for i in range(n):
             out[i] += row[i] * wb
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _signal_support(
+    mf: np.ndarray, rr: np.ndarray, a: np.ndarray, support: np.ndarray, a_sup: np.ndarray
+) -> tuple[int, float]:
+    """Signal ``a_i = R_i mf_i`` (dense in ``a``) and its support ``a_i != 0``, compacted.
+
+    After the first reweighted-l1 steps most background pixels are clamped to 0, so the
+    cross covariance only needs the support. Invalid pixels have ``mf = 0`` and never
+    enter. Branch-free compaction (the support is random: a branch would mispredict).
+    Returns (support size, sum of a in float64).
+    """
+    k = 0
+    total = 0.0
+    for i in range(mf.shape[0]):
+        v = rr[i] * mf[i]
+        a[i] = v
+        support[k] = i
+        a_sup[k] = v
+        total += v
+        k += mf[i] != 0.0
+    return k, total
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _cross_cov(
+    xt: np.ndarray,
+    packed: np.ndarray,
+    k0: int,
+    width: int,
+    mu: np.ndarray,
+    a: np.ndarray,
+    support: np.ndarray,
+    a_sup: np.ndarray,
+    k: int,
+    total: float,
+    n: int,
+    cvec: np.ndarray,
+) -> None:
+    """cvec = cov(x, a) = sum_i a_i (x_i - mu0) / n, the rank-2 update's second vector.
+
+    Sparse support (``4 k < pixels``, the usual case after a few iterations): sum over
+    the support pixels' contiguous spectra in ``packed`` in float64, O(k p), as
+    ``(sum_i a_i x_i - mu0 sum_i a_i) / n``. Dense support: one band-major sweep over the
+    centred ``xt`` (zero where invalid) in the working dtype, O(rows p).
+    """
+    p = xt.shape[0]
+    m = xt.shape[1]
+    if 4 * k < m:
+        acc = np.zeros(p)
+        for q in range(k):
+            i = support[q]
+            px = packed[k0 + i % width, i // width]
+            aq = np.float64(a_sup[q])
+            for b in range(p):
+                acc[b] += aq * px[b]
+        for b in range(p):
+            cvec[b] = (acc[b] - mu[b] * total) / n
+    else:
+        zero = a[0] - a[0]  # 0 in the working dtype: keeps the accumulator in it
+        for b in range(p):
+            row = xt[b]
+            s = zero
+            for i in range(m):
+                s += row[i] * a[i]
+            cvec[b] = s / n
 
 
 @numba.njit(cache=True)
@@ -164,9 +430,50 @@ def _fill_nan(
 
 
 @numba.njit(cache=True, fastmath=_FLAGS)
+def _background(x64: np.ndarray, p: int, n: int, shrinkage: float, ridge: float) -> np.ndarray:
+    """C0^-1 of the centred group: covariance, optional shrinkage, relative ridge, inverse."""
+    p4 = x64.shape[0]
+    cov4 = np.empty((p4, p4))
+    _covariance(x64, n, cov4)
+    cov = np.empty((p, p))
+    trace = 0.0
+    for a in range(p):
+        for b in range(p):
+            cov[a, b] = cov4[a, b]
+        trace += cov[a, a]
+    if shrinkage > 0.0:
+        for a in range(p):
+            for b in range(p):
+                if a != b:
+                    cov[a, b] *= 1.0 - shrinkage
+    lam = ridge * trace / p
+    for a in range(p):
+        cov[a, a] += lam
+    return _cholesky_inverse(cov)
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
+def _reweight(
+    proj: np.ndarray, inv_rr: np.ndarray, offset: float, inv_norm: float, eps: float,
+    mf: np.ndarray,
+) -> None:  # fmt: skip
+    """One reweighted-l1 step, ``mf = max(0, ((x - mu) . w - reg) / (R norm))``.
+
+    With ``reg = 1 / (R (mf + eps))`` this is ``(proj + offset) g - g / (R (mf + eps))``,
+    ``g = 1 / (R norm)``: one division per pixel, all in the working dtype (the scalars
+    come in already rounded to it), branch-free so it vectorises. ``eps = inf`` turns the
+    l1 term off (non-sparse mode); ``inv_rr = 0`` keeps invalid pixels at 0.
+    """
+    for i in range(proj.shape[0]):
+        g = inv_rr[i] * inv_norm
+        m = (proj[i] + offset) * g - g * inv_rr[i] / (mf[i] + eps)
+        mf[i] = max(m, 0.0)  # mag1c clamps every iteration
+
+
+@numba.njit(cache=True, fastmath=_FLAGS)
 def _column_group(
-    rad: np.ndarray,
-    bands: np.ndarray,
+    packed: np.ndarray,
+    k0: int,
     template: np.ndarray,
     bad: np.ndarray,
     c0: int,
@@ -178,101 +485,49 @@ def _column_group(
     nonnegative: bool,
     shrinkage: float,
     ridge: float,
-    work: np.ndarray,
     out_mf: np.ndarray,
     out_alb: np.ndarray,
     out_unc: np.ndarray,
 ) -> int:
-    """Filter one column group; returns its number of valid pixels (outputs are set)."""
-    rows = rad.shape[0]
-    p = bands.shape[0]
+    """Filter one column group; returns its number of valid pixels (outputs are set).
+
+    After the O(rows p^2) background statistics, every pass costs one O(rows p) sweep
+    (``_apply``) plus an O(support p) cross covariance: the covariance itself is never
+    rebuilt (rank-2 Woodbury update of ``C0^-1``, see the module docstring).
+    """
+    rows = packed.shape[1]
+    p = packed.shape[2]
     n_all = rows * width
-    zero = work[0]  # 0 in the working dtype: keeps accumulators in it
-    xt = np.empty((p, n_all), dtype=work.dtype)  # band-major group data
-    valid = np.zeros(n_all, dtype=np.bool_)
-    # gather, validate, accumulate the mean over valid pixels
-    mu0 = np.zeros(p)
-    n = 0
-    for r in range(rows):
-        for j in range(width):
-            i = r * width + j
-            ok = not bad[r, c0 + j]
-            for b in range(p):
-                v = rad[r, c0 + j, bands[b]]
-                if not np.isfinite(v) or v < NODATA_BELOW:
-                    ok = False
-                xt[b, i] = v
-            if ok:
-                valid[i] = True
-                n += 1
-                for b in range(p):
-                    mu0[b] += xt[b, i]
+    xt = np.empty((p, n_all), dtype=packed.dtype)  # band-major group data
+    valid = np.empty(n_all, dtype=np.bool_)
+    n = _load_group(packed, bad, k0, c0, width, xt, valid)
     if n < 2:
         _fill_nan(out_mf, out_alb, out_unc, c0, width, write_from)
         return n
-    mu0 /= n
-    mumu = _dot(mu0, mu0)
-    # albedo factor and centring; pixels with R <= 0 drop out and the mean is redone
-    rr = np.ones(n_all, dtype=work.dtype)
+    mu0 = np.empty(p)
+    _band_means(xt, n, mu0)
+    rr = np.ones(n_all, dtype=packed.dtype)
     if albedo:
-        dot_mu = np.zeros(n_all)
-        for b in range(p):
-            mb = mu0[b]
-            for i in range(n_all):
-                dot_mu[i] += xt[b, i] * mb
-        dropped = False
-        for i in range(n_all):
-            rr[i] = dot_mu[i] / mumu
-            if valid[i] and not rr[i] > 0.0:
-                valid[i] = False
-                n -= 1
-                dropped = True
+        dropped = _albedo(xt, mu0, valid, rr)
         if dropped:
+            n -= dropped
             if n < 2:
                 _fill_nan(out_mf, out_alb, out_unc, c0, width, write_from)
                 return n
-            mu0[:] = 0.0
-            for b in range(p):
-                s = 0.0
-                for i in range(n_all):
-                    if valid[i]:
-                        s += xt[b, i]
-                mu0[b] = s / n
-    mu_w = np.empty(p, dtype=work.dtype)
-    mu_w[:] = mu0
-    for b in range(p):
-        mb = mu_w[b]
+            _band_means(xt, n, mu0)
+    else:
         for i in range(n_all):
-            xt[b, i] = xt[b, i] - mb if valid[i] else zero
-    # covariance over valid pixels (invalid columns of xt are zero), accumulated in float64
-    cov = np.empty((p, p))
-    for a in range(p):
-        ra = xt[a]
-        for b in range(a + 1):
-            rb = xt[b]
-            s = 0.0
-            for i in range(n_all):
-                s += ra[i] * rb[i]
-            cov[a, b] = s / n
-            cov[b, a] = cov[a, b]
-    trace = 0.0
-    for a in range(p):
-        trace += cov[a, a]
-    if shrinkage > 0.0:
-        for a in range(p):
-            for b in range(p):
-                if a != b:
-                    cov[a, b] *= 1.0 - shrinkage
-    lam = ridge * trace / p
-    for a in range(p):
-        cov[a, a] += lam
-    ci = _cholesky_inverse(cov)
+            if not valid[i]:
+                rr[i] = 1.0
+    x64 = np.zeros(((p + 3) // 4 * 4, n_all))
+    _centre(xt, mu0, valid, x64)
+    ci = _background(x64, p, n, shrinkage, ridge)
     # classic pass
     t_prev = template * mu0
     ci_t_prev = _matvec(ci, t_prev)
     norm = _dot(t_prev, ci_t_prev)
-    proj = np.empty(n_all, dtype=work.dtype)
-    mf = np.empty(n_all, dtype=work.dtype)
+    proj = np.empty(n_all, dtype=packed.dtype)
+    mf = np.empty(n_all, dtype=packed.dtype)
     _apply(xt, ci_t_prev, proj)
     for i in range(n_all):
         m = proj[i] / (rr[i] * norm)
@@ -280,28 +535,24 @@ def _column_group(
             m = 0.0
         mf[i] = m if valid[i] else 0.0
     last_norm = norm
-    a_vec = np.empty(n_all, dtype=work.dtype)
+    support = np.empty(n_all, dtype=np.int64)
+    a = np.empty(n_all, dtype=packed.dtype)
+    a_sup = np.empty(n_all, dtype=packed.dtype)
     cvec = np.empty(p)
+    inv_rr = np.empty(n_all, dtype=packed.dtype)  # 1 / R on valid pixels, 0 elsewhere
+    for i in range(n_all):
+        inv_rr[i] = 1.0 / rr[i] if valid[i] else 0.0
+    par = np.empty(3, dtype=packed.dtype)  # per-iteration scalars in the working dtype
     for _ in range(iterations):
-        # signal estimate a = R * mf, its mean and variance over valid pixels
-        abar = 0.0
-        for i in range(n_all):
-            a_vec[i] = rr[i] * mf[i] if valid[i] else 0.0
-            abar += a_vec[i]
-        abar /= n
-        var_a = 0.0
-        for i in range(n_all):
-            if valid[i]:
-                d = a_vec[i] - abar
-                var_a += d * d
+        # signal estimate a = R * mf on its support, mean and variance over valid pixels
+        k, total = _signal_support(mf, rr, a, support, a_sup)
+        abar = total / n
+        var_a = (n - k) * abar * abar  # valid pixels outside the support have a = 0
+        for q in range(k):
+            d = a_sup[q] - abar
+            var_a += d * d
         var_a /= n
-        # c = cov(x, a) = sum_i a_i (x_i - mu0) / n   (xt is centred and 0 where invalid)
-        for b in range(p):
-            row = xt[b]
-            s = zero
-            for i in range(n_all):
-                s += row[i] * a_vec[i]
-            cvec[b] = s / n
+        _cross_cov(xt, packed, k0, width, mu0, a, support, a_sup, k, total, n, cvec)
         mu_k = mu0 - abar * t_prev
         t_k = template * mu_k
         # Woodbury on C_k = C0 + U M U^T, U = [t_prev, c], M = [[var_a, -1], [-1, 0]]
@@ -327,13 +578,11 @@ def _column_group(
         last_norm = norm
         if norm < 1.0:
             norm = 1.0
-        offset = abar * _dot(t_prev, w)  # (x - mu_k) . w = (x - mu0) . w + abar t_prev . w
         _apply(xt, w, proj)
-        for i in range(n_all):
-            if valid[i]:
-                reg = 1.0 / (rr[i] * (mf[i] + EPSILON)) if sparse else 0.0
-                m = (proj[i] + offset - reg) / (rr[i] * norm)
-                mf[i] = m if m > 0.0 else 0.0  # mag1c clamps every iteration
+        par[0] = abar * _dot(t_prev, w)  # (x - mu_k) . w = (x - mu0) . w + abar t_prev . w
+        par[1] = 1.0 / norm
+        par[2] = EPSILON if sparse else np.inf
+        _reweight(proj, inv_rr, par[0], par[1], par[2], mf)
         t_prev = t_k
         ci_t_prev = ci_t
     sigma = 1.0 / np.sqrt(last_norm) if last_norm > 0.0 else np.nan
@@ -351,10 +600,22 @@ def _column_group(
     return n
 
 
+@numba.njit(cache=True)
+def _group_start(g: int, group: int, cols: int) -> tuple[int, int, int]:
+    """(first column, width, first column to write) of group ``g``; the last is shifted left."""
+    c0 = g * group
+    width = min(group, cols)
+    write_from = 0
+    if c0 + width > cols:  # last group: shift left, write only the new columns
+        write_from = c0 + width - cols
+        c0 = cols - width
+    return c0, width, write_from
+
+
 @numba.njit(parallel=True, cache=True)
 def _filter_groups(
-    rad: np.ndarray,
-    bands: np.ndarray,
+    packed: np.ndarray,
+    c_lo: int,
     template: np.ndarray,
     bad: np.ndarray,
     g_start: int,
@@ -366,23 +627,18 @@ def _filter_groups(
     nonnegative: bool,
     shrinkage: float,
     ridge: float,
-    work: np.ndarray,
     out_mf: np.ndarray,
     out_alb: np.ndarray,
     out_unc: np.ndarray,
     counts: np.ndarray,
 ) -> None:
-    cols = rad.shape[1]
+    """Groups ``g_start:g_stop`` in parallel; ``packed[k]`` holds column ``c_lo + k``."""
+    cols = bad.shape[1]
     for g in numba.prange(g_start, g_stop):
-        c0 = g * group
-        width = min(group, cols)
-        write_from = 0
-        if c0 + width > cols:  # last group: shift left, write only the new columns
-            write_from = c0 + width - cols
-            c0 = cols - width
+        c0, width, write_from = _group_start(g, group, cols)
         counts[g] = _column_group(
-            rad, bands, template, bad, c0, width, write_from, iterations, sparse, albedo,
-            nonnegative, shrinkage, ridge, work, out_mf, out_alb, out_unc,
+            packed, c0 - c_lo, template, bad, c0, width, write_from, iterations, sparse,
+            albedo, nonnegative, shrinkage, ridge, out_mf, out_alb, out_unc,
         )  # fmt: skip
 
 
@@ -488,24 +744,34 @@ def retrieve(
     out_unc = np.empty((rows, cols), dtype=np.float32)
     n_groups = -(-cols // group)
     counts = np.zeros(n_groups, dtype=np.int64)
-    work = np.zeros(1, dtype=work_dtype)
     template = tgt * SCALING
     if ridge is None:
         ridge = DEFAULT_RIDGE[work_dtype.name]
+    contiguous = bool(np.all(np.diff(idx) == 1))
+    first = int(idx[0]) if contiguous else -1
+    width = min(group, cols)
+    span = min(cols, _CHUNK_GROUPS * group + width)  # widest column range of one chunk
+    buf = np.empty((span, rows, idx.size), dtype=work_dtype)  # reused: no page faults
     for g0 in range(0, n_groups, _CHUNK_GROUPS):
         g1 = min(n_groups, g0 + _CHUNK_GROUPS)
-        _filter_groups(
-            rad, idx, template, bad, g0, g1, group, iterations, sparse, albedo, nonnegative,
-            float(shrinkage), float(ridge), work, out_mf, out_alb, out_unc, counts,
-        )  # fmt: skip
+        c_lo = _group_start(g0, group, cols)[0]
+        c_hi = _group_start(g1 - 1, group, cols)[0] + width
+        packed = buf[: c_hi - c_lo]
+        _pack(rad, idx, first, c_lo, c_hi, packed)
+        with numba.parallel_chunksize(_SCHEDULE_GROUPS):
+            _filter_groups(
+                packed, c_lo, template, bad, g0, g1, group, iterations, sparse, albedo,
+                nonnegative, float(shrinkage), float(ridge), out_mf, out_alb, out_unc,
+                counts,
+            )  # fmt: skip
         if progress is not None:
             progress(min(cols, g1 * group), cols)
     empty = np.flatnonzero(counts < 2)
     if empty.size:
-        first = [int(g * group) for g in empty[:10]]
+        starts = [int(g * group) for g in empty[:10]]
         raise EmptyColumnError(
             f"{empty.size} column group(s) (group={group}) have fewer than 2 valid pixels, "
-            f"starting at columns {first}: all NaN, fill or masked; crop those columns "
+            f"starting at columns {starts}: all NaN, fill or masked; crop those columns "
             "or use a larger group"
         )
     return MatchedFilterResult(enhancement=out_mf, albedo=out_alb, uncertainty=out_unc)
