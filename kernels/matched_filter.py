@@ -81,6 +81,7 @@ _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}  # fast math, but NaN che
 DEFAULT_RIDGE = {"float32": 1e-9, "float64": 1e-10}  # relative to trace(C)/bands
 _CHUNK_GROUPS = 128  # column groups per kernel call (progress granularity)
 _SCHEDULE_GROUPS = 4  # groups handed to a thread at a time (dynamic: the cores are shared)
+_SCHEDULE_ROWS = 32  # rows handed to a thread at a time when packing
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -757,7 +758,8 @@ def retrieve(
         c_lo = _group_start(g0, group, cols)[0]
         c_hi = _group_start(g1 - 1, group, cols)[0] + width
         packed = buf[: c_hi - c_lo]
-        _pack(rad, idx, first, c_lo, c_hi, packed)
+        with numba.parallel_chunksize(_SCHEDULE_ROWS):
+            _pack(rad, idx, first, c_lo, c_hi, packed)
         with numba.parallel_chunksize(_SCHEDULE_GROUPS):
             _filter_groups(
                 packed, c_lo, template, bad, g0, g1, group, iterations, sparse, albedo,
