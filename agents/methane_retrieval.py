@@ -86,9 +86,10 @@ class MethaneProduct:
 def _emit_band_table(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """Wavelengths and good-band flags of an EMIT file, without reading the radiance."""
     import netCDF4
+    from xarray.backends.locks import HDF5_LOCK
 
     try:
-        with netCDF4.Dataset(path, "r") as ds:
+        with HDF5_LOCK, netCDF4.Dataset(path, "r") as ds:
             sbp = ds.groups["sensor_band_parameters"].variables
             wl = np.asarray(sbp["wavelengths"][:], dtype=np.float64)
             good = (

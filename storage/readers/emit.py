@@ -15,6 +15,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+from xarray.backends.locks import HDF5_LOCK
 
 from gravitas.schemas.errors import CorruptFileError
 from gravitas.storage.readers.errors import NotHyperspectralFileError
@@ -39,9 +40,14 @@ def read_emit_l1b(path: str | Path, *, bands: np.ndarray | None = None) -> Hyper
     """Read an EMIT L1B radiance NetCDF; ``bands`` (bool mask) reads only those bands.
 
     Fill values (-9999) become NaN. Raises :class:`NotHyperspectralFileError` for a file
-    without a 3-D ``radiance`` and :class:`CorruptFileError` for a broken layout.
+    without a 3-D ``radiance`` and :class:`CorruptFileError` for a broken layout. HDF5 is
+    not thread-safe: the read holds xarray's HDF5 lock, like every xarray NetCDF read.
     """
-    path = Path(path)
+    with HDF5_LOCK:
+        return _read_emit_l1b(Path(path), bands)
+
+
+def _read_emit_l1b(path: Path, bands: np.ndarray | None) -> HyperspectralScene:
     with _open(path) as ds:
         if "radiance" not in ds.variables:
             raise NotHyperspectralFileError(
@@ -142,7 +148,7 @@ def write_emit_l1b(
     """
     rows, cols, nb = radiance.shape
     gt = np.asarray(geotransform, dtype=np.float64)
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+    with HDF5_LOCK, netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.createDimension("downtrack", rows)
         ds.createDimension("crosstrack", cols)
         ds.createDimension("bands", nb)
