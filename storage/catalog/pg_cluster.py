@@ -18,7 +18,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from types import TracebackType
 from urllib.parse import quote
 
 from gravitas.storage.catalog.errors import CatalogError
+from gravitas.storage.ports import free_port
 
 __all__ = ["PostgresCluster", "PostgresClusterError", "find_pg_bindir"]
 
@@ -64,13 +64,6 @@ def _check_postgis(bindir: Path) -> None:
         raise PostgresClusterError(
             f"the PostGIS extension is missing ({sharedir}/extension/postgis.control); {SETUP_HINT}"
         )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class PostgresCluster:
@@ -183,7 +176,7 @@ class PostgresCluster:
             "initdb",
         )
         pwfile.unlink()
-        self.port = _free_port()
+        self.port = free_port()
         options = " ".join(
             [
                 f"-p {self.port}",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 import httpx
 
 from gravitas.storage.catalog.errors import CatalogError
+from gravitas.storage.ports import free_port
 
 if TYPE_CHECKING:
     import uvicorn
@@ -181,13 +181,6 @@ def _version() -> str:
         return "0"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class PgstacApiServer:
     """uvicorn serving :func:`create_pgstac_app` on ``127.0.0.1:<free port>``.
 
@@ -219,7 +212,7 @@ class PgstacApiServer:
         if self._server is not None:
             return self
         app = create_pgstac_app(self.dsn, **self._app_options)
-        self.port = _free_port()
+        self.port = free_port()
         config = uvicorn.Config(
             app,
             host=HOST,

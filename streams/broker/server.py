@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gravitas.schemas.errors import BrokerError, InputError
+from gravitas.storage.ports import free_ports
 from gravitas.streams.broker import config
 from gravitas.streams.broker._sync import run_sync
 from gravitas.streams.broker._watchdog import start_guard
@@ -187,9 +188,9 @@ class KafkaBroker:
             port = self._requested_port or old.port
             state = config.BrokerState(port, old.controller_port, old.cluster_id)
         else:
-            ports = config.free_ports(2)
+            ports = free_ports(2)
             port = self._requested_port or ports[0]
-            controller = ports[1] if ports[1] != port else config.free_ports(1)[0]
+            controller = ports[1] if ports[1] != port else free_ports(1)[0]
             cluster_id = config.formatted_cluster_id(data_dir) or config.new_cluster_id()
             state = config.BrokerState(port, controller, cluster_id)
         config.save_state(data_dir, state)
