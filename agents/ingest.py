@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -64,6 +65,17 @@ def partition_key(layer: str, level: int, ts: int, morton: int) -> str:
     return f"{layer}/{ts}/{top}/{morton >> (2 * (level - top))}"
 
 
+def gdal_env() -> AbstractContextManager[object]:
+    """One rasterio/GDAL environment for a whole scene on this thread (a no-op inside one).
+
+    Without it every ``rasterio.open``/``reproject`` creates and tears down a default
+    environment, probing GDAL and PROJ data paths on disk each time (about 40 times per
+    scene)."""
+    from rasterio.env import Env, hasenv
+
+    return nullcontext() if hasenv() else Env()
+
+
 def _event(scene_id: str, fam: FamilyWrite) -> BlocksIndexed:
     from datetime import UTC, datetime
 
@@ -92,6 +104,18 @@ def index_scene(
     otherwise the event's hrefs are resolved under the allowed roots. Raises InputError
     subclasses (corrupt, unsupported, unsafe, out of range) before anything is written.
     """
+    with gdal_env():
+        return _index_scene(event, services, progress, paths=paths, mask_path=mask_path)
+
+
+def _index_scene(
+    event: SceneAnnounced,
+    services: NodeServices,
+    progress: Progress,
+    *,
+    paths: Sequence[Path] | None,
+    mask_path: Path | None,
+) -> list[BlocksIndexed]:
     if paths is None:
         roots = allowed_roots(services)
         paths = [resolve_href(h, roots) for h in event.hrefs]
@@ -126,9 +150,10 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     from gravitas.agents.registration import register_item
 
     if event.mode == "direct":
-        indexed = index_scene(event, services)  # reads and validates before anything is stored
-        managed = import_assets(services, event, list(event.hrefs))
-        item = scene_item(services, event, managed, onboarded=True, read_file=True)
+        with gdal_env():
+            indexed = index_scene(event, services)  # reads and validates before any write
+            managed = import_assets(services, event, list(event.hrefs))
+            item = scene_item(services, event, managed, onboarded=True, read_file=True)
         emits = [Emit("pixels.indexed", e) for e in indexed]
     elif event.mode == "external":
         for href in event.hrefs:

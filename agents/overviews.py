@@ -13,6 +13,7 @@ from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import BlocksIndexed, OverviewsUpdated
 from gravitas.storage.keys import to_epoch
+from gravitas.storage.pixels.layers import LayerInfo
 from gravitas.storage.pixels.overviews import update_pyramid
 
 
@@ -25,10 +26,13 @@ class OverviewAgent(Agent):
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         assert isinstance(event, BlocksIndexed)
         services = ctx.services
-        info = services.layers.get(event.layer)
-        n = await asyncio.to_thread(
-            update_pyramid, services.block_store, info, to_epoch(event.timestamp), event.mortons
-        )
+
+        def update() -> tuple[LayerInfo, int]:  # the registry is SQLite: off the event loop
+            info = services.layers.get(event.layer)
+            ts = to_epoch(event.timestamp)
+            return info, update_pyramid(services.block_store, info, ts, event.mortons)
+
+        info, n = await asyncio.to_thread(update)
         done = OverviewsUpdated(
             layer=event.layer,
             timestamp=event.timestamp,

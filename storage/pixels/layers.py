@@ -1,17 +1,22 @@
 """The layer registry: name -> dtype, nodata, native level, categorical, times, blocks.
 
-One SQLite file per node (WAL mode, a short-lived connection per call), so the worker
-processes of a node share it safely. Every write is an idempotent upsert keyed by
-(layer, timestamp, scene), so replaying an ingest changes nothing.
+One SQLite file per node (WAL mode), so the worker processes of a node share it safely.
+Each thread keeps one connection per registry (opened on first use, reopened after a
+fork): opening a connection and switching it to WAL on every call cost more than the
+queries. ``synchronous=NORMAL`` (safe with WAL: a crash may lose the last commits, never
+corrupt the file; ingest replays rewrite them). Every write is an idempotent upsert
+keyed by (layer, timestamp, scene), so replaying an ingest changes nothing.
 """
 
 from __future__ import annotations
 
 import builtins
 import math
+import os
 import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,23 +91,46 @@ class LayerRegistry:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: builtins.list[sqlite3.Connection] = []
         with self._conn() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork: SQLite handles do not survive)."""
+        local = self._local
+        db: sqlite3.Connection | None = getattr(local, "db", None)
+        if db is not None and local.pid == os.getpid():
+            return db
         try:
-            db = sqlite3.connect(self.path, timeout=30.0)
+            db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise LayerRegistryError(f"cannot open layer registry {self.path}: {exc}") from exc
+        local.db, local.pid = db, os.getpid()
+        with self._lock:
+            self._opened.append(db)
+        return db
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
+            with db:  # one transaction: commit, or roll back on error
                 yield db
         except sqlite3.Error as exc:
             raise LayerRegistryError(f"layer registry {self.path} failed: {exc}") from exc
-        finally:
-            db.close()
+
+    def close(self) -> None:
+        """Close every thread's connection (later calls open new ones)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for db in opened:
+            with suppress(sqlite3.Error):
+                db.close()
+        self._local = threading.local()
 
     def record(
         self,

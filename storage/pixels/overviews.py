@@ -105,11 +105,20 @@ def _halve(child: np.ndarray, nodata: float | int | None, categorical: bool) -> 
             sub = ok[:, i, :, j]
             out[sub] = c[:, i, :, j][sub]
         return out
-    n = ok.sum(axis=(1, 3))
-    s = np.where(ok, c, 0).astype(np.float64).sum(axis=(1, 3))
+    out_dtype = child.dtype if child.dtype.kind == "f" else np.float32
+    rows = np.flatnonzero(ok.any(axis=(1, 2, 3)))
+    out = np.full((_HALF, _HALF), np.nan, out_dtype)
+    if rows.size == 0:  # an all-nodata child: nothing to average
+        return out
+    # only the 2-row bands that hold data (scene edges leave most of a block empty); the
+    # same numpy reduction as over the whole block, so the bytes are the same
+    lo, hi = int(rows[0]), int(rows[-1]) + 1
+    okb, cb = ok[lo:hi], c[lo:hi]
+    n = okb.sum(axis=(1, 3))
+    sm = np.where(okb, cb, 0).astype(np.float64).sum(axis=(1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(n > 0, s / np.maximum(n, 1), np.nan)
-    return mean.astype(child.dtype if child.dtype.kind == "f" else np.float32)
+        out[lo:hi] = np.where(n > 0, sm / np.maximum(n, 1), np.nan)
+    return out
 
 
 def coarsen_children(

@@ -26,6 +26,8 @@ __all__ = ["MAX_READ_BLOCKS", "join_layers", "read_layer"]
 MAX_READ_BLOCKS = 4096
 """Refuse reads that need more blocks per time step than this (use a coarser level)."""
 BBox = tuple[float, float, float, float]
+_GET_BATCH = 1024
+"""Blocks fetched (and decoded on the store's pool) per ``get_many`` call."""
 
 
 def _fill(info: LayerInfo, level: int) -> tuple[np.dtype, float | int]:
@@ -34,11 +36,20 @@ def _fill(info: LayerInfo, level: int) -> tuple[np.dtype, float | int]:
     return np.dtype(np.float32), float("nan")
 
 
-def _mosaic(
-    store: BlockStore, info: LayerInfo, level: int, ts: int, px: tuple[int, int, int, int]
+def _mosaics(
+    store: BlockStore,
+    info: LayerInfo,
+    level: int,
+    times: list[int],
+    px: tuple[int, int, int, int],
 ) -> np.ndarray:
-    """The pixel window ``px`` (x0, y0, x1, y1) at ``level``, row 0 = north."""
+    """``(time, y, x)``: the pixel window ``px`` (x0, y0, x1, y1) at ``level`` for every
+    timestamp, row 0 = north. One ``get_many`` for all blocks of all timestamps (decoded
+    on the store's pool); each block's overlap is copied straight into the output."""
     x0, y0, x1, y1 = px
+    dtype, fill = _fill(info, level)
+    if not times:
+        return np.empty((0, y1 - y0 + 1, x1 - x0 + 1), dtype)
     bx0, by0, bx1, by1 = x0 >> 8, y0 >> 8, x1 >> 8, y1 >> 8
     n = (bx1 - bx0 + 1) * (by1 - by0 + 1)
     if n > MAX_READ_BLOCKS:
@@ -46,19 +57,33 @@ def _mosaic(
             f"reading {info.name} at level {level} needs {n} blocks per time step "
             f"(> {MAX_READ_BLOCKS}); use a coarser level or a smaller bbox"
         )
-    dtype, fill = _fill(info, level)
-    b = BLOCK_SIZE
-    out = np.full(((by1 - by0 + 1) * b, (bx1 - bx0 + 1) * b), fill, dtype)
+    out = np.full((len(times), y1 - y0 + 1, x1 - x0 + 1), fill, dtype)
     coords = [(bx, by) for by in range(by0, by1 + 1) for bx in range(bx0, bx1 + 1)]
-    keys = [encode_key(info.name, level, int(morton_encode(bx, by)), ts) for bx, by in coords]
-    for (bx, by), blk in zip(coords, store.get_many(keys), strict=True):
-        if blk is None:
-            continue
-        r = (by1 - by) * b
-        c = (bx - bx0) * b
-        out[r : r + b, c : c + b] = blk.array
-    top = by1 * b + b - 1
-    return out[top - y1 : top - y0 + 1, x0 - bx0 * b : x1 - bx0 * b + 1]
+    mortons = [int(morton_encode(bx, by)) for bx, by in coords]
+    keys = [encode_key(info.name, level, m, ts) for ts in times for m in mortons]
+    step = max(len(coords), _GET_BATCH - _GET_BATCH % len(coords))  # whole time steps
+    for start in range(0, len(keys), step):
+        for i, blk in enumerate(store.get_many(keys[start : start + step]), start):
+            if blk is not None:
+                _place(out, blk.array, i // len(coords), coords[i % len(coords)], px)
+    return out
+
+
+def _place(
+    out: np.ndarray, arr: np.ndarray, t: int, block: tuple[int, int], px: tuple[int, int, int, int]
+) -> None:
+    """Copy the part of block ``block`` (bx, by) inside window ``px`` into ``out[t]``."""
+    x0, y0, x1, y1 = px
+    bx, by = block
+    b = BLOCK_SIZE
+    # block rows run north to south: block row r is pixel y = by * b + b - 1 - r
+    gx0, gy1 = max(x0, bx * b), min(y1, by * b + b - 1)
+    gx1, gy0 = min(x1, bx * b + b - 1), max(y0, by * b)
+    r0 = by * b + b - 1 - gy1
+    c0 = gx0 - bx * b
+    out[t, y1 - gy1 : y1 - gy0 + 1, gx0 - x0 : gx1 - x0 + 1] = arr[
+        r0 : r0 + gy1 - gy0 + 1, c0 : c0 + gx1 - gx0 + 1
+    ]
 
 
 def read_layer(
@@ -84,19 +109,15 @@ def read_layer(
     px = bbox_to_pixel_range(want, bbox)
     spx = (px[0] >> d, px[1] >> d, px[2] >> d, px[3] >> d)
     times = registry.times(layer, to_epoch(t0), to_epoch(t1))
-    slices = []
-    for ts in times:
-        arr = _mosaic(store, info, src, ts, spx)
-        if d:
-            arr = np.repeat(np.repeat(arr, 1 << d, axis=0), 1 << d, axis=1)
-            north = ((spx[3] + 1) << d) - 1
-            arr = arr[north - px[3] : north - px[1] + 1, px[0] - (spx[0] << d) :][
-                :, : px[2] - px[0] + 1
-            ]
-        slices.append(arr)
     dtype, fill = _fill(info, src)
     ny, nx = px[3] - px[1] + 1, px[2] - px[0] + 1
-    data = np.stack(slices) if slices else np.empty((0, ny, nx), dtype)
+    data = _mosaics(store, info, src, times, spx)
+    if d and len(times):
+        data = np.repeat(np.repeat(data, 1 << d, axis=1), 1 << d, axis=2)
+        north = ((spx[3] + 1) << d) - 1
+        data = data[:, north - px[3] : north - px[1] + 1, px[0] - (spx[0] << d) :][:, :, :nx]
+    if not len(times):
+        data = np.empty((0, ny, nx), dtype)
     lon, _ = pixel_to_lonlat(want, np.arange(px[0], px[2] + 1), 0)
     _, lat = pixel_to_lonlat(want, 0, np.arange(px[3], px[1] - 1, -1))
     tcoord = np.array(
