@@ -10,6 +10,7 @@ node's own registrations are already in its catalog; they only refresh the direc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from gravitas.agents.base import Agent, AgentContext, Emit
@@ -24,6 +25,10 @@ class RegistrarAgent(Agent):
     topic = "stac.registrations"
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        await asyncio.to_thread(self._apply, event, ctx)  # SQLite work off the event loop
+        return []
+
+    def _apply(self, event: Event, ctx: AgentContext) -> None:
         services = ctx.services
         if isinstance(event, ItemRegistered):
             services.nodes.seen(
@@ -56,4 +61,3 @@ class RegistrarAgent(Agent):
             services.nodes.tombstone(event.collection, event.item_id, event.version)
             if event.owning_node != ctx.node_id:
                 services.catalog.delete_item(event.collection, event.item_id, version=event.version)
-        return []
