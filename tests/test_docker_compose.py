@@ -198,6 +198,15 @@ def test_node_ids_distinct() -> None:
     assert len(set(ids)) == len(ids)
 
 
+def test_nodes_own_their_topics_and_share_the_federation_topics() -> None:
+    """Two nodes on one cluster: distinct topic prefixes (a scene is indexed by one node),
+    one federation prefix (each sees the other's registrations)."""
+    envs = [env_of(services()[n]) for n in NODES]
+    prefixes = [e.get("GRAVITAS_TOPIC_PREFIX", "") for e in envs]
+    assert len(set(prefixes)) == len(prefixes), prefixes
+    assert len({e.get("GRAVITAS_FEDERATION_PREFIX") for e in envs}) == 1
+
+
 def test_broker_is_the_kafka_advertised_listener() -> None:
     svcs = services()
     kafka_env = env_of(svcs["kafka"])
