@@ -11,8 +11,10 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+
+import orjson
 
 from gravitas.agents.base import Agent, AgentContext
 from gravitas.agents.services import NodeServices
@@ -82,19 +84,60 @@ class Processor:
         self._types = topology.events(agent.topic)
         self._processed = metrics.processed.labels(agent.name, agent.topic)
         self._latency = metrics.latency.labels(agent.name)
+        self._carried_cache: dict[str, frozenset[type[Event]]] = {}
 
     def _stamp(self, event: Event, parent: uuid.UUID, salt: str) -> Event:
         return event.model_copy(
             update={"event_id": derive_event_id(parent, salt), "node_id": self.node_id}
         )
 
+    def _stamped_outbound(self, topic: str, event: Event, parent: uuid.UUID, salt: str) -> Outbound:
+        """``outbound(topic, _stamp(event))`` without building the stamped copy: the
+        envelope fields are replaced in the dumped dict (same bytes, same key)."""
+        if type(event) not in self._carried(topic):
+            raise UnknownTopicError(f"topic {topic!r} does not carry {type(event).__name__}")
+        event_id = derive_event_id(parent, salt)
+        data = event.model_dump(mode="json")
+        data["event_id"] = str(event_id)
+        data["node_id"] = self.node_id
+        field = event.KEY_FIELD
+        if field == "event_id":
+            key = str(event_id)
+        elif field == "node_id":
+            key = self.node_id
+        else:
+            key = event.key()
+        return Outbound(topic, key, orjson.dumps(data))
+
+    def _carried(self, topic: str) -> frozenset[type[Event]]:
+        carried = self._carried_cache.get(topic)
+        if carried is None:
+            carried = self._carried_cache[topic] = frozenset(self.topology.events(topic))
+        return carried
+
+    async def process_many(self, records: Sequence[Record]) -> list[Outbound]:
+        """Handle a batch of records in order; returns all their outputs (dead letters
+        included), counting processed events once per batch."""
+        outs: list[Outbound] = []
+        ok = 0
+        for record in records:
+            got, handled = await self._process(record, count=False)
+            outs.extend(got)
+            ok += handled
+        if ok:
+            self._processed.inc(ok)
+        return outs
+
     async def process(self, record: Record) -> list[Outbound]:
         """Handle one record; returns the outputs, or one dead-letter record."""
+        return (await self._process(record, count=True))[0]
+
+    async def _process(self, record: Record, *, count: bool) -> tuple[list[Outbound], bool]:
         name = self.agent.name
         try:
             event = decode(record.value, self._types)
         except (EventDecodeError, EventValidationError) as exc:
-            return [self._reject(record, exc, attempts=1)]
+            return [self._reject(record, exc, attempts=1)], False
         log = event_logger(name, str(event.event_id))
         progress = itertools.count()
 
@@ -107,10 +150,9 @@ class Processor:
             started = time.perf_counter()
             try:
                 emits = await self.agent.handle(event, ctx)
+                parent = event.event_id
                 outs = [
-                    outbound(
-                        self.topology, e.topic, self._stamp(e.event, event.event_id, f"{name}:{i}")
-                    )
+                    self._stamped_outbound(e.topic, e.event, parent, f"{name}:{i}")
                     for i, e in enumerate(emits)
                 ]
             except Exception as exc:
@@ -120,10 +162,11 @@ class Processor:
                     await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
                     continue
                 log.warning("rejected: %s: %s", type(exc).__name__, exc)
-                return [self._reject(record, exc, attempts=attempt)]
+                return [self._reject(record, exc, attempts=attempt)], False
             self._latency.observe(time.perf_counter() - started)
-            self._processed.inc()
-            return outs
+            if count:
+                self._processed.inc()
+            return outs, True
         raise AssertionError("unreachable")
 
     def _reject(self, record: Record, exc: BaseException, attempts: int) -> Outbound:
