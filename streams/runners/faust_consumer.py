@@ -1,29 +1,26 @@
 """faust's aiokafka consumer with a cheaper per-message hand-off to the streams.
 
-faust's fetch loop (``Consumer._drain_messages``) hands every message to the conductor
-through ``Service.wait_first(callback(message), suspend_flow.wait())``: four tasks and
-an ``asyncio.wait`` a message, which capped one worker near 5k events/s. Here the
-conductor's coroutine is first run synchronously; it almost always finishes without
-blocking (the message is put on its stream's queue), and then no task is created. Only
-when it does block (flow control during a rebalance, a full stream buffer) is the rest
-of it run exactly as faust does, raced against ``suspend_flow`` by ``wait_first``.
-
-Everything else (group membership, assignment, read offsets, gaps, acks, commits) is
-faust's own code. The loop below is faust-streaming 0.15.3's ``_drain_messages``
-(BSD-3-Clause) with that one change.
+faust's fetch loop hands every message to the conductor with
+``wait_first(callback(message), suspend_flow.wait())``: four tasks and an
+``asyncio.wait`` a message, which capped one worker near 5k events/s. This consumer
+overrides only ``wait_first``, and only for that hand-off: the conductor's coroutine is
+first stepped synchronously; it almost always finishes without blocking (the message is
+put on its stream's queue), and then no task is created. When it does block (flow
+control during a rebalance, a full stream buffer), the rest of it is raced against the
+other waits exactly as faust does. Everything else (the fetch loop, group membership,
+assignment, read offsets, acks, commits) is faust's own, unchanged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import types
-from collections.abc import AsyncIterator, Coroutine, Generator
-from typing import Any, cast
+from collections.abc import Coroutine, Generator
+from typing import Any
 
-from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import AppT
-from mode import Service, ServiceT
+from mode.services import WaitArgT, WaitResults
+from mode.utils.times import Seconds
 
 
 @types.coroutine
@@ -54,75 +51,27 @@ async def _finish(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
 
 
 class FastHandoffConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer; only the message hand-off in the fetch loop differs."""
+    """faust's aiokafka consumer; only the message hand-off's ``wait_first`` differs."""
 
-    async def _drain_messages(self, fetcher: ServiceT) -> None:  # pragma: no cover
-        callback = self.callback
-        getmany = self.getmany
-        consumer_should_stop = cast(Service, self)._stopped.is_set
-        fetcher_should_stop = cast(Service, fetcher)._stopped.is_set
+    def _is_handoff(self, coro: object) -> bool:
+        """True for the conductor coroutine the fetch loop passes first."""
+        callback = getattr(self, "callback", None)
+        func = getattr(callback, "__func__", callback)
+        code = getattr(func, "__code__", None)
+        return code is not None and getattr(coro, "cr_code", None) is code
 
-        get_read_offset = self._read_offset.__getitem__
-        set_read_offset = self._read_offset.__setitem__
-        set_flag = self.diag.set_flag
-        unset_flag = self.diag.unset_flag
-        commit_every = self._commit_every
-        acks_enabled_for = self.app.topics.acks_enabled_for
-
-        yield_every = 100
-        num_since_yield = 0
-        sleep = asyncio.sleep
-
+    async def wait_first(self, *coros: WaitArgT, timeout: Seconds = None) -> WaitResults:  # type: ignore[assignment]
+        if not coros or not self._is_handoff(coros[0]) or self.suspend_flow.is_set():
+            return await super().wait_first(*coros, timeout=timeout)
+        handoff: Coroutine[Any, Any, Any] = coros[0]  # type: ignore[assignment]
         try:
-            while not (consumer_should_stop() or fetcher_should_stop()):
-                set_flag(CONSUMER_FETCHING)
-                ait = cast(AsyncIterator[Any], getmany(timeout=1.0))
-                await self.sleep(0)
-                if not self.should_stop:
-                    async for tp, message in ait:
-                        num_since_yield += 1
-                        if num_since_yield > yield_every:
-                            await sleep(0)
-                            num_since_yield = 0
-
-                        offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            if self.suspend_flow.is_set():
-                                await self.wait_first(callback(message), self.suspend_flow.wait())
-                            else:
-                                coro = cast(Coroutine[Any, Any, Any], callback(message))
-                                try:
-                                    first = coro.send(None)
-                                except StopIteration:
-                                    pass
-                                else:
-                                    await self.wait_first(
-                                        _finish(coro, first), self.suspend_flow.wait()
-                                    )
-                            set_read_offset(tp, offset)
-                    unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            unset_flag(CONSUMER_FETCHING)
+            first = handoff.send(None)
+        except StopIteration as stop:  # done without blocking: no tasks needed
+            for other in coros[1:]:
+                if isinstance(other, Coroutine):
+                    other.close()  # the suspend_flow.wait() it never had to race
+            return WaitResults([handoff], [stop.value], False)
+        return await super().wait_first(_finish(handoff, first), *coros[1:], timeout=timeout)
 
 
 class FastHandoffTransport(faust_aiokafka.Transport):
