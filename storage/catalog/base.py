@@ -17,7 +17,7 @@ from datetime import UTC
 from datetime import datetime as DateTime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from gravitas.storage.catalog.errors import InvalidSearchError
+from gravitas.storage.catalog.errors import InvalidItemError, InvalidSearchError
 
 __all__ = [
     "NODE_PROPERTY",
@@ -25,6 +25,7 @@ __all__ = [
     "SearchPage",
     "SearchParams",
     "SortField",
+    "check_item",
     "parse_datetime",
     "parse_interval",
 ]
@@ -295,3 +296,31 @@ def _bbox2d(bbox: Sequence[float]) -> tuple[float, float, float, float]:
     if len(bbox) == 6:
         return float(bbox[0]), float(bbox[1]), float(bbox[3]), float(bbox[4])
     return float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
+
+
+def check_item(item: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """``(id, collection, properties)`` of a STAC item dict, or :class:`InvalidItemError`
+    naming what is missing; every datetime property must parse (RFC 3339)."""
+    iid = item.get("id")
+    if item.get("type") != "Feature" or not isinstance(iid, str) or not iid:
+        raise InvalidItemError(
+            f"a STAC item needs type 'Feature' and a string id, got type "
+            f"{item.get('type')!r}, id {iid!r}"
+        )
+    cid = item.get("collection")
+    if not isinstance(cid, str) or not cid:
+        raise InvalidItemError(f"item {iid!r} has no 'collection'; set item.collection_id")
+    props = item.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidItemError(f"item {iid!r} has no 'properties' object")
+    if not (props.get("datetime") or (props.get("start_datetime") and props.get("end_datetime"))):
+        raise InvalidItemError(
+            f"item {iid!r} needs properties.datetime or start_datetime and end_datetime"
+        )
+    for key in ("datetime", "start_datetime", "end_datetime"):
+        if props.get(key):
+            try:
+                parse_datetime(str(props[key]))
+            except InvalidSearchError as exc:
+                raise InvalidItemError(f"item {iid!r}: {key}: {exc}") from exc
+    return iid, cid, props

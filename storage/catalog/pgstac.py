@@ -20,7 +20,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, parse_datetime
+from gravitas.storage.catalog.base import (
+    NODE_PROPERTY,
+    SearchPage,
+    SearchParams,
+    check_item,
+)
 from gravitas.storage.catalog.errors import (
     CatalogError,
     CollectionNotFoundError,
@@ -351,30 +356,10 @@ class PgstacCatalog:
 
 
 def _check_item(item: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    iid = item.get("id")
-    if item.get("type") != "Feature" or not isinstance(iid, str) or not iid:
-        raise InvalidItemError(
-            f"a STAC item needs type 'Feature' and a string id, got type "
-            f"{item.get('type')!r}, id {iid!r}"
-        )
-    cid = item.get("collection")
-    if not isinstance(cid, str) or not cid:
-        raise InvalidItemError(f"item {iid!r} has no 'collection'; set item.collection_id")
-    props = item.get("properties")
-    if not isinstance(props, dict):
-        raise InvalidItemError(f"item {iid!r} has no 'properties' object")
+    """The common item checks, plus what pgstac needs: a geometry or a bbox."""
+    iid, cid, props = check_item(item)
     if item.get("geometry") is None and item.get("bbox") is None:
         raise InvalidItemError(f"item {iid!r} has neither 'geometry' nor 'bbox'; pgstac needs one")
-    if not (props.get("datetime") or (props.get("start_datetime") and props.get("end_datetime"))):
-        raise InvalidItemError(
-            f"item {iid!r} needs properties.datetime or start_datetime and end_datetime"
-        )
-    for key in ("datetime", "start_datetime", "end_datetime"):
-        if props.get(key):
-            try:
-                parse_datetime(str(props[key]))
-            except InvalidSearchError as exc:
-                raise InvalidItemError(f"item {iid!r}: {key}: {exc}") from exc
     return iid, cid, props
 
 

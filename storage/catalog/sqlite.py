@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams
+from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, check_item
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -322,22 +322,8 @@ class SQLiteCatalog:
 
 
 def _check_item(item: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    iid = item.get("id")
-    if item.get("type") != "Feature" or not isinstance(iid, str) or not iid:
-        raise InvalidItemError(
-            f"a STAC item needs type 'Feature' and a string id, got type "
-            f"{item.get('type')!r}, id {iid!r}"
-        )
-    cid = item.get("collection")
-    if not isinstance(cid, str) or not cid:
-        raise InvalidItemError(f"item {iid!r} has no 'collection'; set item.collection_id")
-    props = item.get("properties")
-    if not isinstance(props, dict):
-        raise InvalidItemError(f"item {iid!r} has no 'properties' object")
-    if not (props.get("datetime") or (props.get("start_datetime") and props.get("end_datetime"))):
-        raise InvalidItemError(
-            f"item {iid!r} needs properties.datetime or start_datetime and end_datetime"
-        )
+    """The common item checks, plus the start/end timestamps the index stores."""
+    iid, cid, props = check_item(item)
     try:
         _ts(props.get("start_datetime") or props.get("datetime"))
         _ts(props.get("end_datetime") or props.get("datetime"))
