@@ -11,7 +11,6 @@ mtime) against the manifest and the digests pinned in :mod:`.registry`.
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gravitas.schemas.errors import GravitasError
+from gravitas.schemas.settings import default_cache_dir
 from gravitas.storage.sampledata.download import deb_data_tar, download
 from gravitas.storage.sampledata.errors import (
     ChecksumError,
@@ -45,12 +45,7 @@ def _quiet(_msg: str) -> None:
 
 def cache_root(cache_dir: Path | None = None) -> Path:
     """The data cache: ``<cache_dir or $GRAVITAS_CACHE or ~/.cache/gravitas>/data``."""
-    if cache_dir is not None:
-        base = Path(cache_dir)
-    elif os.environ.get("GRAVITAS_CACHE"):
-        base = Path(os.environ["GRAVITAS_CACHE"])
-    else:
-        base = Path.home() / ".cache" / "gravitas"
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return base.expanduser() / "data"
 
 

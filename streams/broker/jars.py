@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from gravitas.schemas.errors import BrokerError
+from gravitas.schemas.settings import default_cache_dir as cache_root
 
 KAFKA_VERSION = "4.1.1"
 """The Apache Kafka release (``org.apache.kafka:kafka_2.13``) that ``pom.xml`` pins."""
@@ -35,8 +36,7 @@ def pom_bytes() -> bytes:
 
 def default_cache_dir() -> Path:
     """``$GRAVITAS_CACHE/kafka`` (``GRAVITAS_CACHE`` defaults to ``~/.cache/gravitas``)."""
-    root = os.environ.get("GRAVITAS_CACHE") or str(Path.home() / ".cache" / "gravitas")
-    return Path(root).expanduser() / "kafka"
+    return cache_root().expanduser() / "kafka"
 
 
 def find_tool(name: str) -> str:
