@@ -97,16 +97,16 @@ class HarmonizeAgent(Agent):
         )  # fmt: skip
         onboarded = await self._onboard(ctx, req, matched)
         await self._progress(ctx, req, "retrieve", 0.25, f"{onboarded} item(s) onboarded")
-        got = await asyncio.to_thread(retrieve, services, req, matched.pairs)
+        got = await services.run_compute(retrieve, services, req, matched.pairs)
         await self._progress(
             ctx, req, "process", 0.5, f"{got.cube.shape[0]} pairs x {len(got.bands)} bands"
         )
-        cube = await asyncio.to_thread(assemble, services, req, got)
+        cube = await services.run_compute(assemble, services, req, got)
         await self._progress(
             ctx, req, "write", 0.75, f"{cube.data.shape[0]} patches of {cube.patches_total}"
         )
         try:
-            written = await asyncio.to_thread(write_datacube, services, req, cube, got, matched)
+            written = await services.run_compute(write_datacube, services, req, cube, got, matched)
         except GravitasError as exc:
             raise StepFailed("write", exc) from exc
         await self._progress(ctx, req, "done", 1.0, written.collection_id)

@@ -7,7 +7,6 @@ none are configured, the node's data dir and the sample-data cache are allowed.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -76,18 +75,28 @@ def gdal_env() -> AbstractContextManager[object]:
     return nullcontext() if hasenv() else Env()
 
 
-def _event(scene_id: str, fam: FamilyWrite) -> BlocksIndexed:
+def indexed_events(scene_id: str, families: Sequence[FamilyWrite]) -> list[BlocksIndexed]:
+    """One :class:`BlocksIndexed` per pyramid the scene touched: the block families of a
+    layer and time that share a top-level ancestor (one partition key) travel together,
+    so their common ancestors are rebuilt once."""
     from datetime import UTC, datetime
 
-    return BlocksIndexed(
-        partition_key=partition_key(fam.layer, fam.level, fam.timestamp, fam.mortons[0]),
-        scene_id=scene_id,
-        layer=fam.layer,
-        level=fam.level,
-        timestamp=datetime.fromtimestamp(fam.timestamp, UTC),
-        mortons=fam.mortons,
-        valid_pixels=fam.valid_pixels,
-    )
+    merged: dict[str, list[FamilyWrite]] = {}
+    for fam in families:
+        key = partition_key(fam.layer, fam.level, fam.timestamp, fam.mortons[0])
+        merged.setdefault(key, []).append(fam)
+    return [
+        BlocksIndexed(
+            partition_key=key,
+            scene_id=scene_id,
+            layer=fams[0].layer,
+            level=fams[0].level,
+            timestamp=datetime.fromtimestamp(fams[0].timestamp, UTC),
+            mortons=sorted(m for f in fams for m in f.mortons),
+            valid_pixels=sum(f.valid_pixels for f in fams),
+        )
+        for key, fams in merged.items()
+    ]
 
 
 def index_scene(
@@ -98,7 +107,7 @@ def index_scene(
     paths: Sequence[Path] | None = None,
     mask_path: Path | None = None,
 ) -> list[BlocksIndexed]:
-    """Read, warp and write a scene; one :class:`BlocksIndexed` per block family.
+    """Read, warp and write a scene; one :class:`BlocksIndexed` per pyramid touched.
 
     ``paths`` (and ``mask_path``) give local copies the node made itself (onboarding);
     otherwise the event's hrefs are resolved under the allowed roots. Raises InputError
@@ -141,7 +150,7 @@ def _index_scene(
         plan,
         progress=lambda m, f: progress(m, 0.6 + 0.4 * f),
     )
-    return [_event(event.scene_id, f) for f in families]
+    return indexed_events(event.scene_id, families)
 
 
 def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
@@ -175,6 +184,6 @@ class IngestAgent(Agent):
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         assert isinstance(event, SceneAnnounced)
-        out = await asyncio.to_thread(accept_scene, event, ctx.services)
+        out = await ctx.services.run_compute(accept_scene, event, ctx.services)
         ctx.log.info("scene %s accepted (%s): %d events", event.scene_id, event.mode, len(out))
         return out

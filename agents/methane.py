@@ -288,7 +288,7 @@ class MethaneAgent(Agent):
 
         throttle = ProgressThrottle(event.request_id, publish)
         try:
-            out = await asyncio.to_thread(run_methane, ctx.services, event, throttle)
+            out = await ctx.services.run_compute(run_methane, ctx.services, event, throttle)
         finally:
             for fut in pending:
                 await asyncio.wrap_future(fut)

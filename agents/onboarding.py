@@ -112,28 +112,50 @@ async def ensure_onboarded(
     deadline = loop.time() + timeout_s
     waiting = {(str(i["collection"]), str(i["id"])) for i in items}
     total = len(waiting)
+    pause = 0.02  # the first scenes are ready within tens of ms; back off to 0.25 s
     while waiting:
-        for key in list(waiting):
-            item = await asyncio.to_thread(ctx.services.catalog.get_item, *key)
-            if item.get("properties", {}).get(ONBOARDED):
-                waiting.discard(key)
-                await ctx.emit(
-                    "progress",
-                    Progress(
-                        request_id=request_id,
-                        stage="onboarding",
-                        fraction=(total - len(waiting)) / total,
-                        message=f"{key[1]} ready",
-                    ),
-                )
+        done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
+        for key in sorted(done):
+            waiting.discard(key)
+            await ctx.emit(
+                "progress",
+                Progress(
+                    request_id=request_id,
+                    stage="onboarding",
+                    fraction=(total - len(waiting)) / total,
+                    message=f"{key[1]} ready",
+                ),
+            )
         if waiting and loop.time() > deadline:
             raise RequestError(
                 f"onboarding of {sorted(k[1] for k in waiting)} did not finish within "
                 f"{timeout_s}s; see the deadletter topic for the reason"
             )
         if waiting:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(pause)
+            pause = min(0.25, pause * 1.5)
     return total
+
+
+def onboarded_among(services: NodeServices, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The ``(collection, item id)`` of ``keys`` whose items are onboarded now (one
+    catalog search per collection, however many items are waited for)."""
+    by_collection: dict[str, list[str]] = {}
+    for collection, item_id in keys:
+        by_collection.setdefault(collection, []).append(item_id)
+    done: set[tuple[str, str]] = set()
+    for collection, ids in by_collection.items():
+        for start in range(0, len(ids), 1000):
+            chunk = tuple(sorted(ids)[start : start + 1000])
+            page = services.catalog.search(
+                SearchParams(collections=(collection,), ids=chunk, limit=len(chunk))
+            )
+            done |= {
+                (collection, str(f["id"]))
+                for f in page.items
+                if f.get("properties", {}).get(ONBOARDED)
+            }
+    return done
 
 
 def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
@@ -212,6 +234,6 @@ class OnboardingAgent(Agent):
                 message=f"importing and indexing {event.item_id}",
             ),
         )
-        out = await asyncio.to_thread(onboard, ctx, event)
+        out = await ctx.services.run_compute(onboard, ctx, event)
         ctx.log.info("onboarded %s/%s", event.collection, event.item_id)
         return out

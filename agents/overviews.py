@@ -6,7 +6,6 @@ so a single writer updates each pyramid; a replay rewrites identical bytes.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from gravitas.agents.base import Agent, AgentContext, Emit
@@ -32,7 +31,7 @@ class OverviewAgent(Agent):
             ts = to_epoch(event.timestamp)
             return info, update_pyramid(services.block_store, info, ts, event.mortons)
 
-        info, n = await asyncio.to_thread(update)
+        info, n = await services.run_compute(update)
         done = OverviewsUpdated(
             layer=event.layer,
             timestamp=event.timestamp,

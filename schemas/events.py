@@ -82,7 +82,7 @@ class BlocksIndexed(Event):
     type: Literal["blocks.indexed"] = "blocks.indexed"
 
     partition_key: str
-    """``layer/level/parent-morton``: one writer per block family."""
+    """``layer/time/top-level/ancestor``: one writer per overview pyramid."""
     scene_id: str = Field(pattern=ID_PATTERN)
     layer: str = Field(pattern=LAYER_PATTERN)
     level: int = Field(ge=1, le=29)

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     agents: tuple[str, ...] = ()
     """Names of the agents this node runs (empty: all of them)."""
     retry_attempts: int = Field(default=3, ge=1, le=20)
+    compute_threads: int | None = Field(default=None, ge=1, le=256)
+    """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
+    the number of CPUs. More only adds GIL and cache contention."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None

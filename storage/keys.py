@@ -17,6 +17,7 @@ rather than a registry entry so that keys need no shared state across the federa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -70,7 +71,15 @@ def layer_id(layer: str | int) -> int:
         if not 0 <= layer < 1 << 64:
             raise BlockKeyError(f"layer id must be in 0..2**64-1, got {layer}")
         return layer
-    if not isinstance(layer, str) or not _LAYER_RE.match(layer):
+    if not isinstance(layer, str):
+        raise BlockKeyError(f"layer must be a name or an int id, got {layer!r}")
+    return _name_id(layer)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_id(layer: str) -> int:
+    """:func:`layer_id` of a name (cached: every key of a read or write hashes it)."""
+    if not _LAYER_RE.match(layer):
         raise BlockKeyError(
             f"layer name must be 1-200 chars of letters, digits and ._:/- "
             f"starting with a letter or digit, got {layer!r}"

@@ -3,12 +3,19 @@
 Layout (all integers little-endian)::
 
     magic  b"GVB1"                                   4
-    codec id                                         1  (see CODECS)
+    codec id, high bit set when windowed             1  (see CODECS)
     dtype  length + ascii numpy dtype.str ("<f4")    1 + n
     ndim, then shape as uint32 each                  1 + 4*ndim
     nodata flag, then nodata as one dtype value      1 (+ itemsize)
+    windowed only: row0, row1, col0, col1 (uint32)   16
     raw payload length (uint64), crc32 of the stored payload (uint32)
-    payload: the compressed C-order little-endian array bytes
+    payload: the compressed C-order little-endian array bytes (of the window)
+
+*Windowed* blocks: a 2-D block whose pixels outside a rectangle ``[row0:row1, col0:col1]``
+all equal its nodata value bit for bit (scene edges, small scenes, coarse overview
+blocks) stores only that rectangle; decoding fills the rest with nodata. An empty block
+has an empty window. Blocks without nodata, full windows and other shapes are stored
+whole, as before the window existed, so older values decode unchanged.
 
 The same array, nodata and codec always give the same bytes, so re-writing a block is
 idempotent. The default codec, ``auto``, was chosen by measurement (``bench/codecs.py``,
@@ -31,10 +38,12 @@ import numpy as np
 from gravitas.storage.blocks.base import Block
 from gravitas.storage.blocks.errors import BlockEncodeError, CorruptBlockError
 
-__all__ = ["AUTO", "CODECS", "DEFAULT_CODEC", "decode_block", "encode_block"]
+__all__ = ["AUTO", "CODECS", "DEFAULT_CODEC", "data_window", "decode_block", "encode_block"]
 
 MAGIC: Final = b"GVB1"
 _TAIL = struct.Struct("<QI")
+_WINDOW = struct.Struct("<4I")
+_WINDOWED: Final = 0x80
 
 
 def _shuffle(data: bytes, itemsize: int) -> Any:
@@ -98,8 +107,12 @@ CODECS: Final[dict[str, tuple[int, Encoder, Decoder]]] = {
 }
 _DECODERS: dict[int, Decoder] = {cid: dec for cid, _enc, dec in CODECS.values()}
 AUTO: Final = "auto"
-"""Encode with zstd-1 and with shuffle + zstd-1, keep the smaller (still deterministic)."""
+"""Encode with zstd-1 and with shuffle + zstd-1, keep the smaller (still deterministic);
+tiny payloads are stored raw."""
 _AUTO_CANDIDATES: Final = ("shuffle-zstd-1", "zstd-1")
+_AUTO_RAW_BYTES: Final = 256
+"""``auto`` stores payloads this small raw (block statistics, tiny windows): compressing
+them saves a few bytes at the price of two compressor calls."""
 DEFAULT_CODEC: Final = AUTO
 
 
@@ -120,6 +133,37 @@ def _nodata_bytes(nodata: float | int, dtype: np.dtype) -> bytes:
     return cast.tobytes()
 
 
+def _bits(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer dtype of ``dtype``'s width (for bit-exact comparisons)."""
+    return np.dtype(f"<u{dtype.itemsize}")
+
+
+def data_window(arr: np.ndarray, nodata: bytes) -> tuple[int, int, int, int] | None:
+    """``(row0, row1, col0, col1)`` bounding every element of a 2-D ``arr`` that differs
+    from ``nodata`` (one element's bytes) bit for bit; ``(0, 0, 0, 0)`` when none does.
+    None when the window is the whole array (or ``arr`` is not 2-D)."""
+    if arr.ndim != 2 or arr.size == 0:
+        return None
+    bits = np.frombuffer(nodata, _bits(arr.dtype), count=1)[0]
+    view = arr.view(_bits(arr.dtype)) if arr.dtype.byteorder != ">" else None
+    if view is None:
+        return None
+    # cheap exit for full blocks: data on all four edges means the window is everything
+    if (
+        (view[0] != bits).any()
+        and (view[-1] != bits).any()
+        and (view[:, 0] != bits).any()
+        and (view[:, -1] != bits).any()
+    ):
+        return None
+    data = view != bits
+    rows = np.flatnonzero(data.any(axis=1))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    cols = np.flatnonzero(data[rows[0] : rows[-1] + 1].any(axis=0))
+    return (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+
+
 def encode_block(block: Block, codec: str = DEFAULT_CODEC) -> bytes:
     """Bytes of ``block``: header + compressed payload (deterministic)."""
     if codec not in CODECS and codec != AUTO:
@@ -130,21 +174,28 @@ def encode_block(block: Block, codec: str = DEFAULT_CODEC) -> bytes:
             f"block dtype must be bool, int, uint or float up to 64 bits, got {arr.dtype}"
         )
     dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+    nodata = None if block.nodata is None else _nodata_bytes(block.nodata, dtype)
+    window = None if nodata is None else data_window(arr, nodata)
+    if window is not None:
+        arr = arr[window[0] : window[1], window[2] : window[3]]
     # one copy, also for strided views (tobytes writes C order)
     raw = (arr if arr.dtype == dtype else arr.astype(dtype)).tobytes()
     dstr = dtype.str.encode()
-    if codec == AUTO:
+    if codec == AUTO and len(raw) <= _AUTO_RAW_BYTES:
+        cid, payload = CODECS["raw"][0], raw
+    elif codec == AUTO:
         options = [(CODECS[c][0], CODECS[c][1](raw, dtype.itemsize)) for c in _AUTO_CANDIDATES]
         cid, payload = min(options, key=lambda o: len(o[1]))
     else:
         cid, enc, _dec = CODECS[codec]
         payload = enc(raw, dtype.itemsize)
-    parts = [MAGIC, bytes([cid, len(dstr)]), dstr, bytes([arr.ndim])]
-    parts.append(struct.pack(f"<{arr.ndim}I", *arr.shape))
-    if block.nodata is None:
-        parts.append(b"\x00")
-    else:
-        parts += [b"\x01", _nodata_bytes(block.nodata, dtype)]
+    shape = block.array.shape
+    flag = _WINDOWED if window is not None else 0
+    parts = [MAGIC, bytes([cid | flag, len(dstr)]), dstr, bytes([len(shape)])]
+    parts.append(struct.pack(f"<{len(shape)}I", *shape))
+    parts += [b"\x00"] if nodata is None else [b"\x01", nodata]
+    if window is not None:
+        parts.append(_WINDOW.pack(*window))
     parts += [_TAIL.pack(len(raw), zlib.crc32(payload)), payload]
     return b"".join(parts)
 
@@ -165,7 +216,8 @@ def decode_block(data: bytes, key: bytes | None = None) -> Block:
 def _decode(buf: memoryview) -> Block:
     if bytes(buf[:4]) != MAGIC:
         raise CorruptBlockError(f"bad magic {bytes(buf[:4])!r}, expected {MAGIC!r}")
-    cid, dlen = buf[4], buf[5]
+    cid, dlen = buf[4] & ~_WINDOWED, buf[5]
+    windowed = bool(buf[4] & _WINDOWED)
     pos = 6
     dtype = np.dtype(bytes(buf[pos : pos + dlen]).decode("ascii"))
     pos += dlen
@@ -174,6 +226,7 @@ def _decode(buf: memoryview) -> Block:
     shape = struct.unpack_from(f"<{ndim}I", buf, pos)
     pos += 4 * ndim
     nodata: float | int | None = None
+    nodata_at = pos + 1
     if buf[pos] == 1:
         nodata = np.frombuffer(buf, dtype=dtype, count=1, offset=pos + 1).item()
         pos += 1 + dtype.itemsize
@@ -181,6 +234,12 @@ def _decode(buf: memoryview) -> Block:
         raise CorruptBlockError(f"bad nodata flag {buf[pos]}")
     else:
         pos += 1
+    window: tuple[int, ...] | None = None
+    if windowed:
+        if nodata is None or ndim != 2:
+            raise CorruptBlockError("windowed block without nodata or not 2-D")
+        window = _WINDOW.unpack_from(buf, pos)
+        pos += _WINDOW.size
     raw_len, crc = _TAIL.unpack_from(buf, pos)
     pos += _TAIL.size
     payload = bytes(buf[pos:])
@@ -189,8 +248,17 @@ def _decode(buf: memoryview) -> Block:
     if cid not in _DECODERS:
         raise CorruptBlockError(f"unknown codec id {cid}")
     raw = _DECODERS[cid](payload, dtype.itemsize, raw_len) if raw_len else b""
-    expected = dtype.itemsize * math.prod(shape)
-    if len(raw) != raw_len or raw_len != expected:
-        raise CorruptBlockError(f"payload has {len(raw)} bytes, shape {shape} needs {expected}")
-    arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    return Block(arr, nodata=nodata)
+    inner = shape if window is None else (window[1] - window[0], window[3] - window[2])
+    expected = dtype.itemsize * math.prod(inner)
+    if len(raw) != raw_len or raw_len != expected or min(inner) < 0:
+        raise CorruptBlockError(f"payload has {len(raw)} bytes, shape {inner} needs {expected}")
+    arr = np.frombuffer(raw, dtype=dtype).reshape(inner)
+    if window is None:
+        return Block(arr, nodata=nodata)
+    r0, r1, c0, c1 = window
+    if r1 > shape[0] or c1 > shape[1]:
+        raise CorruptBlockError(f"window {window} lies outside shape {shape}")
+    full = np.empty(shape, dtype)
+    full.view(_bits(dtype))[...] = np.frombuffer(buf, _bits(dtype), count=1, offset=nodata_at)[0]
+    full[r0:r1, c0:c1] = arr
+    return Block(full, nodata=nodata)

@@ -6,7 +6,9 @@ is one seek plus a forward walk. ``put_many`` encodes on a small thread pool (zs
 shuffle and crc32 release the GIL) while the caller's iterator produces the next blocks;
 batches are written in input order, so the last of repeated keys still wins (do not
 change a block's array until ``put_many`` returns). ``get_many`` decodes hits on the same
-pool.
+pool. A few blocks (at most ``_INLINE``) are encoded and decoded on the calling
+thread: handing them to the pool costs more than it saves, and under load each hand-off
+waits for the GIL.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain, islice
 from pathlib import Path
 
 from rocksdict import Options, Rdict, WriteBatch
@@ -26,6 +29,7 @@ from gravitas.storage.blocks.errors import BlockStoreError
 __all__ = ["RocksBlockStore"]
 
 _BATCH = 256
+_INLINE = 8
 _ENCODE_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
@@ -66,6 +70,14 @@ class RocksBlockStore:
         return self._pool
 
     def put_many(self, items: Iterable[tuple[bytes, Block]]) -> int:
+        it = iter(items)
+        head = list(islice(it, _INLINE + 1))
+        if len(head) <= _INLINE:  # a few blocks: encode here, one write
+            batch = WriteBatch(raw_mode=True)
+            for key, block in head:
+                batch.put(bytes(key), encode_block(block, self.codec))
+            self.db.write(batch)
+            return len(head)
         db, codec, pool = self.db, self.codec, self._encoder()
         pending: deque[tuple[bytes, Future[bytes]]] = deque()
 
@@ -78,7 +90,7 @@ class RocksBlockStore:
 
         n = 0
         try:
-            for key, block in items:
+            for key, block in chain(head, it):
                 pending.append((bytes(key), pool.submit(encode_block, block, codec)))
                 n += 1
                 if len(pending) >= 2 * _BATCH:  # keep one batch encoding while we write
@@ -105,7 +117,7 @@ class RocksBlockStore:
         values: list[bytes | None] = self.db.get(klist)  # type: ignore[arg-type, assignment]
         found = [(i, v) for i, v in enumerate(values) if v is not None]
         out: list[Block | None] = [None] * len(klist)
-        if len(found) < 8:  # a miss costs no decode; a few hits are not worth the pool
+        if len(found) <= _INLINE:  # a miss costs no decode; a few hits are not worth the pool
             for i, v in found:
                 out[i] = decode_block(v, klist[i])
             return out

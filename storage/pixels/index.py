@@ -27,7 +27,7 @@ from gravitas.storage.pixels.sources import (
     guess_datetime,
     read_rasters,
 )
-from gravitas.storage.pixels.warp import WarpedRaster, native_level_of, warp
+from gravitas.storage.pixels.warp import WarpedRaster, native_level_of, warp_many
 
 __all__ = ["FamilyWrite", "ScenePlan", "WarpedLayer", "layer_name", "prepare_scene", "write_scene"]
 
@@ -120,18 +120,27 @@ def prepare_scene(
     single = len({r.band for r in rasters}) == 1
     prefix = layer or collection.replace(":", "_")
     plan = ScenePlan(scene_id, collection)
-    for i, r in enumerate(rasters):
+    stamps = []
+    for r in rasters:
         ts = r.timestamp or fallback
         if ts is None:
             raise InputError(
                 f"{r.href}: no time in the file, its name or the event; set datetime= on "
                 "the SceneAnnounced event"
             )
-        lvl = level or native_level_of(r)
-        progress(f"warping {r.band}", 0.5 + i / max(len(rasters), 1) / 2)
-        warped = warp(r, lvl, categorical)
+        stamps.append(ts)
+    levels = [level or native_level_of(r) for r in rasters]
+    warped: dict[int, WarpedRaster] = {}
+    for lvl in sorted(set(levels)):
+        at = [i for i, v in enumerate(levels) if v == lvl]
+        progress(f"warping {len(at)} band(s) to level {lvl}", 0.5)
+        for i, w in zip(at, warp_many([rasters[i] for i in at], lvl, categorical), strict=True):
+            warped[i] = w
+    for i, r in enumerate(rasters):
         plan.layers.append(
-            WarpedLayer(layer_name(prefix, r.band, single), to_epoch(ts), categorical, warped)
+            WarpedLayer(
+                layer_name(prefix, r.band, single), to_epoch(stamps[i]), categorical, warped[i]
+            )
         )
     return plan
 

@@ -97,7 +97,8 @@ def combine_stats(parts: Sequence[np.ndarray]) -> np.ndarray:
 
 def _halve(child: np.ndarray, nodata: float | int | None, categorical: bool) -> np.ndarray:
     """A 256 x 256 child reduced to 128 x 128: 2 x 2 mean (or first valid for categories)."""
-    ok = valid_mask(child, nodata).reshape(_HALF, 2, _HALF, 2)
+    valid = valid_mask(child, nodata)
+    ok = valid.reshape(_HALF, 2, _HALF, 2)
     c = child.reshape(_HALF, 2, _HALF, 2)
     if categorical:
         out = np.full((_HALF, _HALF), nodata if nodata is not None else 0, child.dtype)
@@ -106,18 +107,22 @@ def _halve(child: np.ndarray, nodata: float | int | None, categorical: bool) -> 
             out[sub] = c[:, i, :, j][sub]
         return out
     out_dtype = child.dtype if child.dtype.kind == "f" else np.float32
-    rows = np.flatnonzero(ok.any(axis=(1, 2, 3)))
     out = np.full((_HALF, _HALF), np.nan, out_dtype)
+    # only the 2 x 2 cells of the rectangle that holds data (scene edges and small scenes
+    # leave most of a block empty); each cell sums in a fixed order, so a cell's value
+    # does not depend on the rectangle
+    rows = np.flatnonzero(valid.any(axis=1))
     if rows.size == 0:  # an all-nodata child: nothing to average
         return out
-    # only the 2-row bands that hold data (scene edges leave most of a block empty); the
-    # same numpy reduction as over the whole block, so the bytes are the same
-    lo, hi = int(rows[0]), int(rows[-1]) + 1
-    okb, cb = ok[lo:hi], c[lo:hi]
+    lo, hi = int(rows[0]) // 2, int(rows[-1]) // 2 + 1
+    cols = np.flatnonzero(valid[2 * lo : 2 * hi].any(axis=0))
+    left, right = int(cols[0]) // 2, int(cols[-1]) // 2 + 1
+    okb = ok[lo:hi, :, left:right]
+    v = np.where(okb, c[lo:hi, :, left:right], 0).astype(np.float64)
     n = okb.sum(axis=(1, 3))
-    sm = np.where(okb, cb, 0).astype(np.float64).sum(axis=(1, 3))
+    sm = (v[:, 0, :, 0] + v[:, 0, :, 1]) + (v[:, 1, :, 0] + v[:, 1, :, 1])
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[lo:hi] = np.where(n > 0, sm / np.maximum(n, 1), np.nan)
+        out[lo:hi, left:right] = np.where(n > 0, sm / np.maximum(n, 1), np.nan)
     return out
 
 
@@ -147,45 +152,62 @@ def _coarse_nodata(info: LayerInfo) -> float | int | None:
 def update_pyramid(store: BlockStore, info: LayerInfo, ts: int, mortons: Sequence[int]) -> int:
     """Recompute statistics of native blocks ``mortons`` and every ancestor up to the top.
 
-    Each parent is rebuilt from its four children as they are stored now, so repeating
-    an update (replay) writes the same bytes. Returns how many values were written.
+    Each parent is rebuilt from its four children as they are stored now (the children
+    this update just computed are kept in memory; only their siblings are read), so
+    repeating an update (replay) writes the same bytes. Returns how many values were
+    written.
     """
     layer, native = info.name, info.native_level
-    written = 0
     codes = sorted(set(int(m) for m in mortons))
     blocks = store.get_many([encode_key(layer, native, m, ts) for m in codes])
     bys: Sequence[int] = (
         [int(v) for v in morton_decode(np.asarray(codes, np.uint64))[1]] if codes else []
     )
-    items = [
-        (
-            stats_key(layer, native, m, ts),
-            Block(block_stats(b.array, b.nodata, native, int(by))[None]),
-        )
+    # the current level's blocks: morton -> (array, statistics), None where not stored
+    level_blocks: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {
+        m: (b.array, block_stats(b.array, b.nodata, native, int(by)))
         for m, b, by in zip(codes, blocks, bys, strict=True)
         if b is not None
-    ]
-    written += store.put_many(items)
-    current = [m for m, b in zip(codes, blocks, strict=True) if b is not None]
+    }
+    written = store.put_many(
+        [
+            (stats_key(layer, native, m, ts), Block(st[None]))
+            for m, (_a, st) in level_blocks.items()
+            if st is not None
+        ]
+    )
     nodata = _coarse_nodata(info)
+    touched = [m for m in codes if m in level_blocks]
     for level in range(native - 1, info.top_level - 1, -1):
-        parents = sorted({m >> 2 for m in current})
-        kids = [(p << 2) | q for p in parents for q in range(4)]
-        arrays = store.get_many([encode_key(layer, level + 1, c, ts) for c in kids])
-        stats = store.get_many([stats_key(layer, level + 1, c, ts) for c in kids])
+        parents = sorted({m >> 2 for m in touched})
+        siblings = [(p << 2) | q for p in parents for q in range(4)]
+        siblings = [c for c in siblings if c not in level_blocks]
+        found = store.get_many(
+            [encode_key(layer, level + 1, c, ts) for c in siblings]
+            + [stats_key(layer, level + 1, c, ts) for c in siblings]
+        )
+        arrays, stats = found[: len(siblings)], found[len(siblings) :]
+        for c, arr, st in zip(siblings, arrays, stats, strict=True):
+            if arr is not None or st is not None:
+                level_blocks[c] = (
+                    arr.array if arr is not None else None,
+                    st.array[0] if st is not None else None,
+                )
         out: list[tuple[bytes, Block]] = []
-        for i, p in enumerate(parents):
-            quad = arrays[4 * i : 4 * i + 4]
+        upper: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
+        for p in parents:
+            quad = [level_blocks.get((p << 2) | q, (None, None)) for q in range(4)]
             parent = coarsen_children(
-                [b.array if b is not None else None for b in quad],
+                [k[0] for k in quad],
                 info.nodata if info.categorical else float("nan"),
                 info.categorical,
             )
             if parent is None:
                 continue
-            st = combine_stats([s.array[0] for s in stats[4 * i : 4 * i + 4] if s is not None])
+            st = combine_stats([k[1] for k in quad if k[1] is not None])
+            upper[p] = (parent, st)
             out.append((encode_key(layer, level, p, ts), Block(parent, nodata=nodata)))
             out.append((stats_key(layer, level, p, ts), Block(st[None])))
         written += store.put_many(out)
-        current = parents
+        level_blocks, touched = upper, parents
     return written

@@ -135,3 +135,48 @@ def test_codec_round_trips_dtypes_nodata_and_bands() -> None:
         assert back.equals(b) and back.array.shape == (3, 16, 16)
     big_endian = Block(np.arange(16, dtype=">f4").reshape(4, 4))
     assert decode_block(encode_block(big_endian)).array.dtype == np.dtype("<f4")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [("float32", float("nan")), ("int16", -9999), ("uint8", 255), ("float64", -1.0)],
+)
+def test_windowed_blocks_round_trip_bit_for_bit(dtype: str, nodata: float) -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        arr = np.full((256, 256), nodata, dtype)
+        r0, r1 = sorted(int(v) for v in rng.integers(0, 257, 2))
+        c0, c1 = sorted(int(v) for v in rng.integers(0, 257, 2))
+        arr[r0:r1, c0:c1] = rng.integers(0, 100, (r1 - r0, c1 - c0)).astype(dtype)
+        if arr.dtype.kind == "f" and trial % 2:  # NaN holes inside the window
+            arr[r0:r1, c0:c1][rng.random((r1 - r0, c1 - c0)) < 0.3] = np.nan
+        block = Block(arr, nodata=nodata)
+        data = encode_block(block)
+        back = decode_block(data)
+        bits = f"u{arr.itemsize}"
+        assert np.array_equal(back.array.view(bits), arr.view(bits)), (r0, r1, c0, c1)
+        assert encode_block(back) == data  # deterministic through a round trip
+    empty = Block(np.full((256, 256), nodata, dtype), nodata=nodata)
+    assert len(encode_block(empty)) <= 80  # an all-nodata block stores no pixels
+    whole = Block(rng.integers(0, 100, (256, 256)).astype(dtype), nodata=nodata)
+    corner = whole.array.copy()
+    corner[100:, :] = nodata
+    assert len(encode_block(Block(corner, nodata=nodata))) < len(encode_block(whole))
+
+
+def test_windowed_block_keeps_nan_payload_bits() -> None:
+    odd_nan = np.array([0x7FC00001], "<u4").view("<f4")[0]
+    arr = np.full((256, 256), np.nan, np.float32)
+    arr[:, :10] = odd_nan  # NaN, but not the nodata bit pattern: must survive as is
+    back = decode_block(encode_block(Block(arr, nodata=float("nan"))))
+    assert np.array_equal(back.array.view("<u4"), arr.view("<u4"))
+
+
+def test_corrupt_window_is_rejected() -> None:
+    arr = np.full((256, 256), -1, np.int16)
+    arr[5:9, 5:9] = 3
+    data = bytearray(encode_block(Block(arr, nodata=-1)))
+    at = data.index(b"\x01\xff\xff") + 3  # nodata flag + value, then the window
+    data[at : at + 4] = (300).to_bytes(4, "little")  # row0 past the block
+    with pytest.raises(CorruptBlockError):
+        decode_block(bytes(data))
