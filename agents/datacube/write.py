@@ -1,6 +1,6 @@
-"""Step 7: write the datacube (Zarr, one patch per chunk, CF metadata; or NetCDF) into the
-object store, a quicklook PNG per modality, and register a STAC collection (datacube
-extension) with one item per split."""
+"""Step 7: write the datacube (Zarr v2, one patch per chunk, CF metadata, consolidated; or
+NetCDF) into the object store, a quicklook PNG per modality, and register a STAC collection
+(datacube extension) with one item per split."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import xarray as xr
 from gravitas.agents.datacube.assemble import Assembled
 from gravitas.agents.datacube.match import MatchResult
 from gravitas.agents.datacube.retrieve import Retrieved
+from gravitas.agents.datacube.zarr_v2 import write_zarr
 from gravitas.agents.registration import register_item
 from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube.split import SPLITS
@@ -242,12 +243,9 @@ def write_datacube(
         root.mkdir(parents=True, exist_ok=True)
         if req.output_format == "zarr":
             p = a.data.shape[-1]
-            chunks = (1, a.data.shape[1], a.data.shape[2], p, p)
-            enc: dict[str, dict[str, Any]] = {
-                "data": {"chunks": chunks, "_FillValue": np.float32(np.nan)},
-                "gap_filled": {"chunks": chunks},
-            }
-            ds.to_zarr(root / "cube.zarr", mode="w", consolidated=True, encoding=enc, zarr_format=2)
+            chunks = (1, a.data.shape[1], a.data.shape[2], p, p)  # one patch per chunk
+            ds["data"].encoding["_FillValue"] = np.float32(np.nan)
+            write_zarr(ds, root / "cube.zarr", {"data": chunks, "gap_filled": chunks})
             if not local:
                 _upload_tree(services, root / "cube.zarr", f"{prefix}/cube.zarr")
             hrefs["data"] = services.object_store.href(f"{prefix}/cube.zarr")

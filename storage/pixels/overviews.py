@@ -187,11 +187,11 @@ def update_pyramid(store: BlockStore, info: LayerInfo, ts: int, mortons: Sequenc
             + [stats_key(layer, level + 1, c, ts) for c in siblings]
         )
         arrays, stats = found[: len(siblings)], found[len(siblings) :]
-        for c, arr, st in zip(siblings, arrays, stats, strict=True):
-            if arr is not None or st is not None:
+        for c, arr, sb in zip(siblings, arrays, stats, strict=True):
+            if arr is not None or sb is not None:
                 level_blocks[c] = (
                     arr.array if arr is not None else None,
-                    st.array[0] if st is not None else None,
+                    sb.array[0] if sb is not None else None,
                 )
         out: list[tuple[bytes, Block]] = []
         upper: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = {}
