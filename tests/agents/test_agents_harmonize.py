@@ -281,6 +281,13 @@ async def run_bad_requests(h: Harness) -> None:
         "empty": (berlin_request(_rid("empty"), bbox=(-150.0, -10.0, -149.0, -9.0)),
                   "match", "empty"),
         "patch": (berlin_request(_rid("patch"), patch_size=1024), "filter", "larger than the area"),
+        # the shipped S2 scene (Berlin, 2017) and Landsat series (Colorado, 2008-2013) share
+        # no place and time: one request naming all four sources is refused, naming ls7
+        "all four": (berlin_request(_rid("all4"), modalities=[
+            *berlin_request("x").modalities,
+            Modality(name="ls7", collection="landsat-7", layers=["ls7_b3", "ls7_b4"]),
+        ], time=TimeRange(start=datetime(2008, 1, 1, tzinfo=UTC),
+                          end=datetime(2017, 3, 1, tzinfo=UTC))), "match", "ls7"),
     }  # fmt: skip
     for req, step, words in cases.values():
         reply = await h.client.request_datacube(req, 120)
