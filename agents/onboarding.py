@@ -89,33 +89,47 @@ async def ensure_onboarded(
     items = await asyncio.to_thread(pending_items, ctx, layer, bbox, start, end, collection)
     if not items:
         return 0
-    for item in items:
+    with ctx.services.onboarded.watch() as notices:  # opened before anything is asked
+        for item in items:
+            await ctx.emit(
+                "onboard.requests",
+                OnboardRequested(
+                    scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
+                    collection=str(item["collection"]),
+                    item_id=str(item["id"]),
+                    requested_by=request_id,
+                ),
+            )
         await ctx.emit(
-            "onboard.requests",
-            OnboardRequested(
-                scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
-                collection=str(item["collection"]),
-                item_id=str(item["id"]),
-                requested_by=request_id,
+            "progress",
+            Progress(
+                request_id=request_id,
+                stage="onboarding",
+                fraction=0.0,
+                message=f"onboarding {len(items)} item(s)",
             ),
         )
-    await ctx.emit(
-        "progress",
-        Progress(
-            request_id=request_id,
-            stage="onboarding",
-            fraction=0.0,
-            message=f"onboarding {len(items)} item(s)",
-        ),
-    )
+        waiting = {(str(i["collection"]), str(i["id"])) for i in items}
+        await _wait_onboarded(ctx, request_id, waiting, notices, timeout_s)
+    return len(items)
+
+
+async def _wait_onboarded(
+    ctx: AgentContext,
+    request_id: str,
+    waiting: set[tuple[str, str]],
+    notices: asyncio.Queue[tuple[str, str]],
+    timeout_s: float,
+) -> None:
+    """Until every item of ``waiting`` is onboarded: wake on this process's notices, and
+    poll the catalog (work done by other worker processes) when none came for a while."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    waiting = {(str(i["collection"]), str(i["id"])) for i in items}
     total = len(waiting)
-    pause = 0.02  # the first scenes are ready within tens of ms; back off to 0.25 s
-    while waiting:
-        done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
-        for key in sorted(done):
+    pause = 0.05  # between catalog polls without notices; backs off to 0.5 s
+    done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
+    while True:
+        for key in sorted(done & waiting):
             waiting.discard(key)
             await ctx.emit(
                 "progress",
@@ -126,15 +140,20 @@ async def ensure_onboarded(
                     message=f"{key[1]} ready",
                 ),
             )
-        if waiting and loop.time() > deadline:
+        if not waiting:
+            return
+        if loop.time() > deadline:
             raise RequestError(
                 f"onboarding of {sorted(k[1] for k in waiting)} did not finish within "
                 f"{timeout_s}s; see the deadletter topic for the reason"
             )
-        if waiting:
-            await asyncio.sleep(pause)
-            pause = min(0.25, pause * 1.5)
-    return total
+        try:
+            done = {await asyncio.wait_for(notices.get(), pause)}
+            while not notices.empty():
+                done.add(notices.get_nowait())
+        except TimeoutError:
+            done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
+            pause = min(0.5, pause * 1.5)
 
 
 def onboarded_among(services: NodeServices, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -179,6 +198,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     item = services.catalog.get_item(event.collection, event.item_id)
     props = item["properties"]
     if props.get(ONBOARDED):
+        services.onboarded.post((event.collection, event.item_id))
         return []  # a concurrent request already had it onboarded
     assets = item.get("assets", {})
     data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
@@ -200,6 +220,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     item["assets"] = assets
     item["properties"] = {**props, ONBOARDED: True}
     registered = register_item(services, item)
+    services.onboarded.post((event.collection, event.item_id))
     return [Emit("overviews.updated", u) for u in updated] + [
         Emit("stac.registrations", registered)
     ]

@@ -79,6 +79,15 @@ def _provides(item: dict[str, Any], modality: Modality) -> bool:
     return any(layer_matches(prefix, layer) for layer in modality.layers)
 
 
+def _pending_provider(items: list[dict[str, Any]], layer: str) -> bool:
+    """True if one of ``items`` (registered, not onboarded) would provide ``layer``."""
+    return any(
+        layer_matches(prefix, layer)
+        for prefix in (str(i.get("properties", {}).get(LAYER_PREFIX, "")) for i in items)
+        if prefix
+    )
+
+
 def modality_scenes(
     services: NodeServices, req: DatacubeRequested, modality: Modality, reference: bool
 ) -> list[SceneRecord]:
@@ -95,24 +104,27 @@ def modality_scenes(
         limit=500,
     )
     found = [i for i in _items(services, params) if _provides(i, modality)]
-    indexed = {info.name for info in services.layers.list()}
-    for layer in modality.layers:
-        if layer in indexed:
-            continue
-        anywhere = SearchParams(
-            collections=(modality.collection,) if modality.collection else None, limit=500
-        )
-        prefixes = {  # bands of a scene not yet onboarded are known only after onboarding
-            str(i.get("properties", {}).get(LAYER_PREFIX, ""))
-            for i in _items(services, anywhere)
-            if not i.get("properties", {}).get(ONBOARDED, True)
-        }
-        if not any(layer_matches(p, layer) for p in prefixes if p):
-            raise UnknownLayerError(
-                f"modality {modality.name!r}: layer {layer!r} is neither indexed nor registered "
-                f"on this node; indexed layers: {sorted(indexed)}; announce its scenes on "
-                "scenes.new first or fix the layer name"
+    missing = [layer for layer in modality.layers if not services.layers.exists(layer)]
+    if missing:
+        # bands of a scene not yet onboarded are known only after onboarding: a layer is
+        # known if a waiting item provides its prefix (the matched ones first, then any)
+        waiting = [i for i in found if not i.get("properties", {}).get(ONBOARDED, True)]
+        if any(not _pending_provider(waiting, layer) for layer in missing):
+            anywhere = SearchParams(
+                collections=(modality.collection,) if modality.collection else None, limit=500
             )
+            waiting = [
+                i for i in _items(services, anywhere)
+                if not i.get("properties", {}).get(ONBOARDED, True)
+            ]  # fmt: skip
+        for layer in missing:
+            if not _pending_provider(waiting, layer):
+                indexed = sorted(info.name for info in services.layers.list())
+                raise UnknownLayerError(
+                    f"modality {modality.name!r}: layer {layer!r} is neither indexed nor "
+                    f"registered on this node; indexed layers: {indexed}; announce its scenes "
+                    "on scenes.new first or fix the layer name"
+                )
     records = [r for r in (scene_record(i) for i in found) if r is not None]
     return records
 

@@ -164,6 +164,11 @@ class LayerRegistry:
                 (name, timestamp, scene_id, blocks),
             )
 
+    def exists(self, name: str) -> bool:
+        """True if the layer has been indexed (cheaper than :meth:`get`)."""
+        with self._conn() as db:
+            return db.execute("SELECT 1 FROM layers WHERE name = ?", (name,)).fetchone() is not None
+
     def get(self, name: str) -> LayerInfo:
         """The layer's info, or :class:`LayerNotFoundError` naming the known layers."""
         for info in self.list(name):
