@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(default=3, ge=1, le=20)
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
-    the number of CPUs. More only adds GIL and cache contention."""
+    one per CPU but one, which is left to the event loop. More only adds GIL contention."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None
