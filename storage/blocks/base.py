@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
 from gravitas.storage.blocks.errors import BlockEncodeError
+
+if TYPE_CHECKING:
+    from gravitas.storage.blocks.codec import StoredWindow
 
 __all__ = ["Block", "BlockStore"]
 
@@ -88,6 +91,11 @@ class BlockStore(Protocol):
 
     def get_many(self, keys: Iterable[bytes]) -> list[Block | None]:
         """Blocks for ``keys`` in the same order (None where missing)."""
+        ...
+
+    def get_many_windows(self, keys: Iterable[bytes]) -> list[StoredWindow | None]:
+        """Like :meth:`get_many`, but each value decoded only up to its data window (for
+        readers that copy blocks into a mosaic and can skip the nodata around it)."""
         ...
 
     def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, Block]]:

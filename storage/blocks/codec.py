@@ -30,6 +30,7 @@ import math
 import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numcodecs
@@ -38,7 +39,16 @@ import numpy as np
 from gravitas.storage.blocks.base import Block
 from gravitas.storage.blocks.errors import BlockEncodeError, CorruptBlockError
 
-__all__ = ["AUTO", "CODECS", "DEFAULT_CODEC", "data_window", "decode_block", "encode_block"]
+__all__ = [
+    "AUTO",
+    "CODECS",
+    "DEFAULT_CODEC",
+    "StoredWindow",
+    "data_window",
+    "decode_block",
+    "decode_window",
+    "encode_block",
+]
 
 MAGIC: Final = b"GVB1"
 _TAIL = struct.Struct("<QI")
@@ -200,8 +210,43 @@ def encode_block(block: Block, codec: str = DEFAULT_CODEC) -> bytes:
     return b"".join(parts)
 
 
+@dataclass(frozen=True)
+class StoredWindow:
+    """A decoded value before it becomes a whole block: the pixels of its data window.
+
+    Readers that copy blocks into a larger array (mosaics) take :attr:`data` at
+    :attr:`window` and skip the nodata around it; :meth:`block` gives the whole block.
+    """
+
+    shape: tuple[int, ...]
+    """Shape of the whole block."""
+    dtype: np.dtype
+    nodata: float | int | None
+    window: tuple[int, int, int, int] | None
+    """``(row0, row1, col0, col1)`` of :attr:`data` in the block; None = the whole block."""
+    data: np.ndarray
+    nodata_bits: int = 0
+    """The nodata element as an unsigned integer of the dtype's width (bit-exact fill)."""
+
+    def block(self) -> Block:
+        """The whole block (the window placed in nodata)."""
+        if self.window is None:
+            return Block(self.data, nodata=self.nodata)
+        full = np.empty(self.shape, self.dtype)
+        full.view(_bits(self.dtype))[...] = self.nodata_bits
+        r0, r1, c0, c1 = self.window
+        full[r0:r1, c0:c1] = self.data
+        return Block(full, nodata=self.nodata)
+
+
 def decode_block(data: bytes, key: bytes | None = None) -> Block:
     """Inverse of :func:`encode_block`; any damage raises :class:`CorruptBlockError`."""
+    return decode_window(data, key).block()
+
+
+def decode_window(data: bytes, key: bytes | None = None) -> StoredWindow:
+    """Decode a value up to its data window (see :class:`StoredWindow`); any damage
+    raises :class:`CorruptBlockError` naming ``key``."""
     where = f" at key {key.hex()}" if key is not None else ""
     try:
         return _decode(memoryview(data))
@@ -213,7 +258,7 @@ def decode_block(data: bytes, key: bytes | None = None) -> Block:
         ) from exc
 
 
-def _decode(buf: memoryview) -> Block:
+def _decode(buf: memoryview) -> StoredWindow:
     if bytes(buf[:4]) != MAGIC:
         raise CorruptBlockError(f"bad magic {bytes(buf[:4])!r}, expected {MAGIC!r}")
     cid, dlen = buf[4] & ~_WINDOWED, buf[5]
@@ -226,15 +271,16 @@ def _decode(buf: memoryview) -> Block:
     shape = struct.unpack_from(f"<{ndim}I", buf, pos)
     pos += 4 * ndim
     nodata: float | int | None = None
-    nodata_at = pos + 1
+    nodata_bits = 0
     if buf[pos] == 1:
         nodata = np.frombuffer(buf, dtype=dtype, count=1, offset=pos + 1).item()
+        nodata_bits = int(np.frombuffer(buf, _bits(dtype), count=1, offset=pos + 1)[0])
         pos += 1 + dtype.itemsize
     elif buf[pos] != 0:
         raise CorruptBlockError(f"bad nodata flag {buf[pos]}")
     else:
         pos += 1
-    window: tuple[int, ...] | None = None
+    window: tuple[int, int, int, int] | None = None
     if windowed:
         if nodata is None or ndim != 2:
             raise CorruptBlockError("windowed block without nodata or not 2-D")
@@ -252,13 +298,7 @@ def _decode(buf: memoryview) -> Block:
     expected = dtype.itemsize * math.prod(inner)
     if len(raw) != raw_len or raw_len != expected or min(inner) < 0:
         raise CorruptBlockError(f"payload has {len(raw)} bytes, shape {inner} needs {expected}")
-    arr = np.frombuffer(raw, dtype=dtype).reshape(inner)
-    if window is None:
-        return Block(arr, nodata=nodata)
-    r0, r1, c0, c1 = window
-    if r1 > shape[0] or c1 > shape[1]:
+    if window is not None and (window[1] > shape[0] or window[3] > shape[1]):
         raise CorruptBlockError(f"window {window} lies outside shape {shape}")
-    full = np.empty(shape, dtype)
-    full.view(_bits(dtype))[...] = np.frombuffer(buf, _bits(dtype), count=1, offset=nodata_at)[0]
-    full[r0:r1, c0:c1] = arr
-    return Block(full, nodata=nodata)
+    arr = np.frombuffer(raw, dtype=dtype).reshape(inner)
+    return StoredWindow(tuple(shape), dtype, nodata, window, arr, nodata_bits)

@@ -25,7 +25,13 @@ from pathlib import Path
 from rocksdict import Options, Rdict, WriteBatch
 
 from gravitas.storage.blocks.base import Block
-from gravitas.storage.blocks.codec import DEFAULT_CODEC, decode_block, encode_block
+from gravitas.storage.blocks.codec import (
+    DEFAULT_CODEC,
+    StoredWindow,
+    decode_block,
+    decode_window,
+    encode_block,
+)
 from gravitas.storage.blocks.errors import BlockStoreError
 
 __all__ = ["RocksBlockStore"]
@@ -114,20 +120,23 @@ class RocksBlockStore:
         return None if value is None else decode_block(value, key)
 
     def get_many(self, keys: Iterable[bytes]) -> list[Block | None]:
+        return [w.block() if w is not None else None for w in self.get_many_windows(keys)]
+
+    def get_many_windows(self, keys: Iterable[bytes]) -> list[StoredWindow | None]:
         klist = [bytes(k) for k in keys]
         if not klist:
             return []
         values: list[bytes | None] = self.db.get(klist)  # type: ignore[arg-type, assignment]
         found = [(i, v) for i, v in enumerate(values) if v is not None]
-        out: list[Block | None] = [None] * len(klist)
+        out: list[StoredWindow | None] = [None] * len(klist)
         # a miss costs no decode; a few or small hits are not worth the pool
         if len(found) <= _INLINE or sum(len(v) for _i, v in found) < _POOL_BYTES:
             for i, v in found:
-                out[i] = decode_block(v, klist[i])
+                out[i] = decode_window(v, klist[i])
             return out
-        decoded = self._encoder().map(lambda iv: decode_block(iv[1], klist[iv[0]]), found)
-        for (i, _v), block in zip(found, decoded, strict=True):
-            out[i] = block
+        decoded = self._encoder().map(lambda iv: decode_window(iv[1], klist[iv[0]]), found)
+        for (i, _v), window in zip(found, decoded, strict=True):
+            out[i] = window
         return out
 
     def scan(self, lo: bytes, hi: bytes) -> Iterator[tuple[bytes, Block]]:

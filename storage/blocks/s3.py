@@ -15,7 +15,13 @@ from itertools import islice
 from minio.error import S3Error
 
 from gravitas.storage.blocks.base import Block
-from gravitas.storage.blocks.codec import DEFAULT_CODEC, decode_block, encode_block
+from gravitas.storage.blocks.codec import (
+    DEFAULT_CODEC,
+    StoredWindow,
+    decode_block,
+    decode_window,
+    encode_block,
+)
 from gravitas.storage.blocks.errors import BlockStoreError
 from gravitas.storage.s3client import S3Url, ensure_bucket, make_client, parse_s3_url
 
@@ -103,6 +109,13 @@ class S3BlockStore:
 
     def get_many(self, keys: Iterable[bytes]) -> list[Block | None]:
         return list(self.pool.map(self.get, [bytes(k) for k in keys]))
+
+    def get_many_windows(self, keys: Iterable[bytes]) -> list[StoredWindow | None]:
+        def one(key: bytes) -> StoredWindow | None:
+            value = self.get_raw(key)
+            return None if value is None else decode_window(value, key)
+
+        return list(self.pool.map(one, [bytes(k) for k in keys]))
 
     def scan_keys(self, lo: bytes, hi: bytes) -> Iterator[bytes]:
         lo_name, hi_name = self._name(lo), self._name(hi)

@@ -6,6 +6,8 @@ native pixels (pixel ``(x, y)`` at level ``l + d`` lies in ``(x >> d, y >> d)``)
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -63,24 +65,46 @@ def _mosaics(
     keys = [encode_key(info.name, level, m, ts) for ts in times for m in mortons]
     step = max(len(coords), _GET_BATCH - _GET_BATCH % len(coords))  # whole time steps
     for start in range(0, len(keys), step):
-        for i, blk in enumerate(store.get_many(keys[start : start + step]), start):
-            if blk is not None:
-                _place(out, blk.array, i // len(coords), coords[i % len(coords)], px)
+        for i, got in enumerate(store.get_many_windows(keys[start : start + step]), start):
+            if got is None:
+                continue
+            if got.window is not None and (
+                np.dtype(got.dtype) != dtype or not _same_fill(got.nodata, fill)
+            ):  # the nodata around the window differs from the mosaic's fill
+                got = replace(got, window=None, data=got.block().array)
+            _place(out, got.data, got.window, i // len(coords), coords[i % len(coords)], px)
     return out
 
 
+def _same_fill(nodata: float | int | None, fill: float | int) -> bool:
+    if isinstance(fill, float) and math.isnan(fill):
+        return isinstance(nodata, float) and math.isnan(nodata)
+    return nodata == fill
+
+
 def _place(
-    out: np.ndarray, arr: np.ndarray, t: int, block: tuple[int, int], px: tuple[int, int, int, int]
+    out: np.ndarray,
+    arr: np.ndarray,
+    window: tuple[int, int, int, int] | None,
+    t: int,
+    block: tuple[int, int],
+    px: tuple[int, int, int, int],
 ) -> None:
-    """Copy the part of block ``block`` (bx, by) inside window ``px`` into ``out[t]``."""
+    """Copy the part of block ``block`` (bx, by) inside the pixel window ``px`` into
+    ``out[t]``; ``arr`` holds the block's rows ``window[0]:window[1]`` and columns
+    ``window[2]:window[3]`` (the whole block when ``window`` is None; ``out`` already
+    holds the fill around it)."""
     x0, y0, x1, y1 = px
     bx, by = block
     b = BLOCK_SIZE
+    wr0, wr1, wc0, wc1 = window if window is not None else (0, b, 0, b)
     # block rows run north to south: block row r is pixel y = by * b + b - 1 - r
-    gx0, gy1 = max(x0, bx * b), min(y1, by * b + b - 1)
-    gx1, gy0 = min(x1, bx * b + b - 1), max(y0, by * b)
-    r0 = by * b + b - 1 - gy1
-    c0 = gx0 - bx * b
+    gx0, gy1 = max(x0, bx * b + wc0), min(y1, by * b + b - 1 - wr0)
+    gx1, gy0 = min(x1, bx * b + wc1 - 1), max(y0, by * b + b - wr1)
+    if gx0 > gx1 or gy0 > gy1:
+        return  # the data window lies outside the pixel window
+    r0 = by * b + b - 1 - gy1 - wr0
+    c0 = gx0 - bx * b - wc0
     out[t, y1 - gy1 : y1 - gy0 + 1, gx0 - x0 : gx1 - x0 + 1] = arr[
         r0 : r0 + gy1 - gy0 + 1, c0 : c0 + gx1 - gx0 + 1
     ]
