@@ -127,21 +127,34 @@ def _upload_tree(services: NodeServices, root: Path, prefix: str) -> None:
 
 
 def _quicklook(a: Assembled, band: int, path: Path) -> None:
-    """A 4 x 4 PNG grid of the first patches of one band (first time step, 2-98 % stretch)."""
+    """A 4 x 4 PNG grid of the first patches of one band (the median over time of each
+    pixel, 2-98 % stretch), enlarged to about 256 px, with a grey colour bar."""
+    import warnings
+
     from PIL import Image
+
+    from gravitas.kernels.render import GREY, colour_bar
 
     n, p = min(a.data.shape[0], QUICKLOOK_PATCHES), a.data.shape[-1]
     side = int(np.ceil(np.sqrt(max(n, 1))))
     canvas = np.zeros((side * (p + 2), side * (p + 2)), np.uint8)
     lo, hi = float(a.stats.p2[band]), float(a.stats.p98[band])
     span = hi - lo if np.isfinite(hi - lo) and hi > lo else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel stays NaN
+        typical = np.nanmedian(a.data[:n, :, band], axis=1)
     for i in range(n):
-        tile = np.nan_to_num((a.data[i, 0, band] - lo) / span, nan=0.0)
+        tile = np.nan_to_num((typical[i] - lo) / span, nan=0.0)
         r, c = divmod(i, side)
         canvas[r * (p + 2) + 1 : r * (p + 2) + 1 + p, c * (p + 2) + 1 : c * (p + 2) + 1 + p] = (
             np.clip(tile, 0, 1) * 255
         ).astype(np.uint8)
-    Image.fromarray(canvas, mode="L").save(path)
+    scale = max(1, 256 // canvas.shape[1])
+    img = Image.fromarray(canvas, mode="L").resize(
+        (canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.NEAREST
+    )
+    title = f"{a.bands[band]}: median over time, {n} patches (2-98 % stretch)"
+    colour_bar(img, lo, lo + span, title, GREY).save(path)
 
 
 def _collection(

@@ -28,10 +28,6 @@ HELP = (
     "Example: gravitas methane EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc --out ch4"
 )
 
-# black -> purple -> red -> orange -> pale yellow ("inferno"-like), at 0, .25, .5, .75, 1
-_RAMP = np.array(
-    [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], np.float64
-)
 _OUTLINE = np.array([0, 255, 255], np.uint8)
 
 
@@ -49,13 +45,6 @@ def parse_window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def colour_ramp(norm: np.ndarray) -> np.ndarray:
-    """RGB uint8 of values in [0, 1] on an inferno-like ramp."""
-    pos = np.linspace(0.0, 1.0, len(_RAMP))
-    rgb = np.stack([np.interp(norm, pos, _RAMP[:, i]) for i in range(3)], axis=-1)
-    return rgb.astype(np.uint8)
-
-
 def label_edges(labels: np.ndarray) -> np.ndarray:
     """Bool mask of plume pixels that touch a pixel of another label (4-neighbours)."""
     lab = np.pad(labels, 1, mode="edge")
@@ -69,8 +58,11 @@ def label_edges(labels: np.ndarray) -> np.ndarray:
 def render_quicklook(
     enhancement: np.ndarray, labels: np.ndarray, path: Path, vmax: float | None = None
 ) -> Path:
-    """PNG of the enhancement (0..vmax ppm m; NaN grey) with plume outlines in cyan."""
+    """PNG of the enhancement (0..vmax ppm m; NaN grey) with plume outlines in cyan and a
+    colour bar."""
     from PIL import Image
+
+    from gravitas.kernels.render import INFERNO, colour_bar, ramp
 
     arr = np.asarray(enhancement, dtype=np.float64)
     finite = np.isfinite(arr)
@@ -78,11 +70,12 @@ def render_quicklook(
     norm = np.clip(np.nan_to_num(arr) / max(top, 1e-9), 0.0, 1.0)
     scale = max(1, 768 // max(arr.shape))
     big = np.kron(norm, np.ones((scale, scale)))
-    rgb = colour_ramp(big)
+    rgb = ramp(big, INFERNO)
     rgb[np.kron(~finite, np.ones((scale, scale), dtype=bool))] = 96
     rgb[label_edges(np.kron(labels, np.ones((scale, scale), dtype=labels.dtype)))] = _OUTLINE
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
+    title = "CH4 enhancement (ppm m); grey: no data; cyan: plume outlines"
+    colour_bar(Image.fromarray(rgb), 0.0, top, title, INFERNO).save(path)
     return path
 
 

@@ -193,6 +193,7 @@ def render_quicklook(
 
     from gravitas.agents.services import NodeServices
     from gravitas.kernels.grid import bbox_to_pixel_range
+    from gravitas.kernels.render import colour_bar, ramp
     from gravitas.storage.pixels.read import read_layer
 
     services = NodeServices(settings)
@@ -221,28 +222,16 @@ def render_quicklook(
     finite = np.isfinite(arr)
     lo, hi = np.nanpercentile(arr, [2, 98]) if finite.any() else (0.0, 1.0)
     norm = np.clip((arr - lo) / max(hi - lo, 1e-12), 0, 1)
-    rgba = colorize(np.nan_to_num(norm))
-    rgba[~finite] = 0
+    rgb = ramp(np.nan_to_num(norm))
+    rgb[~finite] = 0
     scale = max(1, 512 // max(arr.shape))
-    img = Image.fromarray(rgba).resize(
+    img = Image.fromarray(rgb).resize(
         (arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.NEAREST
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    title = f"{layer}: maximum over time (2-98 % stretch); black: no data"
+    colour_bar(img, float(lo), float(hi), title).save(path)
     return path
-
-
-_ANCHORS = np.array(
-    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float64
-)  # viridis at 0, .25, .5, .75, 1
-
-
-def colorize(norm: np.ndarray) -> np.ndarray:
-    """RGBA uint8 of values in [0, 1] on a viridis-like ramp."""
-    pos = np.linspace(0, 1, len(_ANCHORS))
-    rgb = np.stack([np.interp(norm, pos, _ANCHORS[:, i]) for i in range(3)], axis=-1)
-    alpha = np.full((*norm.shape, 1), 255.0)
-    return np.concatenate([rgb, alpha], axis=-1).astype(np.uint8)
 
 
 def _layer_bbox(services: object, layer: str) -> tuple[float, float, float, float]:
