@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,6 @@ def write_zarr(
         {"metadata": meta, "zarr_consolidated_format": 1}, indent=2
     ).encode()
     if root.exists():
-        import shutil
-
         shutil.rmtree(root)
     for name in variables:
         (root / str(name)).mkdir(parents=True, exist_ok=True)
