@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.common import BBox, CrsString, Href, TimeRange, UtcDatetime
@@ -184,6 +184,10 @@ class PlumeDetected(Event):
 # --------------------------------------------------------------------------- datacubes
 
 
+WHERE_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
+"""Comparisons a :attr:`Modality.where` property filter may use."""
+
+
 class Modality(BaseModel):
     """One input of a datacube: a collection or layer, its bands and how to resample."""
 
@@ -198,6 +202,24 @@ class Modality(BaseModel):
     max_cloud_cover: float | None = Field(default=None, ge=0, le=100)
     quality_layer: str | None = None
     max_nodata_fraction: float = Field(default=0.5, ge=0, le=1)
+    where: dict[str, Any] = Field(default_factory=dict)
+    """Property filters on this modality's STAC items: a property name maps to a value
+    (equality) or to ``{op: value}`` with op in ``== != < <= > >= in, not in``, e.g.
+    ``{"platform": "landsat-7", "view:off_nadir": {"<": 10}}``. A pair whose scene fails
+    one (or lacks the property) is dropped, and the drop report names the test."""
+
+    @field_validator("where")
+    @classmethod
+    def _known_comparisons(cls, where: dict[str, Any]) -> dict[str, Any]:
+        for key, cond in where.items():
+            if isinstance(cond, dict):
+                bad = sorted(set(cond) - set(WHERE_OPS))
+                if bad or not cond:
+                    raise ValueError(
+                        f"where[{key!r}]: unknown comparison(s) {bad or '(none given)'}; use "
+                        f"one or more of {list(WHERE_OPS)}"
+                    )
+        return where
 
 
 class LabelSpec(BaseModel):

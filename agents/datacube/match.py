@@ -161,6 +161,7 @@ def match_request(services: NodeServices, req: DatacubeRequested) -> MatchResult
             patch_size=req.patch_size,
             max_nodata_fraction={m.name: m.max_nodata_fraction for m in req.modalities},
             max_cloud_cover={m.name: m.max_cloud_cover for m in req.modalities},
+            where={m.name: m.where for m in req.modalities if m.where},
         )
         if outside:
             report.dropped["outside the request bbox"] = outside

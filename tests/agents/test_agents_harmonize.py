@@ -320,6 +320,28 @@ async def run_bad_requests(h: Harness) -> None:
     )
     ok = await h.client.request_datacube(berlin_request(_rid("after")), 300)
     assert ok.status == "ok"
+    await run_property_filter(h)
+
+
+async def run_property_filter(h: Harness) -> None:
+    """A modality's ``where`` drops the pairs whose STAC items fail it, and the cube's
+    drop report says which test and how many; an unknown comparison is refused."""
+    import json
+
+    skip = [p.name for p in landsat_scenes()[:2]]
+    base = colorado_request(_rid("where"))
+    ls7 = base.modalities[0].model_copy(update={"where": {"gravitas:scene_id": {"not in": skip}}})
+    req = base.model_copy(update={"modalities": [ls7, *base.modalities[1:]]})
+    reply = await h.client.request_datacube(req, 300)
+    assert reply.status == "ok", reply.error
+    with open_cube(reply) as ds:
+        drops = json.loads(ds.attrs["drops"])
+        assert drops[f"ls7: property gravitas:scene_id not in {skip!r} failed"] == 2
+        kept = ds["time"].size
+    with open_cube(await h.client.request_datacube(colorado_request(_rid("all")), 300)) as ds:
+        assert ds["time"].size >= kept
+    with pytest.raises(ValueError, match="unknown comparison"):
+        Modality(name="ls7", layers=["ls7_b3"], where={"cloud": {"~": 5}})
 
 
 @pytest.mark.kafka
