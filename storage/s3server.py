@@ -21,9 +21,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from gravitas.schemas.errors import StorageError
+from gravitas.storage.lifecycle import StartStop
 from gravitas.storage.ports import free_ports
 
 __all__ = ["SeaweedS3", "find_weed"]
@@ -50,7 +50,7 @@ def find_weed() -> str:
     return found
 
 
-class SeaweedS3:
+class SeaweedS3(StartStop):
     """One ``weed mini`` process serving S3 on ``127.0.0.1:<free port>``.
 
     Usage::
@@ -187,14 +187,3 @@ class SeaweedS3:
             for path in tmp.glob(f"seaweedfs-*-{port}.sock"):
                 if path.is_socket():
                     path.unlink(missing_ok=True)
-
-    def __enter__(self) -> SeaweedS3:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

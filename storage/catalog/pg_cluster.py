@@ -22,10 +22,10 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import quote
 
 from gravitas.storage.catalog.errors import CatalogError
+from gravitas.storage.lifecycle import StartStop
 from gravitas.storage.ports import free_port
 
 __all__ = ["PostgresCluster", "PostgresClusterError", "find_pg_bindir"]
@@ -66,7 +66,7 @@ def _check_postgis(bindir: Path) -> None:
         )
 
 
-class PostgresCluster:
+class PostgresCluster(StartStop):
     """One PostgreSQL server with a pgstac database, on ``127.0.0.1:<free port>``.
 
     Usage::
@@ -231,17 +231,6 @@ class PostgresCluster:
         shutil.rmtree(root, ignore_errors=True)
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
-
-    def __enter__(self) -> PostgresCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- internals --------------------------------------------------------------------
 

@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import httpx
 
 from gravitas.storage.catalog.errors import CatalogError
+from gravitas.storage.lifecycle import StartStop
 from gravitas.storage.ports import free_port
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def _version() -> str:
         return "0"
 
 
-class PgstacApiServer:
+class PgstacApiServer(StartStop):
     """uvicorn serving :func:`create_pgstac_app` on ``127.0.0.1:<free port>``.
 
     Usage::
@@ -259,14 +259,3 @@ class PgstacApiServer:
         if thread is not None:
             thread.join(timeout=15)
         atexit.unregister(self.stop)
-
-    def __enter__(self) -> PgstacApiServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

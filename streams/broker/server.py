@@ -20,9 +20,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from gravitas.schemas.errors import BrokerError, InputError
+from gravitas.storage.lifecycle import StartStop
 from gravitas.storage.ports import free_ports
 from gravitas.streams.broker import config
 from gravitas.streams.broker._sync import run_sync
@@ -52,7 +52,7 @@ def _heap_mib(heap: str) -> float:
     return mib
 
 
-class KafkaBroker:
+class KafkaBroker(StartStop):
     """A local Apache Kafka broker+controller; a context manager or ``start()``/``stop()``.
 
     ``data_dir=None`` uses a fresh temporary dir that ``stop()`` deletes; a given dir is
@@ -158,17 +158,6 @@ class KafkaBroker:
             shutil.rmtree(self._data_dir, ignore_errors=True)
             self._data_dir = None
             self._state = None
-
-    def __enter__(self) -> KafkaBroker:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.bootstrap if self._state is not None else "not started"
