@@ -164,8 +164,9 @@ def onboarded_among(services: NodeServices, keys: set[tuple[str, str]]) -> set[t
         by_collection.setdefault(collection, []).append(item_id)
     done: set[tuple[str, str]] = set()
     for collection, ids in by_collection.items():
+        ids.sort()
         for start in range(0, len(ids), 1000):
-            chunk = tuple(sorted(ids)[start : start + 1000])
+            chunk = tuple(ids[start : start + 1000])
             page = services.catalog.search(
                 SearchParams(collections=(collection,), ids=chunk, limit=len(chunk))
             )

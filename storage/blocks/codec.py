@@ -151,13 +151,12 @@ def _bits(dtype: np.dtype) -> np.dtype:
 def data_window(arr: np.ndarray, nodata: bytes) -> tuple[int, int, int, int] | None:
     """``(row0, row1, col0, col1)`` bounding every element of a 2-D ``arr`` that differs
     from ``nodata`` (one element's bytes) bit for bit; ``(0, 0, 0, 0)`` when none does.
-    None when the window is the whole array (or ``arr`` is not 2-D)."""
-    if arr.ndim != 2 or arr.size == 0:
+    None when the window is the whole array (or ``arr`` is not 2-D little-endian)."""
+    if arr.ndim != 2 or arr.size == 0 or arr.dtype.byteorder == ">":
         return None
-    bits = np.frombuffer(nodata, _bits(arr.dtype), count=1)[0]
-    view = arr.view(_bits(arr.dtype)) if arr.dtype.byteorder != ">" else None
-    if view is None:
-        return None
+    bits_dtype = _bits(arr.dtype)
+    bits = np.frombuffer(nodata, bits_dtype, count=1)[0]
+    view = arr.view(bits_dtype)
     # cheap exit for full blocks: data on all four edges means the window is everything
     if (
         (view[0] != bits).any()

@@ -130,12 +130,8 @@ def prepare_scene(
             )
         stamps.append(ts)
     levels = [level or native_level_of(r) for r in rasters]
-    warped: dict[int, WarpedRaster] = {}
-    for lvl in sorted(set(levels)):
-        at = [i for i, v in enumerate(levels) if v == lvl]
-        progress(f"warping {len(at)} band(s) to level {lvl}", 0.5)
-        for i, w in zip(at, warp_many([rasters[i] for i in at], lvl, categorical), strict=True):
-            warped[i] = w
+    progress(f"warping {len(rasters)} band(s)", 0.5)
+    warped = warp_many(rasters, levels, categorical)
     for i, r in enumerate(rasters):
         plan.layers.append(
             WarpedLayer(

@@ -194,19 +194,22 @@ def _check_bounds(r: SourceRaster, bounds: tuple[float, float, float, float]) ->
 
 def warp(r: SourceRaster, level: int, categorical: bool) -> WarpedRaster:
     """Warp ``r`` onto the grid at ``level`` (one GDAL reprojection)."""
-    return warp_many([r], level, categorical)[0]
+    return warp_many([r], [level], categorical)[0]
 
 
-def warp_many(rasters: Sequence[SourceRaster], level: int, categorical: bool) -> list[WarpedRaster]:
-    """Warp every raster onto the grid at ``level``, in order. Rasters on one source grid
-    (the bands of a GeoTIFF or of one scene: same CRS, transform, shape, dtype and nodata)
-    share one multi-band GDAL reprojection, which costs about as much as one band."""
+def warp_many(
+    rasters: Sequence[SourceRaster], levels: Sequence[int], categorical: bool
+) -> list[WarpedRaster]:
+    """Warp each raster onto the grid at its level, in order. Rasters on one source grid
+    at one level (the bands of a GeoTIFF or of one scene: same CRS, transform, shape,
+    dtype and nodata) share one multi-band GDAL reprojection, which costs about as much
+    as one band."""
     out: dict[int, WarpedRaster] = {}
-    groups: dict[tuple[object, ...], list[int]] = {}
-    for i, r in enumerate(rasters):
+    groups: dict[tuple[int, tuple[object, ...]], list[int]] = {}
+    for i, (r, level) in enumerate(zip(rasters, levels, strict=True)):
         _normalise_lon(r)
-        groups.setdefault(_grid_signature(r, i), []).append(i)
-    for members in groups.values():
+        groups.setdefault((level, _grid_signature(r, i)), []).append(i)
+    for (level, _grid), members in groups.items():
         warped = _warp_group([rasters[i] for i in members], level, categorical)
         out.update(zip(members, warped, strict=True))
     return [out[i] for i in range(len(rasters))]

@@ -30,7 +30,7 @@ def _bands(res: float, seed: int) -> list[SourceRaster]:
     ("res", "level", "nearest"), [(30.0, 21, True), (30.0, 19, False)]
 )  # a grid pixel inside one source pixel (nearest) or covering several (average)
 def test_joint_warp_equals_per_band_warp(res: float, level: int, nearest: bool) -> None:
-    joint = warp_many(_bands(res, 1), level, categorical=False)
+    joint = warp_many(_bands(res, 1), [level] * 4, categorical=False)
     alone = [warp(r, level, categorical=False) for r in _bands(res, 1)]
     assert [w.band for w in joint] == ["b1", "b2", "b3", "cls"]
     for a, b in zip(joint, alone, strict=True):
