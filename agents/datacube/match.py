@@ -74,18 +74,19 @@ def _items(services: NodeServices, params: SearchParams) -> Iterator[dict[str, A
             return
 
 
-def _provides(item: dict[str, Any], modality: Modality) -> bool:
+def _provides_layer(item: dict[str, Any], layer: str) -> bool:
+    """True if the item's scene is (or would be, once onboarded) indexed as ``layer``."""
     prefix = str(item.get("properties", {}).get(LAYER_PREFIX, ""))
-    return any(layer_matches(prefix, layer) for layer in modality.layers)
+    return bool(prefix) and layer_matches(prefix, layer)
+
+
+def _provides(item: dict[str, Any], modality: Modality) -> bool:
+    return any(_provides_layer(item, layer) for layer in modality.layers)
 
 
 def _pending_provider(items: list[dict[str, Any]], layer: str) -> bool:
     """True if one of ``items`` (registered, not onboarded) would provide ``layer``."""
-    return any(
-        layer_matches(prefix, layer)
-        for prefix in (str(i.get("properties", {}).get(LAYER_PREFIX, "")) for i in items)
-        if prefix
-    )
+    return any(_provides_layer(i, layer) for i in items)
 
 
 def modality_scenes(
