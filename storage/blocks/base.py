@@ -19,7 +19,7 @@ from gravitas.storage.blocks.errors import BlockEncodeError
 if TYPE_CHECKING:
     from gravitas.storage.blocks.codec import StoredWindow
 
-__all__ = ["Block", "BlockStore"]
+__all__ = ["Block", "BlockStore", "same_nodata"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,12 +52,13 @@ class Block:
         """Same dtype, shape, values (NaN == NaN) and nodata."""
         if self.dtype != other.dtype or self.array.shape != other.array.shape:
             return False
-        if not _same_nodata(self.nodata, other.nodata):
+        if not same_nodata(self.nodata, other.nodata):
             return False
         return bool(np.array_equal(self.array, other.array, equal_nan=self.dtype.kind in "fc"))
 
 
-def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
+def same_nodata(a: float | int | None, b: float | int | None) -> bool:
+    """Equal nodata values, NaN equal to NaN (None only equals None)."""
     if a is None or b is None:
         return a is b
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):

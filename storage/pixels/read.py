@@ -6,7 +6,6 @@ native pixels (pixel ``(x, y)`` at level ``l + d`` lies in ``(x >> d, y >> d)``)
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -18,6 +17,7 @@ from gravitas.kernels.grid import bbox_to_pixel_range, pixel_to_lonlat
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.grid import BLOCK_SIZE, MAX_LEVEL
 from gravitas.storage.blocks import BlockStore
+from gravitas.storage.blocks.base import same_nodata
 from gravitas.storage.keys import encode_key, to_epoch
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
@@ -69,17 +69,11 @@ def _mosaics(
             if got is None:
                 continue
             if got.window is not None and (
-                np.dtype(got.dtype) != dtype or not _same_fill(got.nodata, fill)
+                np.dtype(got.dtype) != dtype or not same_nodata(got.nodata, fill)
             ):  # the nodata around the window differs from the mosaic's fill
                 got = replace(got, window=None, data=got.block().array)
             _place(out, got.data, got.window, i // len(coords), coords[i % len(coords)], px)
     return out
-
-
-def _same_fill(nodata: float | int | None, fill: float | int) -> bool:
-    if isinstance(fill, float) and math.isnan(fill):
-        return isinstance(nodata, float) and math.isnan(nodata)
-    return nodata == fill
 
 
 def _place(
