@@ -108,7 +108,7 @@ class S3BlockStore:
         return None if value is None else decode_block(value, key)
 
     def get_many(self, keys: Iterable[bytes]) -> list[Block | None]:
-        return list(self.pool.map(self.get, [bytes(k) for k in keys]))
+        return [w.block() if w is not None else None for w in self.get_many_windows(keys)]
 
     def get_many_windows(self, keys: Iterable[bytes]) -> list[StoredWindow | None]:
         def one(key: bytes) -> StoredWindow | None:
