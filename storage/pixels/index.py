@@ -65,7 +65,8 @@ class ScenePlan:
 
 @dataclass(frozen=True)
 class FamilyWrite:
-    """Blocks of one layer/level/time that share a parent block (one ``BlocksIndexed``)."""
+    """Blocks of one layer/level/time that share a parent block (families under one
+    top-level ancestor travel in one ``BlocksIndexed``)."""
 
     layer: str
     level: int
