@@ -10,6 +10,7 @@ PostgreSQL + pgstac (scale-out); both pass ``tests/storage/test_storage_catalog.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,13 @@ from datetime import datetime as DateTime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from gravitas.storage.catalog.errors import InvalidItemError, InvalidSearchError
+from gravitas.storage.catalog.search_checks import (
+    MAX_LIST,
+    check_filter,
+    check_property_name,
+    check_strings,
+    shown,
+)
 
 __all__ = [
     "NODE_PROPERTY",
@@ -52,8 +60,7 @@ class SortField:
             raise InvalidSearchError(
                 f"sort direction must be 'asc' or 'desc', got {self.direction!r}"
             )
-        if not self.field:
-            raise InvalidSearchError("sort field must not be empty")
+        check_property_name(self.field, "sortby")
 
     @property
     def name(self) -> str:
@@ -65,7 +72,12 @@ class SortField:
         """``"-datetime"``, ``"+id"``, ``"datetime"`` or ``{"field": f, "direction": d}``."""
         if isinstance(spec, Mapping):
             direction = str(spec.get("direction", "asc")).lower()
-            return cls(str(spec.get("field", "")), direction)  # type: ignore[arg-type]
+            return cls(spec.get("field", ""), direction)  # type: ignore[arg-type]
+        if not isinstance(spec, str):
+            raise InvalidSearchError(
+                f"sortby entry {shown(spec)} must be a field name or "
+                '{"field": ..., "direction": "asc"|"desc"}'
+            )
         spec = spec.strip()
         if spec.startswith("-"):
             return cls(spec[1:], "desc")
@@ -109,27 +121,57 @@ class SearchParams:
         if self.bbox is not None:
             if len(self.bbox) not in (4, 6):
                 raise InvalidSearchError(
-                    f"bbox must have 4 or 6 numbers (west,south,east,north), got {self.bbox!r}"
+                    f"bbox must have 4 or 6 numbers (west,south,east,north), got {shown(self.bbox)}"
                 )
-            _, s, _, n = _bbox2d(self.bbox)
+            _check_bbox_numbers(self.bbox)
+            w, s, e, n = _bbox2d(self.bbox)
+            if not (-180 <= w <= 180 and -180 <= e <= 180):
+                raise InvalidSearchError(
+                    f"bbox west/east must lie in -180..180 (west > east crosses the "
+                    f"antimeridian), got {self.bbox!r}"
+                )
             if s > n or not (-90 <= s <= 90 and -90 <= n <= 90):
                 raise InvalidSearchError(
                     f"bbox south/north must lie in -90..90 with south <= north, got {self.bbox!r}"
                 )
         if self.bbox is not None and self.intersects is not None:
             raise InvalidSearchError("give bbox or intersects, not both")
-        if self.intersects is not None and "type" not in self.intersects:
-            raise InvalidSearchError(
-                f"intersects must be a GeoJSON geometry with a 'type', got {self.intersects!r}"
-            )
+        if self.intersects is not None:
+            if not isinstance(self.intersects, Mapping) or "type" not in self.intersects:
+                raise InvalidSearchError(
+                    f"intersects must be a GeoJSON geometry with a 'type', got "
+                    f"{shown(self.intersects)}"
+                )
+            check_strings(self.intersects, "intersects")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
+            raise InvalidSearchError(f"limit must be an integer, got {shown(self.limit)}")
         if not 1 <= self.limit <= MAX_LIMIT:
             raise InvalidSearchError(f"limit must be 1..{MAX_LIMIT}, got {self.limit}")
+        for name in ("collections", "ids"):
+            _check_ids(name, getattr(self, name))
+        if self.token is not None:
+            if not isinstance(self.token, str):
+                raise InvalidSearchError(f"paging token must be a string, got {shown(self.token)}")
+            check_strings(self.token, "paging token")
         if self.filter_lang not in (None, "cql2-json", "cql2-text"):
             raise InvalidSearchError(
-                f"filter-lang must be 'cql2-json' or 'cql2-text', got {self.filter_lang!r}"
+                f"filter-lang must be 'cql2-json' or 'cql2-text', got {shown(self.filter_lang)}"
             )
         if self.datetime is not None:
+            if not isinstance(self.datetime, str):
+                raise InvalidSearchError(
+                    "datetime must be an RFC 3339 string or 'start/end', got "
+                    f"{shown(self.datetime)}"
+                )
+            check_strings(self.datetime, "datetime")
             parse_interval(self.datetime)
+        if self.filter is not None and not isinstance(self.filter, str | Mapping):
+            raise InvalidSearchError(
+                f"filter must be a cql2-json object or a cql2-text string, got {shown(self.filter)}"
+            )
+        flt = self.filter_json()
+        if flt is not None:
+            check_filter(flt)
 
     @property
     def bbox2d(self) -> tuple[float, float, float, float] | None:
@@ -154,22 +196,27 @@ class SearchParams:
                     parsed = orjson.loads(self.filter)
                 except orjson.JSONDecodeError as exc:
                     raise InvalidSearchError(
-                        f"filter is not valid cql2-json ({exc}): {self.filter[:200]!r}"
+                        f"filter is not valid cql2-json ({exc}): {shown(self.filter, 200)}"
                     ) from exc
                 if not isinstance(parsed, dict):
-                    raise InvalidSearchError(f"cql2-json filter must be an object, got {parsed!r}")
+                    raise InvalidSearchError(
+                        f"cql2-json filter must be an object, got {shown(parsed)}"
+                    )
                 return parsed
             return dict(self.filter)
         if not isinstance(self.filter, str):
             raise InvalidSearchError("filter-lang is cql2-text but filter is not a string")
         import cql2
 
+        check_strings(self.filter, "filter")
         try:
             expr = cql2.parse_text(self.filter)
             out: dict[str, Any] = expr.to_json()
-        except Exception as exc:  # cql2 raises ValueError / its own types
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # cql2 raises ValueError, its own types, or a Rust panic
             raise InvalidSearchError(
-                f"cannot parse cql2-text filter {self.filter!r}: {exc}"
+                f"cannot parse cql2-text filter {shown(self.filter, 300)}: {str(exc).strip()[:300]}"
             ) from exc
         return out
 
@@ -263,16 +310,16 @@ def parse_datetime(text: str, strict: bool = True) -> DateTime:
     value = text.strip()
     if not (_STRICT if strict else _RFC3339).match(value):
         raise InvalidSearchError(
-            f"datetime {text!r} is not RFC 3339; use e.g. 2017-02-16T10:21:01Z"
+            f"datetime {shown(text)} is not RFC 3339; use e.g. 2017-02-16T10:21:01Z"
         )
     value = value.replace("z", "Z").replace("Z", "+00:00")
     try:
         dt = DateTime.fromisoformat(value)
-    except ValueError as exc:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidSearchError(f"datetime {text!r} is not a valid date: {exc}") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
 
 
 def parse_interval(text: str) -> tuple[DateTime | None, DateTime | None]:
@@ -282,7 +329,7 @@ def parse_interval(text: str) -> tuple[DateTime | None, DateTime | None]:
         return instant, instant
     parts = text.split("/")
     if len(parts) != 2:
-        raise InvalidSearchError(f"datetime interval {text!r} must be 'start/end'")
+        raise InvalidSearchError(f"datetime interval {shown(text)} must be 'start/end'")
     start = None if parts[0].strip() in _OPEN else parse_datetime(parts[0])
     end = None if parts[1].strip() in _OPEN else parse_datetime(parts[1])
     if start is None and end is None:
@@ -290,6 +337,27 @@ def parse_interval(text: str) -> tuple[DateTime | None, DateTime | None]:
     if start is not None and end is not None and start > end:
         raise InvalidSearchError(f"datetime interval {text!r} starts after it ends")
     return start, end
+
+
+def _check_bbox_numbers(bbox: Sequence[Any]) -> None:
+    for v in bbox:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise InvalidSearchError(
+                f"bbox must be finite numbers west,south,east,north; {v!r} in {shown(bbox)} is not"
+            )
+
+
+def _check_ids(name: str, values: Any) -> None:
+    if values is None:
+        return
+    if not isinstance(values, tuple | list):
+        raise InvalidSearchError(f"{name} must be a list of strings, got {shown(values)}")
+    if len(values) > MAX_LIST:
+        raise InvalidSearchError(f"{name} lists {len(values)} values; give at most {MAX_LIST}")
+    for v in values:
+        if not isinstance(v, str):
+            raise InvalidSearchError(f"{name} must be strings, got {shown(v)}")
+    check_strings(list(values), name)
 
 
 def _bbox2d(bbox: Sequence[float]) -> tuple[float, float, float, float]:

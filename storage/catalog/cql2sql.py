@@ -5,6 +5,11 @@ Supported: ``and or not``, ``= <> < <= > >=``, ``like``, ``in``, ``between``,
 predicates) evaluated with shapely through an SQL function, and property / string /
 number / boolean / ``timestamp`` / ``date`` / geometry / ``bbox`` literals. Anything else
 raises :class:`UnsupportedFilterError` naming the operator.
+
+Property names never reach the SQL text: an item property becomes
+``json_extract(items.doc, ?)`` with its JSON path bound as a parameter, after
+:func:`~gravitas.storage.catalog.search_checks.check_property_name` refused the names a
+JSON path cannot express. Operators come from fixed tables; every literal is bound.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import orjson
 
 from gravitas.storage.catalog.base import parse_datetime
 from gravitas.storage.catalog.errors import InvalidSearchError, UnsupportedFilterError
-from gravitas.storage.catalog.geometry import SPATIAL_OPS
+from gravitas.storage.catalog.geometry import SPATIAL_OPS, geometry_from_json
+from gravitas.storage.catalog.search_checks import check_property_name, shown
 
-__all__ = ["SUPPORTED_OPS", "column_for", "format_ts", "to_sql"]
+__all__ = ["SUPPORTED_OPS", "column_for", "format_ts", "named_column", "to_sql"]
 
 _COMPARE = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _ARITH = {"+": "+", "-": "-", "*": "*", "/": "/"}
@@ -43,14 +49,19 @@ def format_ts(text: str) -> str:
     return parse_datetime(text, strict=False).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def column_for(name: str) -> str:
-    """SQL expression of an item property (``properties.`` prefix optional)."""
-    name = name.removeprefix("properties.")
-    if name in _COLUMNS:
-        return _COLUMNS[name]
-    if not name or any(c in name for c in '"\\\x00'):
-        raise InvalidSearchError(f"property name {name!r} contains a quote or backslash")
-    return f"json_extract(items.doc, '$.properties.\"{name}\"')"
+def named_column(name: str) -> str | None:
+    """The items column a property name maps to (``datetime``, ``id``, ...), or None."""
+    return _COLUMNS.get(name.removeprefix("properties."))
+
+
+def column_for(name: Any, bind: Callable[[Any], str], where: str = "filter") -> str:
+    """SQL expression of an item property (``properties.`` prefix optional): a column,
+    or ``json_extract`` with the JSON path passed to ``bind`` (which returns ``?``)."""
+    bare = check_property_name(name, where)
+    if bare in _COLUMNS:
+        return _COLUMNS[bare]
+    path = '$.properties."' + bare + '"'
+    return f"json_extract(items.doc, {bind(path)})"
 
 
 class _Translator:
@@ -65,13 +76,13 @@ class _Translator:
         if isinstance(node, bool):
             return "1" if node else "0"
         if not isinstance(node, Mapping):
-            raise InvalidSearchError(f"CQL2 expression must be an object, got {node!r}")
+            raise InvalidSearchError(f"CQL2 expression must be an object, got {shown(node)}")
         if "op" not in node:
-            raise InvalidSearchError(f"CQL2 expression has no 'op': {node!r}")
+            raise InvalidSearchError(f"CQL2 expression has no 'op': {shown(node)}")
         op = str(node["op"])
         args = node.get("args", [])
         if not isinstance(args, list):
-            raise InvalidSearchError(f"CQL2 '{op}' args must be a list, got {args!r}")
+            raise InvalidSearchError(f"CQL2 {shown(op)} args must be a list, got {shown(args)}")
         handler: Callable[[str, list[Any]], str] | None = None
         if op in ("and", "or"):
             handler = self.logical
@@ -91,7 +102,7 @@ class _Translator:
             handler = self.spatial
         if handler is None:
             raise UnsupportedFilterError(
-                f"CQL2 operator {op!r} is not supported by the SQLite catalog; "
+                f"CQL2 operator {shown(op)} is not supported by the SQLite catalog; "
                 f"use one of {sorted(SUPPORTED_OPS)}"
             )
         return handler(op, args)
@@ -124,7 +135,7 @@ class _Translator:
         self._arity(op, args, 2)
         values = args[1]
         if not isinstance(values, list) or not values:
-            raise InvalidSearchError(f"CQL2 'in' needs a non-empty list, got {values!r}")
+            raise InvalidSearchError(f"CQL2 'in' needs a non-empty list, got {shown(values)}")
         timeish = self._is_time(args[0]) or any(self._is_time(v) for v in values)
         left = self.operand(args[0], timeish)
         return f"({left} IN ({', '.join(self.operand(v, timeish) for v in values)}))"
@@ -148,22 +159,19 @@ class _Translator:
 
     def geometry(self, node: Any) -> str:
         if isinstance(node, Mapping) and "property" in node:
-            return (
-                column_for(str(node["property"]))
-                if node["property"] == "geometry"
-                else (self.operand(node))
-            )
+            return self.operand(node)
         if isinstance(node, Mapping) and ("type" in node or "bbox" in node):
+            geometry_from_json(node)  # refuse a malformed literal here, naming it
             return self.bind(orjson.dumps(node).decode())
-        raise InvalidSearchError(f"CQL2 spatial argument must be a geometry or bbox: {node!r}")
+        raise InvalidSearchError(f"CQL2 spatial argument must be a geometry or bbox: {shown(node)}")
 
     @staticmethod
     def _is_time(node: Any) -> bool:
         if isinstance(node, Mapping):
             if "timestamp" in node or "date" in node:
                 return True
-            if "property" in node:
-                return column_for(str(node["property"])) in _TIME_COLUMNS
+            if "property" in node and isinstance(node["property"], str):
+                return named_column(node["property"]) in _TIME_COLUMNS
         return False
 
     def operand(self, node: Any, timeish: bool = False) -> str:
@@ -175,7 +183,7 @@ class _Translator:
             return self.bind(format_ts(node) if timeish else node)
         if isinstance(node, Mapping):
             if "property" in node:
-                col = column_for(str(node["property"]))
+                col = column_for(node["property"], self.bind)
                 if timeish and col not in _TIME_COLUMNS:
                     return f"gv_ts({col})"
                 return col
@@ -188,16 +196,20 @@ class _Translator:
                     "CQL2 interval literals (temporal operators) are not supported; "
                     "use the datetime search parameter or compare datetime with <, >"
                 )
-            if "op" in node and node["op"] in _ARITH:
+            if "op" in node and isinstance(node["op"], str) and node["op"] in _ARITH:
                 args = node.get("args", [])
-                self._arity(str(node["op"]), args, 2)
+                if not isinstance(args, list):
+                    raise InvalidSearchError(
+                        f"CQL2 '{node['op']}' args must be a list, got {shown(args)}"
+                    )
+                self._arity(node["op"], args, 2)
                 a, b = (self.operand(x) for x in args)
                 return f"({a} {_ARITH[node['op']]} {b})"
             if "op" in node:
                 return self.expr(node)
         if node is None:
             return "NULL"
-        raise UnsupportedFilterError(f"CQL2 operand {node!r} is not supported")
+        raise UnsupportedFilterError(f"CQL2 operand {shown(node)} is not supported")
 
 
 def to_sql(cql2_json: Mapping[str, Any]) -> tuple[str, list[Any]]:

@@ -9,6 +9,10 @@ class CatalogError(StorageError):
     """A catalog backend failed or was configured wrongly."""
 
 
+class CatalogUnavailableError(CatalogError):
+    """The catalog's database could not be reached for a while (transient: retry)."""
+
+
 class InvalidItemError(InputError):
     """A STAC item or collection dict that the catalog cannot store."""
 

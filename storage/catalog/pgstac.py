@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from gravitas.storage.catalog.base import (
@@ -34,6 +32,7 @@ from gravitas.storage.catalog.errors import (
     ItemNotFoundError,
     UnsupportedFilterError,
 )
+from gravitas.storage.catalog.pg_pool import PgPool, redact
 
 if TYPE_CHECKING:
     import psycopg
@@ -46,6 +45,8 @@ __all__ = [
     "PgstacCatalog",
     "api_item",
 ]
+
+T = TypeVar("T")
 
 VERSION_PROPERTY = "gravitas:version"
 """Item property holding the registration version (stored; not returned by the catalog)."""
@@ -84,7 +85,16 @@ class PgstacCatalog:
     :class:`~gravitas.storage.catalog.pg_cluster.PostgresCluster`).
     """
 
-    def __init__(self, dsn: str, node_id: str = "local", connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        node_id: str = "local",
+        connect_timeout: float = 10.0,
+        *,
+        pool_size: int = 4,
+        retry_timeout: float = 30.0,
+        statement_timeout_s: float = 60.0,
+    ) -> None:
         import psycopg
 
         scheme = urlsplit(dsn).scheme
@@ -92,44 +102,52 @@ class PgstacCatalog:
         """The libpq connection string."""
         self.node_id = node_id
         """Default owner of upserted items."""
-        self._lock = threading.RLock()
-        try:
-            self._conn: psycopg.Connection[Any] = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=int(connect_timeout)
-            )
-            self._conn.execute("SET search_path TO pgstac, public")
-            row = self._conn.execute("SELECT pgstac.get_version()").fetchone()
+        try:  # one direct probe first: its error names the cause (a pool only times out)
+            with psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=max(1, int(connect_timeout))
+            ) as probe:
+                row = probe.execute("SELECT pgstac.get_version()").fetchone()
         except psycopg.Error as exc:
             raise CatalogError(
-                f"cannot open the pgstac catalog at {_redact(self.dsn)}: {exc}; is the server "
+                f"cannot open the pgstac catalog at {redact(self.dsn)}: {exc}; is the server "
                 "running and the database migrated with 'pypgstac migrate'?"
             ) from exc
         self.pgstac_version: str = str(row[0]) if row else "unknown"
         """The pgstac schema version of the database."""
+        self.pool = PgPool(
+            self.dsn,
+            max_size=pool_size,
+            connect_timeout=connect_timeout,
+            retry_timeout=retry_timeout,
+            statement_timeout_s=statement_timeout_s,
+        )
+        """The connections (reconnecting after a server restart)."""
 
     # --- plumbing ------------------------------------------------------------------
 
-    @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """One transaction on the shared connection (serialised by a lock)."""
+    def _run(
+        self,
+        what: str,
+        fn: Callable[[psycopg.Connection[Any]], T],
+        refused: Callable[[Exception], Exception] | None = None,
+    ) -> T:
+        """``fn(conn)`` on a pooled connection (retried after a lost connection); any other
+        database error becomes ``refused(exc)`` (default: :class:`CatalogError`)."""
         import psycopg
 
-        with self._lock:
-            try:
-                with self._conn.transaction():
-                    yield self._conn
-            except psycopg.Error as exc:
-                raise CatalogError(f"pgstac call failed: {exc}") from exc
+        try:
+            return self.pool.run(what, fn)
+        except psycopg.Error as exc:
+            if refused is not None:
+                raise refused(exc) from exc
+            raise CatalogError(f"pgstac {what} failed: {_first_line(exc)}") from exc
 
-    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
-        import psycopg
+    def _one(self, what: str, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        def call(conn: psycopg.Connection[Any]) -> Any:
+            row = conn.execute(sql, args).fetchone()
+            return row[0] if row else None
 
-        with self._lock:
-            try:
-                row = self._conn.execute(sql, args).fetchone()
-            except psycopg.Error as exc:
-                raise CatalogError(f"pgstac call failed: {exc}") from exc
-        return row[0] if row else None
+        return self._run(what, call)
 
     @staticmethod
     def _lock_key(conn: psycopg.Connection[Any], *parts: str) -> None:
@@ -150,16 +168,21 @@ class PgstacCatalog:
         if doc["type"] != "Collection":
             raise InvalidItemError(f"collection {cid!r} has type {doc['type']!r}, not Collection")
         doc.pop(PLACEHOLDER_PROPERTY, None)
-        try:
-            with self._tx() as conn:
+
+        def call(conn: psycopg.Connection[Any]) -> None:
+            with conn.transaction():
                 self._lock_key(conn, cid)
                 conn.execute("SELECT upsert_collection(%s)", (Jsonb(doc),))
-        except CatalogError as exc:
-            raise InvalidItemError(f"pgstac rejected collection {cid!r}: {exc}") from exc
+
+        self._run(
+            "upsert_collection",
+            call,
+            lambda exc: InvalidItemError(f"pgstac rejected collection {cid!r}: {_first_line(exc)}"),
+        )
 
     def _collection(self, collection_id: str) -> dict[str, Any] | None:
         doc: dict[str, Any] | None = self._one(
-            "SELECT content FROM collections WHERE id = %s", (collection_id,)
+            "get_collection", "SELECT content FROM collections WHERE id = %s", (collection_id,)
         )
         return doc
 
@@ -174,30 +197,32 @@ class PgstacCatalog:
 
     def list_collections(self) -> list[dict[str, Any]]:
         """Every (non-placeholder) collection, by id."""
-        import psycopg
 
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    "SELECT content FROM collections WHERE NOT content ? %s ORDER BY id",
-                    (PLACEHOLDER_PROPERTY,),
-                ).fetchall()
-            except psycopg.Error as exc:
-                raise CatalogError(f"pgstac call failed: {exc}") from exc
-        return [r[0] for r in rows]
+        def call(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+            rows = conn.execute(
+                "SELECT content FROM collections WHERE NOT content ? %s ORDER BY id",
+                (PLACEHOLDER_PROPERTY,),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return self._run("list_collections", call)
 
     def delete_collection(self, collection_id: str) -> bool:
         """Remove a collection and its items; False if it was unknown (or a placeholder)."""
-        with self._tx() as conn:
-            self._lock_key(conn, collection_id)
-            row = conn.execute(
-                "SELECT content ? %s FROM collections WHERE id = %s",
-                (PLACEHOLDER_PROPERTY, collection_id),
-            ).fetchone()
-            if row is None:
-                return False
-            conn.execute("SELECT delete_collection(%s)", (collection_id,))
-            return not row[0]
+
+        def call(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                self._lock_key(conn, collection_id)
+                row = conn.execute(
+                    "SELECT content ? %s FROM collections WHERE id = %s",
+                    (PLACEHOLDER_PROPERTY, collection_id),
+                ).fetchone()
+                if row is None:
+                    return False
+                conn.execute("SELECT delete_collection(%s)", (collection_id,))
+                return not row[0]
+
+        return self._run("delete_collection", call)
 
     # --- items ---------------------------------------------------------------------
 
@@ -205,7 +230,6 @@ class PgstacCatalog:
         self, item: Mapping[str, Any], owning_node: str | None = None, version: int = 1
     ) -> bool:
         """Store an item unless a newer version is stored (then False)."""
-        import psycopg
         from psycopg.types.json import Jsonb
 
         iid, cid, props = _check_item(item)
@@ -221,54 +245,60 @@ class PgstacCatalog:
         nulls = list(_null_paths(doc))
         if nulls:
             doc[NULLS_MEMBER] = nulls
-        with self._lock:
-            try:
-                with self._conn.transaction():
-                    conn = self._conn
-                    self._lock_key(conn, cid)
-                    if conn.execute("SELECT 1 FROM collections WHERE id = %s", (cid,)).fetchone():
-                        pass
-                    else:
-                        conn.execute("SELECT create_collection(%s)", (Jsonb(_placeholder(cid)),))
-                    self._lock_key(conn, cid, iid)
-                    row = conn.execute(
-                        "SELECT (content->'properties'->>%s) FROM items "
-                        "WHERE collection = %s AND id = %s",
-                        (VERSION_PROPERTY, cid, iid),
-                    ).fetchone()
-                    if row is not None and _as_int(row[0]) > version:
-                        return False
-                    conn.execute("SELECT upsert_item(%s)", (Jsonb(doc),))
-                    if repair:  # GEOS refuses predicates on invalid shapes; index a repair
-                        conn.execute(
-                            "UPDATE items SET geometry = "
-                            "ST_MakeValid(geometry, 'method=structure') "
-                            "WHERE collection = %s AND id = %s AND NOT ST_IsValid(geometry)",
-                            (cid, iid),
-                        )
-            except psycopg.Error as exc:
-                raise InvalidItemError(f"pgstac rejected item {iid!r} of {cid!r}: {exc}") from exc
-        return True
+
+        def call(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                self._lock_key(conn, cid)
+                if not conn.execute("SELECT 1 FROM collections WHERE id = %s", (cid,)).fetchone():
+                    conn.execute("SELECT create_collection(%s)", (Jsonb(_placeholder(cid)),))
+                self._lock_key(conn, cid, iid)
+                row = conn.execute(
+                    "SELECT (content->'properties'->>%s) FROM items "
+                    "WHERE collection = %s AND id = %s",
+                    (VERSION_PROPERTY, cid, iid),
+                ).fetchone()
+                if row is not None and _as_int(row[0]) > version:
+                    return False
+                conn.execute("SELECT upsert_item(%s)", (Jsonb(doc),))
+                if repair:  # GEOS refuses predicates on invalid shapes; index a repair
+                    conn.execute(
+                        "UPDATE items SET geometry = "
+                        "ST_MakeValid(geometry, 'method=structure') "
+                        "WHERE collection = %s AND id = %s AND NOT ST_IsValid(geometry)",
+                        (cid, iid),
+                    )
+                return True
+
+        return self._run(
+            "upsert_item",
+            call,
+            lambda exc: InvalidItemError(f"pgstac rejected item {iid!r} of {cid!r}: {exc}"),
+        )
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
         """The item (with ``gravitas:node``), or :class:`ItemNotFoundError`."""
-        doc = self._one("SELECT get_item(%s, %s)", (item_id, collection_id))
+        doc = self._one("get_item", "SELECT get_item(%s, %s)", (item_id, collection_id))
         if doc is None:
             raise ItemNotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
         return _public(doc)
 
     def delete_item(self, collection_id: str, item_id: str, version: int | None = None) -> bool:
         """Remove an item (only if not newer than ``version``, when given)."""
-        with self._tx() as conn:
-            self._lock_key(conn, collection_id, item_id)
-            row = conn.execute(
-                "SELECT (content->'properties'->>%s) FROM items WHERE collection = %s AND id = %s",
-                (VERSION_PROPERTY, collection_id, item_id),
-            ).fetchone()
-            if row is None or (version is not None and _as_int(row[0]) > version):
-                return False
-            conn.execute("SELECT delete_item(%s, %s)", (item_id, collection_id))
-            return True
+
+        def call(conn: psycopg.Connection[Any]) -> bool:
+            with conn.transaction():
+                self._lock_key(conn, collection_id, item_id)
+                row = conn.execute(
+                    "SELECT (content->'properties'->>%s) FROM items "
+                    "WHERE collection = %s AND id = %s",
+                    (VERSION_PROPERTY, collection_id, item_id),
+                ).fetchone()
+                if row is None or (version is not None and _as_int(row[0]) > version):
+                    return False
+                conn.execute("SELECT delete_item(%s, %s)", (item_id, collection_id))
+                return True
+
+        return self._run("delete_item", call)
 
     def count(self, collection_id: str | None = None, federated: bool = True) -> int:
         """Number of items (in one collection; local only unless ``federated``)."""
@@ -277,13 +307,12 @@ class PgstacCatalog:
         if not federated:
             sql += " AND content->'properties'->>%s = %s"
             args += (NODE_PROPERTY, self.node_id)
-        return int(self._one(sql, args))
+        return int(self._one("count", sql, args))
 
     # --- search --------------------------------------------------------------------
 
     def search(self, params: SearchParams) -> SearchPage:
         """One page of matching items through pgstac's ``search(jsonb)``."""
-        import psycopg
         from psycopg.types.json import Jsonb
 
         if params.collections == () or params.ids == ():
@@ -292,12 +321,12 @@ class PgstacCatalog:
         digest = _digest(body)
         if params.token:
             body["token"] = _unwrap_token(params.token, digest)
-        with self._lock:
-            try:
-                row = self._conn.execute("SELECT search(%s)", (Jsonb(body),)).fetchone()
-            except psycopg.Error as exc:
-                raise _search_error(exc, params) from exc
-        result: dict[str, Any] = row[0] if row else {}
+
+        def call(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+            row = conn.execute("SELECT search(%s)", (Jsonb(body),)).fetchone()
+            return row[0] if row and row[0] else {}
+
+        result = self._run("search", call, lambda exc: _search_error(exc, params))
         items = [_public(f) for f in result.get("features") or []]
         matched = result.get("numberMatched")
         return SearchPage(
@@ -341,9 +370,8 @@ class PgstacCatalog:
         return body
 
     def close(self) -> None:
-        """Close the connection."""
-        with self._lock:
-            self._conn.close()
+        """Close every pooled connection."""
+        self.pool.close()
 
     def __enter__(self) -> PgstacCatalog:
         return self
@@ -469,8 +497,20 @@ def _unwrap_token(token: str, digest: str) -> str:
     return inner
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _search_error(exc: Exception, params: SearchParams) -> InvalidSearchError:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    import psycopg
+
+    text = _first_line(exc)
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return InvalidSearchError(
+            f"the search ran longer than the catalog allows ({text}); narrow it with "
+            "collections, bbox or datetime"
+        )
     if params.token and "token" in text.lower():
         return InvalidSearchError(
             f"paging token {params.token!r} is not valid here ({text}); restart the search"
@@ -478,13 +518,6 @@ def _search_error(exc: Exception, params: SearchParams) -> InvalidSearchError:
     if "not supported" in text.lower() or "unsupported" in text.lower():
         return UnsupportedFilterError(f"pgstac cannot evaluate filter {params.filter!r}: {text}")
     return InvalidSearchError(f"pgstac rejected the search: {text}")
-
-
-def _redact(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password:
-        return dsn.replace(f":{parts.password}@", ":***@")
-    return dsn
 
 
 def _normalise_cql2(expr: Any) -> Any:

@@ -113,7 +113,7 @@ class SQLiteCatalog:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except (sqlite3.OperationalError, sqlite3.DataError, OverflowError) as exc:
                 raise InvalidSearchError(f"search failed in SQLite: {exc}") from exc
 
     # --- collections ---------------------------------------------------------------
@@ -238,13 +238,13 @@ class SQLiteCatalog:
         """One page of matching items; the token is an offset bound to the query."""
         where, args = self._where(params)
         where_sql = " WHERE " + " AND ".join(where) if where else ""
-        order = self._order(params)
+        order, order_args = self._order(params)
         digest = _digest(params)
         offset = _decode_token(params.token, digest) if params.token else 0
         matched = int(self._read(f"SELECT COUNT(*) FROM items{where_sql}", args)[0][0])
         rows = self._read(
             f"SELECT doc, node FROM items{where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*args, params.limit, offset],
+            [*args, *order_args, params.limit, offset],
         )
         items = [_with_node(doc, node) for doc, node in rows]
         nxt = offset + len(items)
@@ -301,13 +301,21 @@ class SQLiteCatalog:
         return where, args
 
     @staticmethod
-    def _order(p: SearchParams) -> str:
+    def _order(p: SearchParams) -> tuple[str, list[Any]]:
+        """ORDER BY text and its parameters (JSON paths of sort properties are bound)."""
+        args: list[Any] = []
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return "?"
+
         keys = [
-            f"{column_for(s.name)} {'DESC' if s.direction == 'desc' else 'ASC'}" for s in p.sortby
+            f"{column_for(s.field, bind, 'sortby')} {'DESC' if s.direction == 'desc' else 'ASC'}"
+            for s in p.sortby
         ]
         if not keys:
             keys = ["items.dt_start DESC"]
-        return ", ".join([*keys, "items.collection ASC", "items.id ASC"])
+        return ", ".join([*keys, "items.collection ASC", "items.id ASC"]), args
 
     def close(self) -> None:
         """Close the connection."""
@@ -368,7 +376,7 @@ def _decode_token(token: str, digest: str) -> int:
         raise InvalidSearchError(
             f"paging token {token!r} is malformed; restart the search"
         ) from exc
-    if tdigest != digest or value < 0:
+    if tdigest != digest or not 0 <= value < 2**62:
         raise InvalidSearchError(
             f"paging token {token!r} belongs to a different search; use the token from the "
             "previous page of this same search"

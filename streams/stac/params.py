@@ -9,6 +9,7 @@ import orjson
 
 from gravitas.storage.catalog.base import MAX_LIMIT, SearchParams, SortField
 from gravitas.storage.catalog.errors import InvalidSearchError
+from gravitas.storage.catalog.search_checks import shown
 
 __all__ = ["params_from_body", "params_from_query"]
 
@@ -27,9 +28,9 @@ def _bbox(value: Any) -> tuple[float, ...] | None:
     parts = value.split(",") if isinstance(value, str) else list(value)
     try:
         return tuple(float(v) for v in parts)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidSearchError(
-            f"bbox must be numbers west,south,east,north, got {value!r}"
+            f"bbox must be numbers west,south,east,north, got {shown(value)}"
         ) from exc
 
 
@@ -37,10 +38,12 @@ def _limit(value: Any, default: int) -> int:
     """The page size; values above the maximum are clamped (as STAC API allows)."""
     if value is None or value == "":
         return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidSearchError(f"limit must be an integer, got {shown(value)}")
     try:
         limit = int(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidSearchError(f"limit must be an integer, got {value!r}") from exc
+    except ValueError as exc:
+        raise InvalidSearchError(f"limit must be an integer, got {shown(value)}") from exc
     return min(limit, MAX_LIMIT)
 
 
@@ -91,6 +94,10 @@ def params_from_body(body: Mapping[str, Any], default_limit: int = 10) -> Search
     sortby_raw = body.get("sortby") or ()
     if isinstance(sortby_raw, str):
         sortby_raw = _csv(sortby_raw) or ()
+    if not isinstance(sortby_raw, list | tuple):
+        raise InvalidSearchError(
+            f'sortby must be a list of {{"field": ..., "direction": ...}}, got {shown(sortby_raw)}'
+        )
     collections = body.get("collections")
     ids = body.get("ids")
     flt = body.get("filter")
@@ -116,5 +123,8 @@ def _listish(value: Any) -> list[str]:
     if isinstance(value, str):
         return list(_csv(value) or ())
     if isinstance(value, list):
-        return [str(v) for v in value]
-    raise InvalidSearchError(f"expected a list of strings, got {value!r}")
+        for v in value:
+            if not isinstance(v, str):
+                raise InvalidSearchError(f"expected a list of strings, got {shown(v)} in it")
+        return value
+    raise InvalidSearchError(f"expected a list of strings, got {shown(value)}")
