@@ -36,6 +36,7 @@ __all__ = [
     "check_item",
     "parse_datetime",
     "parse_interval",
+    "utc_text",
 ]
 
 NODE_PROPERTY = "gravitas:node"
@@ -143,6 +144,12 @@ class SearchParams:
                     f"{shown(self.intersects)}"
                 )
             check_strings(self.intersects, "intersects")
+            from gravitas.storage.catalog.geometry import geometry_from_json
+
+            try:
+                geometry_from_json(self.intersects)
+            except InvalidSearchError as exc:
+                raise InvalidSearchError(f"intersects {exc}") from exc
         if isinstance(self.limit, bool) or not isinstance(self.limit, int):
             raise InvalidSearchError(f"limit must be an integer, got {shown(self.limit)}")
         if not 1 <= self.limit <= MAX_LIMIT:
@@ -184,7 +191,8 @@ class SearchParams:
         return parse_interval(self.datetime) if self.datetime else (None, None)
 
     def filter_json(self) -> dict[str, Any] | None:
-        """The filter as cql2-json (cql2-text is parsed with the ``cql2`` package)."""
+        """The filter as cql2-json (cql2-text is parsed with the ``cql2`` package, safely:
+        :mod:`~gravitas.storage.catalog.cql2text`)."""
         if self.filter is None or self.filter == "":
             return None
         lang = self.filter_lang or ("cql2-text" if isinstance(self.filter, str) else "cql2-json")
@@ -206,19 +214,10 @@ class SearchParams:
             return dict(self.filter)
         if not isinstance(self.filter, str):
             raise InvalidSearchError("filter-lang is cql2-text but filter is not a string")
-        import cql2
+        from gravitas.storage.catalog.cql2text import parse_cql2_text
 
         check_strings(self.filter, "filter")
-        try:
-            expr = cql2.parse_text(self.filter)
-            out: dict[str, Any] = expr.to_json()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # cql2 raises ValueError, its own types, or a Rust panic
-            raise InvalidSearchError(
-                f"cannot parse cql2-text filter {shown(self.filter, 300)}: {str(exc).strip()[:300]}"
-            ) from exc
-        return out
+        return parse_cql2_text(self.filter)
 
 
 @dataclass(frozen=True)
@@ -320,6 +319,12 @@ def parse_datetime(text: str, strict: bool = True) -> DateTime:
         return dt.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise InvalidSearchError(f"datetime {text!r} is not a valid date: {exc}") from exc
+
+
+def utc_text(dt: DateTime) -> str:
+    """An aware datetime as fixed-width UTC text (``0001-01-01T00:00:00.000000Z``): such
+    strings sort as the times they name (``strftime('%Y')`` drops a year's zeros)."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_interval(text: str) -> tuple[DateTime | None, DateTime | None]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from gravitas.storage.catalog.base import parse_datetime
+from gravitas.storage.catalog.base import parse_datetime, utc_text
 from gravitas.storage.catalog.errors import InvalidSearchError, UnsupportedFilterError
 from gravitas.storage.catalog.geometry import SPATIAL_OPS, geometry_from_json
 from gravitas.storage.catalog.search_checks import check_property_name, shown
@@ -46,7 +46,7 @@ _TIME_COLUMNS = {"items.dt_start", "items.dt_end"}
 
 def format_ts(text: str) -> str:
     """An RFC 3339 timestamp as fixed-width UTC text, so strings sort as times."""
-    return parse_datetime(text, strict=False).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(parse_datetime(text, strict=False))
 
 
 def named_column(name: str) -> str | None:

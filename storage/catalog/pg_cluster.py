@@ -98,6 +98,7 @@ class PostgresCluster(StartStop):
         self.root: Path | None = None
         self._run_as: str | None = None
         self._started = False
+        self._options = ""
 
     # --- connection details -------------------------------------------------------
 
@@ -177,7 +178,7 @@ class PostgresCluster(StartStop):
         )
         pwfile.unlink()
         self.port = free_port()
-        options = " ".join(
+        self._options = " ".join(
             [
                 f"-p {self.port}",
                 f"-c listen_addresses={HOST}",
@@ -189,22 +190,7 @@ class PostgresCluster(StartStop):
                 "-c max_connections=60",
             ]
         )
-        self._run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(self.log_path),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                str(int(self.start_timeout)),
-                "start",
-            ],
-            "pg_ctl start",
-        )
+        self._pg_ctl_start()
         self._started = True
         try:
             self._create_database()
@@ -214,6 +200,55 @@ class PostgresCluster(StartStop):
             self.stop()
             raise
         return self
+
+    def _pg_ctl_start(self) -> None:
+        if self.root is None:
+            raise PostgresClusterError("the cluster has not been started; call start() first")
+        self._run(
+            [
+                str(find_pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-l",
+                str(self.log_path),
+                "-o",
+                self._options,
+                "-w",
+                "-t",
+                str(int(self.start_timeout)),
+                "start",
+            ],
+            "pg_ctl start",
+        )
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server process but keep its data (``mode``: ``fast`` ends sessions,
+        ``immediate`` is a crash); :meth:`start_server` brings it back on the same port."""
+        if self.root is None or not self._started:
+            raise PostgresClusterError("the cluster has not been started; call start() first")
+        if mode not in ("smart", "fast", "immediate"):
+            raise PostgresClusterError(f"pg_ctl stop mode {mode!r}: use smart, fast or immediate")
+        self._run(
+            [
+                str(find_pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                mode,
+                "-w",
+                "stop",
+            ],
+            "pg_ctl stop",
+        )
+
+    def start_server(self) -> None:
+        """Start the server again after :meth:`stop_server` (same data, port and password)."""
+        self._pg_ctl_start()
+
+    def restart(self, mode: str = "fast") -> None:
+        """Stop and start the server: every open connection is cut."""
+        self.stop_server(mode)
+        self.start_server()
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its directory; safe to repeat."""

@@ -23,6 +23,7 @@ from gravitas.storage.catalog.base import (
     SearchPage,
     SearchParams,
     check_item,
+    utc_text,
 )
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -33,6 +34,7 @@ from gravitas.storage.catalog.errors import (
     UnsupportedFilterError,
 )
 from gravitas.storage.catalog.pg_pool import PgPool, redact
+from gravitas.storage.catalog.search_checks import shown
 
 if TYPE_CHECKING:
     import psycopg
@@ -350,7 +352,7 @@ class PgstacCatalog:
         if p.datetime is not None:
             start, end = p.interval
             body["datetime"] = "/".join(
-                d.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if d is not None else ".." for d in (start, end)
+                utc_text(d) if d is not None else ".." for d in (start, end)
             )
         filters = []
         user = p.filter_json()
@@ -511,13 +513,29 @@ def _search_error(exc: Exception, params: SearchParams) -> InvalidSearchError:
             f"the search ran longer than the catalog allows ({text}); narrow it with "
             "collections, bbox or datetime"
         )
+    text = text[:300]
     if params.token and "token" in text.lower():
         return InvalidSearchError(
-            f"paging token {params.token!r} is not valid here ({text}); restart the search"
+            f"paging token {shown(params.token)} is not valid here ({text}); restart the search"
         )
     if "not supported" in text.lower() or "unsupported" in text.lower():
-        return UnsupportedFilterError(f"pgstac cannot evaluate filter {params.filter!r}: {text}")
-    return InvalidSearchError(f"pgstac rejected the search: {text}")
+        return UnsupportedFilterError(
+            f"pgstac cannot evaluate filter {shown(params.filter, 300)}: {text}"
+        )
+    named = [
+        f"{name} {shown(value, 200)}"
+        for name, value in (
+            ("filter", params.filter),
+            ("sortby", [s.field for s in params.sortby] or None),
+            ("ids", params.ids),
+            ("collections", params.collections),
+            ("bbox", params.bbox),
+            ("intersects", params.intersects),
+            ("datetime", params.datetime),
+        )
+        if value is not None
+    ]
+    return InvalidSearchError(f"pgstac rejected the search ({'; '.join(named)}): {text}")
 
 
 def _normalise_cql2(expr: Any) -> Any:

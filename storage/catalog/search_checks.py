@@ -116,14 +116,14 @@ def check_strings(value: Any, where: str) -> None:
 
 
 def _walk(value: Any) -> Iterator[Any]:
+    """Every scalar in ``value`` (keys included), in document order."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, Mapping):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            stack.extend(reversed([x for kv in item.items() for x in kv]))
         elif isinstance(item, list | tuple):
-            stack.extend(item)
+            stack.extend(reversed(item))
         else:
             yield item
 

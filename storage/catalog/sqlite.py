@@ -20,7 +20,13 @@ from typing import Any
 
 import orjson
 
-from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, check_item
+from gravitas.storage.catalog.base import (
+    NODE_PROPERTY,
+    SearchPage,
+    SearchParams,
+    check_item,
+    utc_text,
+)
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -270,10 +276,10 @@ class SQLiteCatalog:
         start, end = p.interval
         if start is not None:
             where.append("items.dt_end >= ?")
-            args.append(start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            args.append(utc_text(start))
         if end is not None:
             where.append("items.dt_start <= ?")
-            args.append(end.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            args.append(utc_text(end))
         region = None
         if p.bbox2d is not None:
             region = bbox_polygon(p.bbox2d)

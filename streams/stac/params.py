@@ -25,7 +25,17 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 def _bbox(value: Any) -> tuple[float, ...] | None:
     if value is None or value == "":
         return None
-    parts = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        parts: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        parts = list(value)
+        for v in parts:
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise InvalidSearchError(
+                    f"bbox must be a JSON array of numbers, got {shown(v)} in {shown(value)}"
+                )
+    else:
+        raise InvalidSearchError(f"bbox must be numbers west,south,east,north, got {shown(value)}")
     try:
         return tuple(float(v) for v in parts)
     except (TypeError, ValueError, OverflowError) as exc:

@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Body, Header, HTTPException, Request
 from fastapi.responses import Response
 
-from gravitas.schemas.errors import InputError, NotFoundError
+from gravitas.schemas.errors import InputError, NotFoundError, StorageError
 from gravitas.schemas.settings import Settings
 from gravitas.storage.catalog.base import Catalog, SearchPage, SearchParams
 from gravitas.storage.catalog.errors import InvalidItemError
@@ -50,13 +50,16 @@ class _Failure(Exception):
 
 @contextmanager
 def _mapped() -> Iterator[None]:
-    """Turn gravitas errors into STAC API error documents (400 / 404)."""
+    """Turn gravitas errors into STAC API error documents (400 / 404 / 503)."""
     try:
         yield
     except NotFoundError as exc:
         raise _Failure(_error(404, "NotFound", str(exc))) from exc
     except InputError as exc:
         raise _Failure(_error(400, "BadRequest", str(exc))) from exc
+    except StorageError as exc:  # e.g. the catalog database restarts; no internal address out
+        text = f"the node's {type(exc).__name__} is transient; retry the request shortly"
+        raise _Failure(_error(503, "ServiceUnavailable", text)) from exc
 
 
 def _guard(fn: Callable[[], Response]) -> Response:
