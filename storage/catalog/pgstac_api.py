@@ -169,6 +169,9 @@ def create_pgstac_app(
     )
     app: FastAPI = api.app
     app.add_middleware(Flatten3DBBox)
+    from gravitas.storage.catalog.pgstac_guard import GuardFilters
+
+    app.add_middleware(GuardFilters)  # GET filters parsed safely before stac-fastapi sees them
     return app
 
 
