@@ -337,7 +337,10 @@ def _filter_request(channel: str, name: str, value: Any = NO_MATCH) -> dict[str,
 def test_filter_property_names(target: Target, name: str, channel: str) -> None:
     assume(not _ordinary(name))
     req = _filter_request(channel, name)
-    attack(target, req.pop("method"), **req, matched=0, named=name)
+    r = attack(target, req.pop("method"), **req, matched=0)
+    if r.status_code == 400:  # cql2-text reads "" inside a quoted name as one "
+        desc = r.json()["description"]
+        assert names(desc, name) or names(desc, name.replace('""', '"')), desc
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -513,7 +516,8 @@ def test_datetimes(target: Target, start: str, end: str | None, method: str) -> 
     if r.status_code == 400:  # the message names the whole value or the bad end of it
         desc = r.json()["description"]
         parts = [value, *value.split("/")]
-        assert any(names(desc, p.strip()) for p in parts), f"{value!r:.200} not named: {desc}"
+        named = any(names(desc, p) or names(desc, p.strip()) for p in parts)
+        assert named, f"{value!r:.200} not named: {desc}"
 
 
 @pytest.mark.parametrize(
