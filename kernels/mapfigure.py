@@ -42,7 +42,6 @@ MAX_CLASSES = 20
 SKEW = 0.2
 """Square-root stretch when the 90th percentile sits below this fraction of the range."""
 _DPI = 100
-_WIDTH_IN = 8.0
 _LEFT_IN = 1.0
 _MAP_W_IN = 5.3
 _MAP_H_MIN_IN = 1.5
@@ -132,8 +131,9 @@ def choose_stretch(values: np.ndarray, floor: float | None = None) -> Stretch:
         return Stretch(0.0, 1.0, 1.0)
     hi = float(finite.max())
     lo = float(finite.min()) if floor is None else float(floor)
-    if not hi > lo:
-        return Stretch(lo, lo + (abs(lo) * 1e-3 or 1.0), 1.0)
+    if not hi > lo:  # a uniform field: its one value in the middle of the ramp
+        half = abs(hi) * 1e-3 or 1.0
+        return Stretch(hi - half, hi + half, 1.0)
     p90 = float(np.percentile(finite, 90))
     skewed = (p90 - lo) / (hi - lo) < SKEW
     return Stretch(lo, hi, 0.5 if skewed else 1.0)
@@ -215,10 +215,9 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
     below_in = 0.75 + 0.17 * len(notes)  # x labels, then one line per note
     above_in = 0.85  # title and subtitle
     fig_h = below_in + map_h + above_in
-    fig = Figure(figsize=(_WIDTH_IN, fig_h), dpi=_DPI, facecolor="white")
-    ax = fig.add_axes(
-        (_LEFT_IN / _WIDTH_IN, below_in / fig_h, map_w / _WIDTH_IN, map_h / fig_h)
-    )
+    fig_w = max(6.5, _LEFT_IN + map_w + (2.6 if categorical else 1.8))
+    fig = Figure(figsize=(fig_w, fig_h), dpi=_DPI, facecolor="white")
+    ax = fig.add_axes((_LEFT_IN / fig_w, below_in / fig_h, map_w / fig_w, map_h / fig_h))
     ax.set_facecolor("#d9d9d9")  # no data: light grey, said in the caption
     extent = (w, e, s, n)
     if stretch is None:
@@ -271,7 +270,7 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
         ax.plot(line[:, 0], line[:, 1], color="black", linewidth=0.7, alpha=0.85)
     ax.set_xlim(w, e)
     ax.set_ylim(s, n)
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=max(2, int(map_w / 1.2))))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
     ax.xaxis.set_major_formatter(FuncFormatter(_lon_fmt))
     ax.yaxis.set_major_formatter(FuncFormatter(_lat_fmt))

@@ -7,7 +7,7 @@ mean (NaN-aware), whose background level and noise are measured on the scene its
 (median and 1.4826 x MAD, robust to the plumes, which cover a small part of a scene):
 
 1. regions: smoothed > level + ``grow_sigma`` x noise (halfway to ``threshold`` when
-   given), connected (8-connected by default); an opening with a 3 x 3 cross cuts
+   given), connected (8-connected by default); an opening with a 3 x 3 square cuts
    one-pixel bridges and spurs, holes are filled, regions under ``min_pixels`` go;
 2. seeds (hysteresis): a region is kept if its smoothed peak exceeds the seed level:
    ``threshold`` ppm·m when given, else the larger of level + ``seed_sigma`` x noise
@@ -176,7 +176,7 @@ def _label(
     structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
     filled = np.nan_to_num(sm, nan=-np.inf)
     grow = filled > levels.grow
-    grow = ndimage.binary_opening(grow, ndimage.generate_binary_structure(2, 1))
+    grow = ndimage.binary_opening(grow, np.ones((3, 3), dtype=bool))
     grow = ndimage.binary_fill_holes(grow)
     raw, n = ndimage.label(grow, structure=structure)
     if n == 0:
