@@ -2,11 +2,12 @@
 
 Scenes: gravitas.storage.sampledata.emit_scene (real AVIRIS-NG spectra mixed into smooth
 fields, plumes injected through mag1c's real CH4 LUT, EMIT's noise model), each with a
-disc plume of every strength (500 to 4000 ppm·m) and radius (3 / 5 / 8 px),
-600 x 96 px, one plume per band of rows, spread across columns (the filter's statistics
-are per column, as EMIT's along-track columns are). The scenes differ in seed, surface brightness (albedo
-0.5 / 1) and noise (1x / 2x EMIT's model): three conditions, eight seeded scenes each. Each scene runs the matched filter
-as ``gravitas methane`` does (window 2122-2488 nm, 30 sparse iterations), in memory.
+disc plume of every strength (500 to 4000 ppm·m) and radius (3 / 5 / 8 px), 600 x 96 px,
+one plume per band of rows, spread across columns (the filter's statistics are per
+column, as EMIT's along-track columns are). The scenes differ in seed, surface brightness
+(albedo 0.5 / 1) and noise (1x / 2x EMIT's model): three conditions, eight seeded scenes
+each. Each scene runs the matched filter as ``gravitas methane`` does (window
+2122-2488 nm, 30 sparse iterations), in memory.
 
 Detection: ``gravitas.kernels.plumes.find_plumes`` with its defaults (levels from the
 scene's own noise), against the old default (pixels > 500 ppm·m, >= 5 px, no smoothing)

@@ -175,7 +175,13 @@ def _stretch_note(data: np.ndarray, stretch: Stretch, bbox: BBox, floor: float |
     w, s, e, n = bbox
     lon = w + (c + 0.5) * (e - w) / cols
     lat = n - (r + 0.5) * (n - s) / rows
-    where = f"{abs(lat):.2f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.2f}° {'E' if lon >= 0 else 'W'}"
+    where = (
+        f"{abs(lat):.2f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.2f}° {'E' if lon >= 0 else 'W'}"
+    )
+    if float(np.nanmin(data)) == float(np.nanmax(data)):
+        return (
+            f"Uniform field: every pixel is {stretch.vmax - (stretch.vmax - stretch.vmin) / 2:.6g}."
+        )
     low = "minimum" if floor is None else "fixed floor"
     return (
         f"Colour scale: {stretch.name}, {stretch.vmin:.4g} to {stretch.vmax:.4g} ({low} to "
@@ -287,13 +293,13 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
                  fontsize=7.5, ha="left", color="#333333")  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig).draw()  # lays out the axes (aspect), so the frame is where drawn
-    width_px, height_px = (int(round(v * _DPI)) for v in fig.get_size_inches())
+    width_px, height_px = (round(float(v) * _DPI) for v in fig.get_size_inches())
     pos = ax.get_position()
     frame = (
-        int(round(pos.x0 * width_px)),
-        int(round((1.0 - pos.y1) * height_px)),
-        int(round(pos.x1 * width_px)),
-        int(round((1.0 - pos.y0) * height_px)),
+        round(float(pos.x0) * width_px),
+        round((1.0 - float(pos.y1)) * height_px),
+        round(float(pos.x1) * width_px),
+        round((1.0 - float(pos.y0)) * height_px),
     )
     meta = {
         "Title": f"{fig_spec.title} | {fig_spec.subtitle}",

@@ -116,8 +116,11 @@ def _reduce(stack: np.ndarray, reduce: str) -> np.ndarray:
         if reduce == "sum":
             total = np.nansum(stack, axis=0)
             return np.where(np.isfinite(stack).any(axis=0), total, np.nan)
-        fn = {"max": np.nanmax, "mean": np.nanmean, "min": np.nanmin}[reduce]
-        return np.asarray(fn(stack, axis=0))
+        if reduce == "mean":
+            return np.asarray(np.nanmean(stack, axis=0))
+        if reduce == "min":
+            return np.asarray(np.nanmin(stack, axis=0))
+        return np.asarray(np.nanmax(stack, axis=0))
 
 
 def layer_quicklook(
@@ -165,9 +168,7 @@ def layer_quicklook(
     nodata = da.attrs.get("nodata")
     if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
         stack[stack == nodata] = np.nan
-    times = [
-        datetime.fromtimestamp(int(t) / 1e9, UTC) for t in da["time"].values.astype("int64")
-    ]
+    times = [datetime.fromtimestamp(int(t) / 1e9, UTC) for t in da["time"].values.astype("int64")]
     classes = getattr(info, "classes", None)
     categorical = bool(info.categorical or classes) or is_categorical(stack)
     arr = _reduce(stack, "last" if categorical and len(times) > 1 else reduce)

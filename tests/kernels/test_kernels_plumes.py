@@ -78,7 +78,7 @@ def test_default_detection_finds_the_three_injected_plumes() -> None:
 def test_explicit_threshold_and_bad_arguments() -> None:
     enh = np.zeros((40, 40))
     enh[10:20, 10:20] = 1000.0
-    labels, recs = find_plumes(enh, threshold=500.0)
+    _labels, recs = find_plumes(enh, threshold=500.0)
     assert len(recs) == 1 and recs[0].pixels >= 80
     with pytest.raises(ShapeMismatchError, match="smooth must be >= 1"):
         find_plumes(enh, smooth=0)
