@@ -29,7 +29,6 @@ HELP = (
 )
 
 
-
 def parse_window(text: str) -> tuple[float, float]:
     """``A-B`` (nm) -> (A, B)."""
     parts = text.replace(",", "-").split("-")
@@ -133,7 +132,9 @@ def methane(
     window: Annotated[str, typer.Option(help="Filter window LOW-HIGH in nm.")] = "2122-2488",
     threshold: Annotated[
         float | None,
-        typer.Option(help="Plume seed level (ppm m, smoothed map); default: from the scene's noise."),
+        typer.Option(
+            help="Plume seed level (ppm m, smoothed map); default: from the scene's noise."
+        ),
     ] = None,
     min_pixels: Annotated[int, typer.Option(help="Smallest plume (pixels).")] = 10,
 ) -> None:
