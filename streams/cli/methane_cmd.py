@@ -43,16 +43,6 @@ def parse_window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def label_edges(labels: np.ndarray) -> np.ndarray:
-    """Bool mask of plume pixels that touch a pixel of another label (4-neighbours)."""
-    lab = np.pad(labels, 1, mode="edge")
-    core = lab[1:-1, 1:-1]
-    edge = np.zeros(core.shape, dtype=bool)
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        edge |= core != lab[1 + dy : lab.shape[0] - 1 + dy, 1 + dx : lab.shape[1] - 1 + dx]
-    return edge & (core > 0)
-
-
 def render_quicklook(
     enhancement: np.ndarray,
     labels: np.ndarray,
