@@ -152,6 +152,11 @@ def describe_bbox(bbox: BBox) -> str:
     return f"{lat(s)} to {lat(n)}, {lon(w)} to {lon(e)}"
 
 
+def _tick(value: float) -> str:
+    """``13260``, ``12.5``, ``0.00412``: whole numbers from 100 up, else 4 digits."""
+    return f"{value:.0f}" if 100 <= abs(value) < 1e7 else f"{value:.4g}"
+
+
 def _lon_fmt(v: float, _pos: int) -> str:
     v = (v + 180.0) % 360.0 - 180.0 if abs(v) > 180 else v
     return f"{abs(v):g}°{'E' if v > 0 else 'W' if v < 0 else ''}"
@@ -260,10 +265,10 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
         cax = ax.inset_axes((1.04, 0.0, 0.04, 1.0))
         bar = fig.colorbar(image, cax=cax, extend="min" if below else "neither")
         bar.set_label(fig_spec.quantity)
-        span = stretch.vmax - stretch.vmin
-        keep = [t for t in bar.get_ticks() if stretch.vmin <= t <= stretch.vmax - 0.06 * span]
+        ticks = [float(t) for t in bar.get_ticks() if stretch.vmin <= t <= stretch.vmax]
+        keep = [t for t in ticks if float(norm(t)) <= 0.94]  # room for the maximum's label
         bar.set_ticks(sorted({*keep, stretch.vmax}))  # the maximum is always labelled
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.4g}"))
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _tick(v)))
     if fig_spec.outlines is not None and np.any(fig_spec.outlines > 0):
         rows, cols = fig_spec.outlines.shape
         xs = w + (np.arange(cols) + 0.5) * (e - w) / cols
