@@ -138,6 +138,10 @@ def methane(
 
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if threshold is not None and not threshold > 0:
+        raise InputError(f"--threshold must be > 0 ppm m (or left out), got {threshold}")
+    if min_pixels < 1:
+        raise InputError(f"--min-pixels must be >= 1, got {min_pixels}")
     lo_hi = parse_window(window)
     if not scene.is_file():
         raise InputError(f"{scene}: no such file; give the path of a radiance scene")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from shapely.geometry import shape
@@ -84,3 +86,24 @@ def test_explicit_threshold_and_bad_arguments() -> None:
         find_plumes(enh, smooth=0)
     with pytest.raises(ShapeMismatchError, match="connectivity must be 4 or 8"):
         find_plumes(enh, connectivity=6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threshold", "-5"], "--threshold must be > 0 ppm m (or left out), got -5.0"),
+        (["--min-pixels", "0"], "--min-pixels must be >= 1, got 0"),
+    ],
+)
+def test_methane_cli_refuses_bad_detection_options(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from gravitas.streams.cli.main import app
+
+    out = tmp_path / "ch4"
+    res = CliRunner().invoke(app, ["methane", str(tmp_path / "scene.nc"), "--out", str(out), *args])
+    assert res.exit_code != 0
+    assert message in res.output + str(res.exception)
+    assert not out.exists()  # nothing written
