@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "FMASK_CLASSES",
+    "FMASK_COLOURS",
     "MAX_CLASSES",
     "MapFigure",
     "Rendered",
@@ -56,6 +58,15 @@ FMASK_CLASSES: dict[int, str] = {
     255: "no observation",
 }
 """The Fmask class codes (Zhu & Woodcock 2012), the usual mask of Landsat scenes."""
+FMASK_COLOURS: dict[int, str] = {
+    0: "#8c6d31",  # clear land: brown
+    1: "#2171b5",  # water: blue
+    2: "#404040",  # cloud shadow: dark grey
+    3: "#9ecae1",  # snow: pale blue
+    4: "#ffffff",  # cloud: white
+    255: "#000000",  # no observation: black
+}
+"""Colours a reader expects for the Fmask classes (others get a qualitative palette)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,8 @@ class MapFigure:
     """Fix the bottom of the colour bar (e.g. 0 for an enhancement) instead of the minimum."""
     classes: Mapping[int, str] | None = None
     """Draw as classes with this legend (codes not listed get ``class <code>``)."""
+    class_colours: Mapping[int, str] | None = None
+    """Colours of some class codes (e.g. :data:`FMASK_COLOURS`)."""
     lines: Sequence[np.ndarray] = ()
     """Outlines to draw (lon/lat (n, 2) arrays), e.g. country borders."""
     lines_source: str = ""
@@ -234,7 +247,10 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
     if stretch is None:
         codes = np.unique(data[np.isfinite(data)]).astype(np.int64)
         palette = matplotlib.colormaps["tab20" if codes.size > 10 else "tab10"]
-        listed = colors.ListedColormap([palette(i) for i in range(max(codes.size, 1))])
+        known = fig_spec.class_colours or {}
+        listed = colors.ListedColormap(
+            [known.get(int(c), palette(i)) for i, c in enumerate(codes)] or [palette(0)]
+        )
         index = np.full(data.shape, np.nan)
         for i, c in enumerate(codes):
             index[data == c] = i

@@ -17,6 +17,7 @@ import numpy as np
 
 from gravitas.kernels.mapfigure import (
     FMASK_CLASSES,
+    FMASK_COLOURS,
     MapFigure,
     Rendered,
     describe_bbox,
@@ -191,6 +192,7 @@ def layer_quicklook(
         quantity=quantity if not categorical else f"{layer} class",
         bbox=box,
         classes=(classes or {}) if categorical else None,
+        class_colours=FMASK_COLOURS if classes is FMASK_CLASSES else None,
         lines=base.lines,
         lines_source=base.source,
         notes=notes,
