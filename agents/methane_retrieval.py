@@ -25,7 +25,7 @@ import numpy as np
 
 from gravitas.kernels.ch4_target import select_window, unit_absorption_target
 from gravitas.kernels.matched_filter import MatchedFilterResult, retrieve
-from gravitas.kernels.plumes import PlumeRecord, find_plumes
+from gravitas.kernels.plumes import MIN_PIXELS, PlumeRecord, find_plumes
 from gravitas.schemas.errors import InputError
 from gravitas.storage.readers.emit import read_emit_l1b
 from gravitas.storage.readers.envi import find_envi_pair, read_ch4_lut, read_envi_scene
@@ -177,8 +177,8 @@ def retrieve_scene(
     iterations: int = 30,
     sparse: bool = True,
     albedo: bool = True,
-    threshold: float = 500.0,
-    min_pixels: int = 5,
+    threshold: float | None = None,
+    min_pixels: int = MIN_PIXELS,
     lut_dir: Path | None = None,
     progress: ProgressFn = _quiet,
 ) -> MethaneProduct:

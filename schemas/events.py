@@ -135,7 +135,8 @@ class MethaneRequested(Event):
     window_nm: tuple[float, float] = (2122.0, 2488.0)
     sparse: bool = True
     albedo_correction: bool = True
-    plume_threshold_ppm_m: float = Field(default=500.0, gt=0)
+    plume_threshold_ppm_m: float | None = Field(default=None, gt=0)
+    """None: the detection levels come from the scene's own noise (kernels/plumes.py)."""
     plume_min_pixels: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")

@@ -27,9 +27,6 @@ from gravitas.storage.objects.local import LocalObjectStore
 
 __all__ = ["Written", "collection_id", "to_dataset", "write_datacube"]
 
-QUICKLOOK_PATCHES = 16
-"""Sample patches per quicklook grid (4 x 4)."""
-
 
 @dataclass
 class Written:
@@ -127,34 +124,44 @@ def _upload_tree(services: NodeServices, root: Path, prefix: str) -> None:
 
 
 def _quicklook(a: Assembled, band: int, path: Path) -> None:
-    """A 4 x 4 PNG grid of the first patches of one band (the median over time of each
-    pixel, 2-98 % stretch), enlarged to about 256 px, with a grey colour bar."""
+    """A map figure of one band: every patch placed at its lon/lat (the median over time
+    of each pixel), lon/lat axes, country outlines, colour bar from minimum to maximum
+    (a uniform field, such as one ERA5 cell over a small bbox, in the ramp's middle)."""
     import warnings
 
-    from PIL import Image
+    from gravitas.kernels.mapfigure import MapFigure, describe_bbox, render_map
+    from gravitas.storage.basemap import basemap
 
-    from gravitas.kernels.render import GREY, colour_bar
-
-    n, p = min(a.data.shape[0], QUICKLOOK_PATCHES), a.data.shape[-1]
-    side = int(np.ceil(np.sqrt(max(n, 1))))
-    canvas = np.zeros((side * (p + 2), side * (p + 2)), np.uint8)
-    lo, hi = float(a.stats.p2[band]), float(a.stats.p98[band])
-    span = hi - lo if np.isfinite(hi - lo) and hi > lo else 1.0
+    n, p = a.data.shape[0], a.data.shape[-1]
+    origin = a.origins - a.origins.min(axis=0)
+    canvas = np.full((int(origin[:, 0].max()) + p, int(origin[:, 1].max()) + p), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel stays NaN
-        typical = np.nanmedian(a.data[:n, :, band], axis=1)
+        typical = np.nanmedian(a.data[:, :, band], axis=1)
     for i in range(n):
-        tile = np.nan_to_num((typical[i] - lo) / span, nan=0.0)
-        r, c = divmod(i, side)
-        canvas[r * (p + 2) + 1 : r * (p + 2) + 1 + p, c * (p + 2) + 1 : c * (p + 2) + 1 + p] = (
-            np.clip(tile, 0, 1) * 255
-        ).astype(np.uint8)
-    scale = max(1, 256 // canvas.shape[1])
-    img = Image.fromarray(canvas, mode="L").resize(
-        (canvas.shape[1] * scale, canvas.shape[0] * scale), Image.Resampling.NEAREST
+        r, c = int(origin[i, 0]), int(origin[i, 1])
+        canvas[r : r + p, c : c + p] = typical[i]
+    dy = abs(float(a.lat[0, 1] - a.lat[0, 0])) if p > 1 else 1e-6
+    dx = abs(float(a.lon[0, 1] - a.lon[0, 0])) if p > 1 else 1e-6
+    box = (float(a.lon.min()) - dx / 2, float(a.lat.min()) - dy / 2,
+           float(a.lon.max()) + dx / 2, float(a.lat.max()) + dy / 2)  # fmt: skip
+    t0, t1 = (
+        datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d") for t in (a.times[0], a.times[-1])
     )
-    title = f"{a.bands[band]}: median over time, {n} patches (2-98 % stretch)"
-    colour_bar(img, lo, lo + span, title, GREY).save(path)
+    when = (f"median over {len(a.times)} time steps, {t0} to {t1}" if len(a.times) > 1
+            else f"{t0} (single time step)")  # fmt: skip
+    base = basemap(box)
+    spec = MapFigure(
+        title=f"datacube band {a.bands[band]}",
+        subtitle=f"{', '.join(base.countries[:2]) or 'open sea'} ({describe_bbox(box)}); {when}",
+        quantity=f"{a.bands[band]} (units of the source layer)",
+        bbox=box,
+        lines=base.lines,
+        lines_source=base.source,
+        notes=[f"{n} patches of {p} px at their places; light grey: outside the patches."],
+        source="gravitas datacube",
+    )
+    render_map(canvas, spec, path)
 
 
 def _collection(

@@ -152,8 +152,17 @@ def build_emit_radiance(
     chunk_rows: int = 128,
     origin: tuple[float, float] = DEFAULT_ORIGIN,
     progress: Progress | None = None,
+    brightness: float = 1.0,
+    noise_scale: float = 1.0,
 ) -> tuple[np.ndarray, SceneTruth]:
-    """Build the semi-synthetic radiance cube (rows, cols, 285) float32 in memory, and its truth."""
+    """Build the semi-synthetic radiance cube (rows, cols, 285) float32 in memory, and its truth.
+
+    ``brightness`` scales the surface (albedo: 0.5 is a dark scene, so a weaker signal
+    against the same instrument noise); ``noise_scale`` multiplies EMIT's noise model."""
+    if brightness <= 0 or noise_scale < 0:
+        raise InputError(
+            f"brightness must be > 0 and noise_scale >= 0, got {brightness}, {noise_scale}"
+        )
     if rows < 2 or cols < 2:
         raise InputError(f"scene must be at least 2 x 2 pixels, got {rows} x {cols}")
     say = progress or (lambda _msg: None)
@@ -173,7 +182,7 @@ def build_emit_radiance(
     weights = np.exp(1.5 * fields)
     weights /= weights.sum(axis=0, keepdims=True)
     bright = gaussian_filter(rng.standard_normal((rows, cols)), 2 * scale)
-    bright = 1.0 + 0.15 * bright / (bright.std() + 1e-12)
+    bright = brightness * (1.0 + 0.15 * bright / (bright.std() + 1e-12))
     bright *= 1.0 + 0.02 * rng.standard_normal((rows, cols))
     enh, labels = _truth(rows, cols, plumes)
     cube = np.empty((rows, cols, centers.size), dtype=np.float32)
@@ -188,7 +197,7 @@ def build_emit_radiance(
             block[hit] *= np.exp(_log_ratio_at(lut.enhancements, log_ratio, e[hit]))
         if noise:
             arg = np.maximum(coef[:, 1] + block, 1e-5)
-            nedl = np.abs(coef[:, 0] * np.sqrt(arg) + coef[:, 2])
+            nedl = noise_scale * np.abs(coef[:, 0] * np.sqrt(arg) + coef[:, 2])
             block += nedl * rng.standard_normal(block.shape, dtype=np.float32)
         cube[r0:r1] = block.reshape(r1 - r0, cols, -1)
     lon0, lat0 = origin

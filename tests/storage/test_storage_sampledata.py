@@ -49,6 +49,7 @@ EXPECTED_NAMES = {
     "earthlib_spectra",
     "stac_items_pc",
     "stac_items_odc",
+    "naturalearth_lowres",
 }
 
 

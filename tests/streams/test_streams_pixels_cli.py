@@ -38,6 +38,16 @@ def test_ingest_layers_search_quicklook(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     with Image.open(png) as img:
         assert img.size[0] >= 256
+        text = dict(img.text)
+    # placed: the title names the place and the aggregation over the 23 hourly steps,
+    # the units come from the item, the top colour is the maximum (164 mm, not 76)
+    assert "United States of America" in text["Title"]
+    assert "maximum of 23 time steps, 2018-09-13 19:00 to 2018-09-14 17:00 UTC" in text["Title"]
+    assert text["gravitas:quantity"] == "stageiv (kg m^-2)"
+    assert float(text["gravitas:vmax"]) > 150
+    res = runner.invoke(app, ["quicklook", "stageiv", "--out", str(png), "--data", data,
+                              "--reduce", "median"])  # fmt: skip
+    assert res.exit_code != 0 and "--reduce must be one of" in res.output + str(res.exception)
 
 
 def test_search_goes_through_a_running_node(tmp_path: Path) -> None:
