@@ -63,9 +63,21 @@ class EdgeTransport:
         await self.publish_lines(topic, [value])
 
     async def publish_lines(self, topic: str, lines: list[bytes]) -> dict[str, object]:
-        """Publish several encoded events in one request."""
+        """Publish several encoded events in one request (all or none)."""
+        return await self._post(f"/topics/{topic}/events", lines)
+
+    async def publish_records(self, topic: str, lines: list[bytes]) -> dict[str, object]:
+        """Send raw records: the edge publishes the valid ones and dead-letters each bad
+        one; the answer lists them (``rejected``: line, reason, rejected_id)."""
+        return await self._post(f"/topics/{topic}/records", lines)
+
+    async def _post(self, path: str, lines: list[bytes]) -> dict[str, object]:
         try:
-            resp = await self._http.post(f"/topics/{topic}/events", content=b"\n".join(lines))
+            resp = await self._http.post(
+                path,
+                content=b"\n".join(lines),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
         except httpx.HTTPError as exc:
             raise TransportError(f"cannot reach the node's edge at {self.edge_url}: {exc}") from exc
         if resp.status_code != 200:
