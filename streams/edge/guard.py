@@ -15,6 +15,7 @@ cross-origin writes refused, and the STAC API's public reads open to any origin.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ PUBLIC_READ_PREFIXES = ("/stac", "/healthz")
 CORS_PREFIXES = ("/stac",)
 FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 SAFE_METHODS = ("GET", "HEAD")
+NO_BODY_METHODS = ("GET", "HEAD", "DELETE")
 
 
 class BodyTooLargeError(Exception):
@@ -85,20 +87,34 @@ class EdgeGuard:
                     "(GRAVITAS_MAX_BODY_BYTES)",
                 )
                 return
+        if method in NO_BODY_METHODS and "transfer-encoding" in headers:
+            await _refuse(send, 400, f"{method} {path} takes no request body")
+            return
         received = 0
         started = False
+        refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, started, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started:  # answer now: frameworks turn errors here into 400s
+                        started = refused = True
+                        await _refuse(
+                            send,
+                            413,
+                            f"request body passed the limit of {limit} bytes while "
+                            "streaming (GRAVITAS_MAX_BODY_BYTES)",
+                        )
                     raise BodyTooLargeError
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 went out already; drop whatever the app answers
             if message["type"] == "http.response.start":
                 started = True
                 if path.startswith(CORS_PREFIXES) and "origin" in headers:
@@ -108,16 +124,8 @@ class EdgeGuard:
                     ]
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLargeError):
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLargeError:
-            if not started:
-                await _refuse(
-                    send,
-                    413,
-                    f"request body passed the limit of {limit} bytes while streaming "
-                    "(GRAVITAS_MAX_BODY_BYTES)",
-                )
 
     def _check(
         self, method: str, path: str, headers: dict[str, str], scheme: str
