@@ -136,13 +136,29 @@ def nodes(
         out.print(resp.text, highlight=False, soft_wrap=True)
         return
     table = Table(
-        "node", "api", "items", "registrations", "last seen", title=f"seen from {body['node_id']}"
+        "node",
+        "trusted",
+        "api",
+        "items",
+        "registrations",
+        "last seen",
+        "public key",
+        title=f"seen from {body['node_id']}",
     )
     for row in body["nodes"]:
         seen = row["last_seen"]
         stamp = datetime.fromtimestamp(seen).isoformat(timespec="seconds") if seen else "-"
         name = row["node_id"] + (" (this node)" if row["self"] else "")
-        table.add_row(name, row["api_url"], str(row["items"]), str(row["registrations"]), stamp)
+        trusted = "self" if row["self"] else ("peer" if row.get("peer") else "no")
+        table.add_row(
+            name,
+            trusted,
+            row["api_url"],
+            str(row["items"]),
+            str(row["registrations"]),
+            stamp,
+            row.get("public_key", ""),
+        )
     out.print(table)
 
 

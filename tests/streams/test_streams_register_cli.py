@@ -76,6 +76,8 @@ def test_register_each_mode_and_list_nodes(node_env: dict[str, str]) -> None:
     assert nodes.returncode == 0, nodes.stderr
     (me,) = json.loads(nodes.stdout)["nodes"]
     assert me["node_id"] == "reg-node" and me["self"] is True
+    key = _run(node_env, "public-key")
+    assert key.returncode == 0 and me["public_key"] == key.stdout.strip()  # the key file's
     assert me["items"] == 2  # the lazy and the direct scene
 
 
