@@ -15,7 +15,12 @@ from collections.abc import Sequence
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.services import NodeServices
-from gravitas.agents.signing import OwnerMismatchError, trusted_keys, verify_event
+from gravitas.agents.signing import (
+    OwnerMismatchError,
+    signed_by,
+    trusted_keys,
+    verify_event,
+)
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import ItemRegistered, ItemRetracted
 from gravitas.storage.catalog.base import NODE_PROPERTY
@@ -23,8 +28,15 @@ from gravitas.storage.catalog.errors import ItemNotFoundError
 
 
 def check_trusted(services: NodeServices, event: ItemRegistered | ItemRetracted) -> None:
-    """Signed by its owning node's configured key, and not about another node's item."""
-    verify_event(event, event.owning_node, trusted_keys(services.settings, services.identity))
+    """Signed by its owning node's configured key, and not about another node's item.
+
+    A node id that is not configured is still accepted when the event is signed with this
+    node's own key: another worker process of this deployment (sharing the data dir or
+    ``GRAVITAS_SIGNING_KEY``) that runs under its own node id."""
+    me = services.identity
+    keys = trusted_keys(services.settings, me)
+    if event.owning_node in keys or not signed_by(event, me):
+        verify_event(event, event.owning_node, keys)
     try:
         stored = services.catalog.get_item(event.collection, event.item_id)
     except ItemNotFoundError:

@@ -150,6 +150,15 @@ def verify_event(event: Event, owner: str, keys: Mapping[str, str]) -> None:
     _verify(public_key, signature, canonical(event), what)
 
 
+def signed_by(event: Event, identity: NodeIdentity) -> bool:
+    """True when ``event`` carries a valid signature by ``identity``'s key."""
+    try:
+        verify_event(event, identity.node_id, {identity.node_id: identity.public_key})
+    except SignatureError:
+        return False
+    return True
+
+
 def verify_request(
     headers: Mapping[str, str],
     path: str,

@@ -241,3 +241,13 @@ async def test_requests_go_only_to_configured_peers_signed(tmp_path: Path) -> No
                 },
             )
             assert good.status_code == 200 and good.json()["request_id"] == "fwd-3"
+
+
+async def test_workers_of_this_node_sign_with_its_key_under_their_own_ids(
+    node_b: Federated,
+) -> None:
+    own_key = node_b.node.services.identity.key
+    worker = NodeIdentity("b-worker-2", own_key)  # same data dir, its own GRAVITAS_NODE_ID
+    await node_b.send(worker.sign(registration("b-worker-2", "w-item", 1)))
+    assert node_b.versions() == {"w-item": ("b-worker-2", 1)}
+    assert node_b.rejected() == []
