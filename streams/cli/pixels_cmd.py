@@ -159,6 +159,7 @@ def search_anywhere(settings: Settings, req: PixelSearch, edge: str | None) -> S
     running = not settings.is_memory or edge or (settings.data_dir / NODE_FILE).exists()
     if running:
         return run(search_running(settings, req, edge))
+    existing_data_dir(settings)  # an embedded node would create it, empty
     return run(search_embedded(settings, req))
 
 

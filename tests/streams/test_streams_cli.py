@@ -215,6 +215,7 @@ def test_read_only_commands_do_not_create_a_missing_data_dir(tmp_path: Path) -> 
     for args in (
         ["layers", "--data", str(missing)],
         ["quicklook", "x", "--out", "x.png", "--data", str(missing)],
+        ["search", "x", "> 1", "--data", str(missing)],
     ):
         res = gravitas(*args, env=_env())
         assert res.returncode == 2, res.stderr
