@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
@@ -242,6 +243,10 @@ def create_app(ctx: EdgeContext, routers: list[APIRouter] | None = None) -> Fast
         EdgeGuard,
         max_body_bytes=ctx.settings.max_body_bytes,
         trusted_origins=[ctx.settings.public_url or ""],
+        allowed_hosts=[
+            ctx.settings.http_host,
+            urlsplit(ctx.settings.public_url or "").hostname or "",
+        ],
     )
 
     @app.get("/healthz")

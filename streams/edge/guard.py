@@ -8,6 +8,9 @@ cross-origin writes refused, and the STAC API's public reads open to any origin.
   the public reads (``/stac``, ``/healthz``) are served to a foreign origin (the STAC
   API with ``Access-Control-Allow-Origin: *``, no credentials); every other request
   with a foreign ``Origin`` (and every CORS preflight) is refused with 403.
+* Host: only requests naming this node (a loopback name, ``http_host`` or the host of
+  ``public_url``) in their ``Host`` header are served, so a web page cannot reach the
+  edge through a DNS name rebound to 127.0.0.1.
 * CSRF: a write whose ``Content-Type`` is one a web form can send without a preflight
   (``text/plain``, ``application/x-www-form-urlencoded``, ``multipart/form-data``) is
   refused with 415, whatever its origin.
@@ -27,6 +30,7 @@ CORS_PREFIXES = ("/stac",)
 FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 SAFE_METHODS = ("GET", "HEAD")
 NO_BODY_METHODS = ("GET", "HEAD", "DELETE")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 class BodyTooLargeError(Exception):
@@ -57,10 +61,17 @@ async def _refuse(send: Send, status: int, message: str) -> None:
 class EdgeGuard:
     """Body limit, Origin and content-type checks for every route of the edge."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, trusted_origins: Iterable[str] = ()):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        trusted_origins: Iterable[str] = (),
+        allowed_hosts: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.trusted_origins = {_origin(o) for o in trusted_origins if o}
+        self.allowed_hosts = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, *allowed_hosts) if h}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,6 +141,13 @@ class EdgeGuard:
     def _check(
         self, method: str, path: str, headers: dict[str, str], scheme: str
     ) -> tuple[int, str] | None:
+        host = urlsplit(f"//{headers.get('host', '')}").hostname or ""
+        if host not in self.allowed_hosts:
+            return (
+                403,
+                f"Host {headers.get('host', '')[:100]!r} is not this node; use its address "
+                "or GRAVITAS_PUBLIC_URL",
+            )
         origin = headers.get("origin")
         own = {f"{scheme}://{headers.get('host', '')}".lower(), *self.trusted_origins}
         if origin is not None and _origin(origin) not in own:

@@ -1,7 +1,7 @@
 """The HTTP edge under attack: a real embedded node (every agent) with its edge on
 127.0.0.1, attacked with missing and wrong tokens on every publishing, tailing and
-transaction route, publishes to internal topics, foreign-origin and ``text/plain``
-(CSRF-style) requests, and oversized bodies on every route (declared, and streamed
+transaction route, publishes to internal topics, foreign-origin, foreign-Host (DNS
+rebinding) and ``text/plain`` (CSRF-style) requests, and oversized bodies on every route (declared, and streamed
 chunk by chunk over a raw socket). Each is refused with a clear message, the node stays
 up, and nothing stored changed: catalog, blocks, objects, directory and every topic.
 """
@@ -206,6 +206,18 @@ async def test_token_origin_csrf_and_internal_topics_are_refused(edge: Edge) -> 
             assert resp.status_code == 415, (method, path, ctype, resp.text)
             assert ctype in resp.json()["detail"]
             count("CSRF content type")
+    # DNS rebinding: a page's own name resolved to 127.0.0.1 is not this node
+    for method, path, body in [*GUARDED, ("GET", "/stac/collections", None)]:
+        rebound = f"rebound.example:{edge.port}"
+        resp = await http.request(
+            method,
+            path,
+            json=body,
+            headers={**edge.auth, "Host": rebound, "Origin": f"http://{rebound}"},
+        )
+        assert resp.status_code == 403, (method, path, resp.text)
+        assert f"Host {rebound!r} is not this node" in resp.text
+        count("foreign Host (DNS rebinding)")
     # the public reads stay public, the STAC API for any origin
     stac = await http.get("/stac/collections", headers={"Origin": "https://viewer.example"})
     assert stac.status_code == 200 and stac.headers["access-control-allow-origin"] == "*"
