@@ -432,9 +432,13 @@ def stac_router(
     ) -> Response:
         """Delete an item."""
         authorise(authorization)
-        if not remove(collection_id, item_id):
-            return _error(404, "NotFound", f"item {item_id!r} not found in {collection_id!r}")
-        return Response(status_code=204)
+
+        def run() -> Response:
+            if not remove(collection_id, item_id):
+                return _error(404, "NotFound", f"item {item_id!r} not found in {collection_id!r}")
+            return Response(status_code=204)
+
+        return _guard(run)
 
     return router
 

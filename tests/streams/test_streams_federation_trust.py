@@ -251,3 +251,34 @@ async def test_workers_of_this_node_sign_with_its_key_under_their_own_ids(
     await node_b.send(worker.sign(registration("b-worker-2", "w-item", 1)))
     assert node_b.versions() == {"w-item": ("b-worker-2", 1)}
     assert node_b.rejected() == []
+
+
+async def test_stac_transactions_cannot_change_another_nodes_item(tmp_path: Path) -> None:
+    a = identity("a")
+    settings = load_settings(
+        data_dir=tmp_path / "b",
+        node_id="b",
+        http_port=0,
+        peers={"a": {"public_key": a.public_key, "api_url": "http://a.peer:8765"}},
+    )
+    async with EmbeddedNode(settings) as node:
+        b = Federated(node)
+        await b.send(a.sign(registration("a", "s9", 3)))
+        before = fingerprint(node.services)
+        token = (settings.data_dir / "api_token").read_text().strip()
+        url = f"{node.edge_url}/stac/collections/shared/items/s9"
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+            put = await http.put(url, json=item("s9", 4, "hijacked"))
+            gone = await http.delete(url)
+        for resp in (put, gone):
+            assert resp.status_code == 400, resp.text
+            assert "owned by node 'a'; only it may change it" in resp.text
+        assert fingerprint(node.services) == before
+        assert b.versions() == {"s9": ("a", 3)}
+        registrations = node.topology.physical("stac.registrations")
+        published = [
+            rec
+            for p in range(node.bus.partitions(registrations))
+            for rec in node.bus.read(registrations, p, 0, 1000)
+        ]
+        assert len(published) == 1  # only a's registration; nothing published by b
