@@ -142,7 +142,18 @@ def test_config_masks_secrets_and_names_bad_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["node", "publish", "tail", "broker", "config", "ping", "schemas export"]
+    "command",
+    [
+        "node",
+        "publish",
+        "tail",
+        "broker",
+        "config",
+        "ping",
+        "schemas export",
+        "keygen",
+        "public-key",
+    ],
 )
 def test_every_command_has_help_with_an_example(command: str) -> None:
     res = gravitas(*command.split(), "--help", env=_env())
