@@ -1,9 +1,10 @@
 """The HTTP edge under attack: a real embedded node (every agent) with its edge on
 127.0.0.1, attacked with missing and wrong tokens on every publishing, tailing and
 transaction route, publishes to internal topics, foreign-origin, foreign-Host (DNS
-rebinding) and ``text/plain`` (CSRF-style) requests, and oversized bodies on every route (declared, and streamed
-chunk by chunk over a raw socket). Each is refused with a clear message, the node stays
-up, and nothing stored changed: catalog, blocks, objects, directory and every topic.
+rebinding) and ``text/plain`` (CSRF-style) requests, and oversized bodies on every
+route (declared, and streamed chunk by chunk over a raw socket). Each is refused with a
+clear message, the node stays up, and nothing stored changed: catalog, blocks, objects,
+directory and every topic.
 """
 
 from __future__ import annotations
