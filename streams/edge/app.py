@@ -188,6 +188,10 @@ def events_router(ctx: EdgeContext) -> APIRouter:
             event = from_dict(parse_json(body), types)
         except GravitasError as exc:
             raise HTTPException(422, str(exc)) from exc
+        if not getattr(event, "reply_topic", None) or not getattr(event, "request_id", None):
+            raise HTTPException(
+                422, f"{type(event).__name__} is not a request with a reply; publish it instead"
+            )
         client = Client(
             "memory://",
             topology=ctx.topology,
