@@ -141,6 +141,8 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
     )
     async with EmbeddedNode(settings) as node:
         token = (settings.data_dir / "api_token").read_text().strip()
+        for secret in ("api_token", "node_key"):  # made on first start, owner-only
+            assert (settings.data_dir / secret).stat().st_mode & 0o777 == 0o600
         async with httpx.AsyncClient(base_url=node.edge_url or "", timeout=30) as http:
             # one collection with one item, published properly, so forgeries have a target
             auth = {"Authorization": f"Bearer {token}"}
@@ -278,3 +280,16 @@ async def test_raw_records_dead_letter_bad_lines_with_the_reason(edge: Edge) -> 
     assert first.payload() == b"not json" and first.agent == "edge"
     assert first.reason.startswith("line 2: ") and "JSON" in first.reason
     assert fingerprint(edge.node.services) == before_catalog
+
+
+def test_secret_files_readable_by_others_are_refused(tmp_path: Path) -> None:
+    from gravitas.schemas.errors import ConfigError
+    from gravitas.storage.secrets import secret_file
+
+    path = tmp_path / "api_token"
+    first = secret_file(path, lambda: b"one")
+    assert secret_file(path, lambda: b"two") == first == b"one"  # created once
+    path.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"accessible by other users .*chmod 600"):
+        secret_file(path, lambda: b"three")
+    assert path.read_bytes().strip() == b"one"
