@@ -24,7 +24,7 @@ from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected
 from gravitas.schemas.settings import load_settings
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
-from gravitas.streams.transports.edge import EdgeTransport, discover_edge
+from gravitas.streams.transports.edge import EdgeTransport, discover_edge, local_token
 from gravitas.streams.transports.kafka import KafkaTransport
 
 log = logging.getLogger("gravitas.client")
@@ -55,8 +55,6 @@ def open_transport(
     if broker.startswith("kafka://"):
         return KafkaTransport(broker, topology)
     if broker.startswith("memory://"):
-        from gravitas.streams.edge.auth import local_token
-
         settings = load_settings(data_dir=data_dir)
         if edge_url is None:
             edge_url = discover_edge(settings.data_dir)

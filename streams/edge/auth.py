@@ -18,9 +18,8 @@ from pydantic import SecretStr
 
 from gravitas.agents.signing import SignatureError, UnknownPeerError, verify_request
 from gravitas.schemas.settings import Settings
-from gravitas.storage.secrets import read_secret, secret_file
-
-TOKEN_FILE = "api_token"
+from gravitas.storage.secrets import secret_file
+from gravitas.streams.transports.edge import TOKEN_FILE
 
 
 def edge_token(settings: Settings) -> str:
@@ -36,14 +35,6 @@ def with_token(settings: Settings) -> Settings:
     if settings.api_token is not None:
         return settings
     return settings.model_copy(update={"api_token": SecretStr(edge_token(settings))})
-
-
-def local_token(settings: Settings, data_dir: Path | None = None) -> str | None:
-    """The token a local client sends: the setting, else the node's token file."""
-    if settings.api_token is not None:
-        return settings.api_token.get_secret_value()
-    raw = read_secret(Path(data_dir or settings.data_dir) / TOKEN_FILE)
-    return raw.decode() if raw else None
 
 
 def token_matches(token: str, authorization: str | None) -> bool:

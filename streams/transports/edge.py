@@ -10,9 +10,21 @@ import httpx
 import orjson
 
 from gravitas.schemas.errors import TransportError
+from gravitas.schemas.settings import Settings
+from gravitas.storage.secrets import read_secret
 from gravitas.streams.transports.base import RawRecord, Subscription
 
 NODE_FILE = "node.json"
+TOKEN_FILE = "api_token"
+"""The node's generated API token in its data dir (see :mod:`gravitas.streams.edge.auth`)."""
+
+
+def local_token(settings: Settings, data_dir: Path | None = None) -> str | None:
+    """The token a local client sends: ``GRAVITAS_API_TOKEN``, else the node's token file."""
+    if settings.api_token is not None:
+        return settings.api_token.get_secret_value()
+    raw = read_secret(Path(data_dir or settings.data_dir) / TOKEN_FILE)
+    return raw.decode() if raw else None
 
 
 def discover_edge(data_dir: Path) -> str:
