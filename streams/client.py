@@ -29,6 +29,9 @@ from gravitas.streams.transports.kafka import KafkaTransport
 
 log = logging.getLogger("gravitas.client")
 
+ANSWER_GRACE_S = 3.0
+"""After a rejection, how long to wait for an answer published alongside it."""
+
 
 class RequestRejectedError(RequestError):
     """The node dead-lettered a published event; the message carries its reason."""
@@ -144,7 +147,8 @@ class Client:
     ) -> Event:
         """Publish ``event``, then return the first event on ``topic`` that ``match``
         accepts. ``deadletter`` is watched too: a ``Rejected`` record whose source is
-        ``event`` raises :class:`RequestRejectedError` at once. Both subscriptions are
+        ``event`` raises :class:`RequestRejectedError` (after at most
+        :data:`ANSWER_GRACE_S` for an answer sent alongside it, which wins). Both subscriptions are
         positioned before publishing, so a fast answer is not missed."""
         types = self.topology.events(topic)
         source_id = str(event.event_id)
@@ -182,7 +186,12 @@ class Client:
                 )
                 if not done:
                     raise RequestError(f"no {what} on {topic!r} within {timeout}s")
-                return done.pop().result()
+                if tasks[0] not in done:  # rejected; an agent that answers failures as
+                    # well as dead-lettering them publishes its answer alongside: prefer it
+                    await asyncio.wait([tasks[0]], timeout=ANSWER_GRACE_S)
+                if tasks[0].done():
+                    return tasks[0].result()
+                return tasks[1].result()
             finally:
                 for task in tasks:
                     task.cancel()

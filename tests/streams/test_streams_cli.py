@@ -47,10 +47,12 @@ def node_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     if request.param == "kafka":
         broker: KafkaBroker = request.getfixturevalue("kafka_broker")
         prefix = f"c{uuid.uuid4().hex[:8]}."
-        create_topics_sync(broker.bootstrap, Topology(prefix=prefix).partition_counts())
+        topology = Topology(prefix=prefix, federation_prefix=prefix)
+        create_topics_sync(broker.bootstrap, topology.partition_counts())
         env.update(
             GRAVITAS_BROKER=broker.url,
             GRAVITAS_TOPIC_PREFIX=prefix,
+            GRAVITAS_FEDERATION_PREFIX=prefix,  # not the other tests' registrations
             GRAVITAS_GROUP_ID=f"g-{prefix}",
             GRAVITAS_KAFKA_SESSION_TIMEOUT_S="6",
         )
