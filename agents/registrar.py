@@ -14,8 +14,39 @@ import asyncio
 from collections.abc import Sequence
 
 from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.services import NodeServices
+from gravitas.agents.signing import (
+    OwnerMismatchError,
+    signed_by,
+    trusted_keys,
+    verify_event,
+)
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import ItemRegistered, ItemRetracted
+from gravitas.storage.catalog.base import NODE_PROPERTY
+from gravitas.storage.catalog.errors import ItemNotFoundError
+
+
+def check_trusted(services: NodeServices, event: ItemRegistered | ItemRetracted) -> None:
+    """Signed by its owning node's configured key, and not about another node's item.
+
+    A node id that is not configured is still accepted when the event is signed with this
+    node's own key: another worker process of this deployment (sharing the data dir or
+    ``GRAVITAS_SIGNING_KEY``) that runs under its own node id."""
+    me = services.identity
+    keys = trusted_keys(services.settings, me)
+    if event.owning_node in keys or not signed_by(event, me):
+        verify_event(event, event.owning_node, keys)
+    try:
+        stored = services.catalog.get_item(event.collection, event.item_id)
+    except ItemNotFoundError:
+        return
+    owner = str(stored.get("properties", {}).get(NODE_PROPERTY, ""))
+    if owner and owner != event.owning_node:
+        raise OwnerMismatchError(
+            f"{type(event).__name__} of {event.collection}/{event.item_id} by node "
+            f"{event.owning_node!r}: the item is owned by node {owner!r}, only it may change it"
+        )
 
 
 class RegistrarAgent(Agent):
@@ -30,6 +61,8 @@ class RegistrarAgent(Agent):
 
     def _apply(self, event: Event, ctx: AgentContext) -> None:
         services = ctx.services
+        if isinstance(event, ItemRegistered | ItemRetracted):
+            check_trusted(services, event)
         if isinstance(event, ItemRegistered):
             services.nodes.seen(
                 event.owning_node,

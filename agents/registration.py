@@ -2,7 +2,8 @@
 
 Every item this node owns carries ``gravitas:version`` (bumped on each change, so
 replays and out-of-order delivery converge) and, for scenes, the data mode, the layer
-prefix its pixel layers are named with, and whether it has been onboarded.
+prefix its pixel layers are named with, and whether it has been onboarded. Every
+registration and retraction is signed with the node's key (:mod:`gravitas.agents.signing`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def register_item(services: NodeServices, item: Mapping[str, Any]) -> ItemRegist
     props.pop(NODE, None)
     doc["properties"] = props
     services.catalog.upsert_item(doc, owning_node=services.settings.node_id, version=version)
-    return ItemRegistered(
+    registered = ItemRegistered(
         item_id=item_id,
         collection=collection,
         item=doc,
@@ -51,6 +52,7 @@ def register_item(services: NodeServices, item: Mapping[str, Any]) -> ItemRegist
         asset_base_url=services.public_url,
         version=version,
     )
+    return services.identity.sign(registered)
 
 
 def retract_item(services: NodeServices, collection: str, item_id: str) -> ItemRetracted:
@@ -58,9 +60,10 @@ def retract_item(services: NodeServices, collection: str, item_id: str) -> ItemR
     version = current_version(services, collection, item_id) + 1
     services.catalog.delete_item(collection, item_id)
     services.nodes.tombstone(collection, item_id, version)
-    return ItemRetracted(
+    retracted = ItemRetracted(
         item_id=item_id,
         collection=collection,
         owning_node=services.settings.node_id,
         version=version,
     )
+    return services.identity.sign(retracted)

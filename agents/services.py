@@ -17,6 +17,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from gravitas.agents.signing import NodeIdentity
     from gravitas.storage.blocks import BlockStore
     from gravitas.storage.catalog import Catalog
     from gravitas.storage.nodes import NodeDirectory
@@ -98,6 +99,13 @@ class NodeServices:
 
         url = getattr(self.settings, "catalog", None) or self.data_dir / "catalog.sqlite"
         return open_catalog(url, node_id=self.settings.node_id)
+
+    @cached_property
+    def identity(self) -> NodeIdentity:
+        """This node's Ed25519 signing key (``<data_dir>/node_key`` or the setting)."""
+        from gravitas.agents.signing import NodeIdentity
+
+        return NodeIdentity.load(self.settings)
 
     @cached_property
     def nodes(self) -> NodeDirectory:

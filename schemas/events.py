@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gravitas.schemas.base import Event
@@ -429,6 +430,8 @@ class ItemRegistered(Event):
     api_url: str
     asset_base_url: str = ""
     version: int = Field(default=1, ge=1)
+    signature: str = Field(default="", max_length=200)
+    """Base64 Ed25519 signature by the owning node (see :mod:`gravitas.agents.signing`)."""
 
     @model_validator(mode="after")
     def _item(self) -> ItemRegistered:
@@ -452,6 +455,8 @@ class ItemRetracted(Event):
     collection: str = Field(pattern=ID_PATTERN)
     owning_node: str
     version: int = Field(default=1, ge=1)
+    signature: str = Field(default="", max_length=200)
+    """Base64 Ed25519 signature by the owning node (see :mod:`gravitas.agents.signing`)."""
 
 
 # --------------------------------------------------------------------------- operations
@@ -487,6 +492,15 @@ class Pong(Event):
     served_by: str = ""
 
 
+def _event_id_of(payload: bytes) -> str:
+    """The ``event_id`` of JSON event bytes, or "" when they have none."""
+    try:
+        data = orjson.loads(payload)
+        return str(uuid.UUID(str(data["event_id"]))) if isinstance(data, dict) else ""
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        return ""
+
+
 class Rejected(Event):
     """An input that could not be processed, with the reason (the dead-letter record)."""
 
@@ -504,10 +518,15 @@ class Rejected(Event):
     reason: str
     agent: str = ""
     attempts: int = Field(default=1, ge=1)
+    source_event_id: str = ""
+    """``event_id`` of the rejected event when it had one: a client that published it
+    learns of the rejection at once (:meth:`gravitas.streams.client.Client.request`)."""
 
     @classmethod
     def for_payload(cls, payload: bytes, **fields: Any) -> Rejected:
-        """Build a record around the original bytes."""
+        """Build a record around the original bytes (``source_event_id`` is read from
+        them when they are an event with an id)."""
+        fields.setdefault("source_event_id", _event_id_of(payload))
         return cls(payload_b64=base64.b64encode(payload).decode("ascii"), **fields)
 
     def payload(self) -> bytes:

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from gravitas.schemas.errors import ConfigError
+from gravitas.schemas.peers import Peer
 
 BROKER_SCHEMES = ("memory", "kafka")
 
@@ -81,7 +82,18 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
     api_token: SecretStr | None = None
-    """Bearer token for STAC transactions and other writes through the edge."""
+    """Bearer token for publishing, tailing and STAC transactions through the edge; when
+    unset, one is generated on first start into ``<data_dir>/api_token`` (mode 0600),
+    where local CLI commands find it."""
+    signing_key: SecretStr | None = None
+    """Base64 Ed25519 private key (32-byte seed) that signs this node's registrations;
+    when unset, one is generated on first start into ``<data_dir>/node_key`` (0600)."""
+    peers: dict[str, Peer] = Field(default_factory=dict)
+    """The federation's other nodes: ``{"b": {"public_key": "...", "api_url": "..."}}``
+    (JSON in ``GRAVITAS_PEERS``); only their signed registrations are accepted and only
+    their ``api_url`` receives forwarded requests."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest HTTP request body the edge accepts (refused with 413 while streaming)."""
     webhook_secret: SecretStr | None = None
     """HMAC-SHA256 key that signs outgoing and verifies incoming webhooks."""
     allowed_roots: tuple[Path, ...] = ()
@@ -174,6 +186,8 @@ class Settings(BaseSettings):
                 out[name] = str(value)
             elif isinstance(value, tuple):
                 out[name] = [str(v) for v in value]
+            elif isinstance(value, dict):
+                out[name] = {k: v.model_dump() for k, v in value.items()}
             else:
                 out[name] = value
         return out

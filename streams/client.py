@@ -13,21 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import GravitasError, RequestError
-from gravitas.schemas.events import DatacubeReady, DatacubeRequested
+from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected
 from gravitas.schemas.settings import load_settings
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
-from gravitas.streams.transports.edge import EdgeTransport, discover_edge
+from gravitas.streams.transports.edge import EdgeTransport, discover_edge, local_token
 from gravitas.streams.transports.kafka import KafkaTransport
 
 log = logging.getLogger("gravitas.client")
+
+ANSWER_GRACE_S = 3.0
+"""After a rejection, how long to wait for an answer published alongside it."""
+
+
+class RequestRejectedError(RequestError):
+    """The node dead-lettered a published event; the message carries its reason."""
+
+    def __init__(self, rejected: Rejected) -> None:
+        self.rejected = rejected
+        who = f"agent {rejected.agent}" if rejected.agent else "the node"
+        super().__init__(
+            f"{who} on node {rejected.node_id} rejected event {rejected.source_event_id} "
+            f"({rejected.source_topic}): {rejected.error_class}: {rejected.reason}"
+        )
 
 
 def open_transport(
@@ -38,13 +53,15 @@ def open_transport(
     data_dir: Path | None = None,
     token: str | None = None,
 ) -> Transport:
-    """The transport for a broker URL (``memory://`` goes through a node's edge)."""
+    """The transport for a broker URL (``memory://`` goes through a node's edge, with the
+    token of ``GRAVITAS_API_TOKEN`` or the node's ``<data_dir>/api_token``)."""
     if broker.startswith("kafka://"):
         return KafkaTransport(broker, topology)
     if broker.startswith("memory://"):
+        settings = load_settings(data_dir=data_dir)
         if edge_url is None:
-            edge_url = discover_edge(data_dir or load_settings().data_dir)
-        return EdgeTransport(edge_url, token)
+            edge_url = discover_edge(settings.data_dir)
+        return EdgeTransport(edge_url, token or local_token(settings))
     raise GravitasError(f"broker must be memory:// or kafka://host:port, got {broker!r}")
 
 
@@ -64,13 +81,11 @@ class Client:
         settings = load_settings(broker=broker, data_dir=data_dir, node_id=node_id)
         self.topology = topology or Topology.for_settings(settings)
         self.node_id = settings.node_id
-        token = settings.api_token.get_secret_value() if settings.api_token else None
         self.transport = transport or open_transport(
             settings.broker,
             self.topology,
             edge_url=edge_url,
             data_dir=settings.data_dir,
-            token=token,
         )
 
     async def __aenter__(self) -> Client:
@@ -104,36 +119,83 @@ class Client:
     async def request(
         self, event: Event, reply_topic: str | None = None, timeout: float = 60.0
     ) -> Event:
-        """Publish a request and wait for the reply with the same ``request_id``.
-
-        The subscription is positioned before publishing, so a fast reply is not missed.
-        """
+        """Publish a request and wait for the reply with the same ``request_id``; a
+        rejection of the request (on ``deadletter``) raises :class:`RequestRejectedError`
+        with its reason at once."""
         request_id = getattr(event, "request_id", None)
         if request_id is None:
             raise RequestError(f"{type(event).__name__} has no request_id to correlate a reply")
         reply_topic = reply_topic or str(getattr(event, "reply_topic", "") or "")
         if not reply_topic:
             raise RequestError(f"no reply_topic given for {type(event).__name__}")
-        types = self.topology.events(reply_topic)
-        async with self.transport.subscription(reply_topic) as sub:
+        return await self.publish_and_wait(
+            event,
+            reply_topic,
+            lambda reply: getattr(reply, "request_id", None) == request_id,
+            timeout,
+            what=f"reply to request {request_id!r}",
+        )
+
+    async def publish_and_wait(
+        self,
+        event: Event,
+        topic: str,
+        match: Callable[[Event], bool],
+        timeout: float,
+        *,
+        what: str = "an answer",
+    ) -> Event:
+        """Publish ``event``, then return the first event on ``topic`` that ``match``
+        accepts. ``deadletter`` is watched too: a ``Rejected`` record whose source is
+        ``event`` raises :class:`RequestRejectedError` (after at most
+        :data:`ANSWER_GRACE_S` for an answer sent alongside it, which wins). Both subscriptions are
+        positioned before publishing, so a fast answer is not missed."""
+        types = self.topology.events(topic)
+        source_id = str(event.event_id)
+        async with (
+            self.transport.subscription(topic) as sub,
+            self.transport.subscription("deadletter") as dead,
+        ):
             await self.publish(event)
 
-            async def wait() -> Event:
+            async def answer() -> Event:
                 async for rec in sub:
                     try:
                         reply = decode(rec.value, types)
                     except GravitasError:
                         continue
-                    if getattr(reply, "request_id", None) == request_id:
+                    if match(reply):
                         return reply
-                raise RequestError(f"subscription to {reply_topic!r} ended without a reply")
+                raise RequestError(f"subscription to {topic!r} ended without {what}")
 
+            async def rejection() -> Event:
+                async for rec in dead:
+                    try:
+                        rejected = decode(rec.value, [Rejected])
+                    except GravitasError:
+                        continue
+                    if isinstance(rejected, Rejected) and rejected.source_event_id == source_id:
+                        raise RequestRejectedError(rejected)
+                await asyncio.Event().wait()  # the subscription ended: keep waiting for answer
+                raise AssertionError("unreachable")
+
+            tasks = [asyncio.create_task(answer()), asyncio.create_task(rejection())]
             try:
-                return await asyncio.wait_for(wait(), timeout)
-            except TimeoutError:
-                raise RequestError(
-                    f"no reply to request {request_id!r} on {reply_topic!r} within {timeout}s"
-                ) from None
+                done, _ = await asyncio.wait(
+                    tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    raise RequestError(f"no {what} on {topic!r} within {timeout}s")
+                if tasks[0] not in done:  # rejected; an agent that answers failures as
+                    # well as dead-lettering them publishes its answer alongside: prefer it
+                    await asyncio.wait([tasks[0]], timeout=ANSWER_GRACE_S)
+                if tasks[0].done():
+                    return tasks[0].result()
+                return tasks[1].result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def request_datacube(
         self, request: DatacubeRequested, timeout: float = 1800.0

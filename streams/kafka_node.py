@@ -14,15 +14,13 @@ import faust
 from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings
-from gravitas.streams.edge.app import EdgeContext, create_app
-from gravitas.streams.edge.federation import federation_router
+from gravitas.streams.edge.assemble import node_edge_app
 from gravitas.streams.edge.server import EdgeServer
+from gravitas.streams.logs import quiet_transient_kafka_errors
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.node import remove_node_file, write_node_file
 from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.kafka import KafkaRunner, build_app, run_sync_prepare
-from gravitas.streams.stac.publishing import PublishedRegistrations
-from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import KafkaTransport
 
@@ -52,13 +50,8 @@ def run_kafka_node(
 
         async def serve_edge() -> None:
             transport = KafkaTransport(settings.broker, topology)
-            ctx = EdgeContext(settings, topology, transport, metrics, [a.name for a in agents])
-            registrations = PublishedRegistrations(services, transport, asyncio.get_running_loop())
-            routers = [
-                stac_router(services.catalog, settings, registrations=registrations),
-                federation_router(services),
-            ]
-            edge = EdgeServer(create_app(ctx, routers), settings.http_host, settings.http_port)
+            app = node_edge_app(services, topology, transport, metrics, [a.name for a in agents])
+            edge = EdgeServer(app, settings.http_host, settings.http_port)
             await edge.start()
             if settings.public_url is None:
                 services.public_url = edge.url
@@ -86,6 +79,8 @@ def run_kafka_node(
         quiet=True,
         redirect_stdouts=False,
     )
+    worker.spinner = None  # its cursor escape codes would land in the node's log
+    quiet_transient_kafka_errors()
     _exit_if_shutdown_hangs(worker)
     try:
         worker.execute_from_commandline()

@@ -66,3 +66,30 @@ def event_logger(agent: str, event_id: str) -> logging.LoggerAdapter[logging.Log
     return logging.LoggerAdapter(
         logging.getLogger(f"gravitas.agents.{agent}"), {"agent": agent, "event_id": event_id}
     )
+
+
+class _TransientCoordinatorFilter(logging.Filter):
+    """aiokafka logs ``GroupCoordinatorNotAvailableError`` at ERROR on every first start
+    (the broker is still creating ``__consumer_offsets``) and then retries by itself;
+    the line is replaced by one INFO line of ours."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "GroupCoordinatorNotAvailable" not in record.getMessage():
+            return True
+        if not self.told:
+            self.told = True
+            logging.getLogger("gravitas.node").info(
+                "waiting for Kafka's group coordinator (normal on a fresh broker; retrying)"
+            )
+        return False
+
+
+def quiet_transient_kafka_errors() -> None:
+    """Install the filter on aiokafka's group coordinator logger (idempotent)."""
+    logger = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, _TransientCoordinatorFilter) for f in logger.filters):
+        logger.addFilter(_TransientCoordinatorFilter())

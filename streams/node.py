@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Sequence
@@ -14,14 +13,11 @@ from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import Settings
 from gravitas.streams.client import Client
-from gravitas.streams.edge.app import EdgeContext, create_app
-from gravitas.streams.edge.federation import federation_router
+from gravitas.streams.edge.assemble import node_edge_app
 from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.memory import MemoryRunner
-from gravitas.streams.stac import stac_router
-from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.edge import NODE_FILE
 from gravitas.streams.transports.inprocess import InProcessTransport
@@ -88,23 +84,14 @@ class EmbeddedNode:
         """Start the agents, then the edge."""
         await self.runner.start()
         if self.serve_http:
-            ctx = EdgeContext(
-                self.settings,
+            app = node_edge_app(
+                self.services,
                 self.topology,
                 self.transport,
                 self.metrics,
                 [a.name for a in self.agents],
             )
-            registrations = PublishedRegistrations(
-                self.services, self.transport, asyncio.get_running_loop()
-            )
-            routers = [
-                stac_router(self.services.catalog, self.settings, registrations=registrations),
-                federation_router(self.services),
-            ]
-            self.edge = EdgeServer(
-                create_app(ctx, routers=routers), self.settings.http_host, self.settings.http_port
-            )
+            self.edge = EdgeServer(app, self.settings.http_host, self.settings.http_port)
             await self.edge.start()
             if self.settings.public_url is None:
                 self.services.public_url = self.edge.url

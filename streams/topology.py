@@ -22,20 +22,30 @@ class TopicSpec:
     """Fixed partition count, or None for the node's configured default."""
     shared: bool = False
     """A federation topic: every node of the federation reads and writes the same one."""
+    external: bool = False
+    """Clients may publish here through a node's edge (requests, announcements); every
+    other topic is written by agents only (see docs/security.md)."""
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("scenes.new", (ev.SceneAnnounced,), "scenes to index, reference or register"),
+    TopicSpec(
+        "scenes.new", (ev.SceneAnnounced,), "scenes to index, reference or register", external=True
+    ),
     TopicSpec("onboard.requests", (ev.OnboardRequested,), "lazy scenes a request needs now"),
     TopicSpec("pixels.indexed", (ev.BlocksIndexed,), "blocks written to the pixel store"),
     TopicSpec("overviews.updated", (ev.OverviewsUpdated,), "overview pyramids recomputed"),
-    TopicSpec("methane.requests", (ev.MethaneRequested,), "matched-filter jobs"),
+    TopicSpec("methane.requests", (ev.MethaneRequested,), "matched-filter jobs", external=True),
     TopicSpec(
         "methane.enhanced", (ev.MethaneEnhanced, ev.PlumeDetected), "enhancement layers, plumes"
     ),
-    TopicSpec("requests.datacube", (ev.DatacubeRequested,), "datacube requests"),
+    TopicSpec("requests.datacube", (ev.DatacubeRequested,), "datacube requests", external=True),
     TopicSpec("datacubes.ready", (ev.DatacubeReady,), "finished (or failed) datacubes"),
-    TopicSpec("requests.discovery", (ev.PixelSearch, ev.Featurize), "pixel searches, features"),
+    TopicSpec(
+        "requests.discovery",
+        (ev.PixelSearch, ev.Featurize),
+        "pixel searches, features",
+        external=True,
+    ),
     TopicSpec("discovery.results", (ev.SearchResult, ev.FeatureResult), "discovery answers"),
     TopicSpec(
         "stac.registrations",
@@ -44,7 +54,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         shared=True,
     ),
     TopicSpec("progress", (ev.Progress,), "progress of long requests"),
-    TopicSpec("ops.ping", (ev.Ping,), "liveness probes"),
+    TopicSpec("ops.ping", (ev.Ping,), "liveness probes", external=True),
     TopicSpec("ops.pong", (ev.Pong,), "liveness answers"),
     TopicSpec("deadletter", (ev.Rejected,), "rejected inputs with their reason", partitions=1),
 )

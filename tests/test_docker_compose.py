@@ -8,6 +8,7 @@ entrypoint scripts are run for real with stub ``java`` / ``weed`` binaries first
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -302,6 +303,9 @@ def test_node_environment_validates_as_settings(name: str, monkeypatch: pytest.M
         for m in REF.finditer(v)
         if m.group(2) not in (":-", "-")
     }
+    for var in dummies:  # keys are checked for their form: dummies of the right form
+        if var.endswith("PUBLIC_KEY"):
+            dummies[var] = base64.b64encode(bytes(32)).decode()
     for var, value in env.items():
         monkeypatch.setenv(var, interpolate(value, dummies))
     settings = Settings()
@@ -309,6 +313,10 @@ def test_node_environment_validates_as_settings(name: str, monkeypatch: pytest.M
     assert not settings.is_memory
     assert settings.edge_url == env["GRAVITAS_PUBLIC_URL"]
     assert str(settings.data_dir) == env["GRAVITAS_DATA_DIR"]
+    other = NODES[1 - NODES.index(name)]
+    assert list(settings.peers) == [other]  # each node trusts the other, at its service URL
+    assert settings.peers[other].api_url == f"http://{other}:8765"
+    assert settings.signing_key is not None
 
 
 def test_published_ports_bind_loopback_only() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from gravitas.schemas.errors import InputError
 from gravitas.schemas.settings import Settings, load_settings
 from gravitas.streams.logs import configure_logging
 from gravitas.streams.topology import Topology
@@ -58,6 +59,16 @@ def settings_from(
 ) -> Settings:
     """Settings with the CLI's explicit options on top of env and config file."""
     return load_settings(broker=broker, data_dir=data, node_id=node_id, **more)
+
+
+def existing_data_dir(settings: Settings) -> Path:
+    """The data directory of a command that only reads it; never created here."""
+    if not settings.data_dir.is_dir():
+        raise InputError(
+            f"data directory {settings.data_dir} does not exist; pass the --data of a node "
+            "(`gravitas node --data DIR` creates it) or set GRAVITAS_DATA_DIR"
+        )
+    return settings.data_dir
 
 
 def topology_for(settings: Settings) -> Topology:

@@ -16,7 +16,7 @@ from rich.table import Table
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode, from_dict, parse_json
 from gravitas.schemas.errors import GravitasError, RequestError
-from gravitas.schemas.events import Ping, Pong
+from gravitas.schemas.events import Ping, Pong, Rejected
 from gravitas.streams.cli.common import (
     BrokerOpt,
     DataOpt,
@@ -49,6 +49,21 @@ def validate_lines(
     return events, problems
 
 
+def outgoing_lines(
+    lines: list[bytes], types: list[type[Event]], node_id: str
+) -> list[tuple[bytes | None, bytes]]:
+    """(key, bytes) of each line as it is sent: a valid event encoded (ids filled in), a
+    bad one as is (the node dead-letters it), a blank one empty (line numbers stay)."""
+    sent: list[tuple[bytes | None, bytes]] = []
+    for line in lines:
+        events, problems = validate_lines([line], types, node_id)
+        if events:
+            sent.append((events[0].key().encode(), encode(events[0])))
+        else:
+            sent.append((None, line if problems else b""))
+    return sent
+
+
 def publish(
     topic: Annotated[str, typer.Argument(help="Logical topic, e.g. scenes.new")],
     file: Annotated[
@@ -58,9 +73,11 @@ def publish(
     data: DataOpt = None,
     edge: EdgeOpt = None,
 ) -> None:
-    """Validate JSON events (one per line) against the topic's schema and publish them.
+    """Publish JSON events (one per line) to a topic.
 
-    Invalid lines are reported with their line number and reason, and not sent.
+    Valid lines are published; each invalid line is reported with its line number and
+    reason and dead-lettered by the node (a ``Rejected`` record on ``deadletter``, see
+    ``gravitas tail deadletter``). Exits 1 when a line was invalid.
 
     Example: echo '{"request_id": "r1"}' | gravitas publish ops.ping -
     """
@@ -68,35 +85,48 @@ def publish(
     topology = topology_for(settings)
     types = list(topology.events(topic))
     raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    events, problems = validate_lines(raw.splitlines(), types, settings.node_id)
-    for number, reason in problems:
-        console.print(f"[red]line {number}[/]: {reason}", highlight=False)
+    lines = raw.splitlines()
+    events, problems = validate_lines(lines, types, settings.node_id)
+    sent = outgoing_lines(lines, types, settings.node_id)
 
-    async def send() -> None:
+    async def send() -> list[dict[str, object]]:
         transport = open_transport(
             settings.broker, topology, edge_url=edge, data_dir=settings.data_dir
         )
         try:
-            encoded = [encode(e) for e in events]
             if isinstance(transport, EdgeTransport):
-                await transport.publish_lines(topic, encoded)
-            elif isinstance(transport, KafkaTransport):
-                await transport.publish_many(
-                    [(topic, e.key().encode(), v) for e, v in zip(events, encoded, strict=True)]
-                )
+                answer = await transport.publish_records(topic, [line for _, line in sent])
+                rejected = answer.get("rejected") or []
+                assert isinstance(rejected, list)
+                return rejected
+            if isinstance(transport, KafkaTransport):
+                await transport.publish_many([(topic, k, line) for k, line in sent if line])
+            return [{"line": n, "reason": r, "rejected_id": ""} for n, r in problems]
         finally:
             await transport.close()
 
-    if events:
-        asyncio.run(send())
+    rejected = asyncio.run(send()) if any(line for _, line in sent) else []
+    for row in rejected:
+        where = f" (dead-lettered as {row['rejected_id']})" if row.get("rejected_id") else ""
+        console.print(f"[red]line {row['line']}[/]: {row['reason']}{where}", highlight=False)
     console.print(
-        f"published {len(events)} event(s) to {topic}; {len(problems)} invalid line(s) not sent"
+        f"published {len(events)} event(s) to {topic}; {len(problems)} invalid line(s) "
+        "sent to the dead-letter topic (gravitas tail deadletter --from-beginning)"
+        if problems
+        else f"published {len(events)} event(s) to {topic}"
     )
     if problems:
         raise typer.Exit(1)
 
 
 def _summary(event: Event) -> str:
+    if isinstance(event, Rejected):
+        payload = event.payload().decode("utf-8", errors="replace")
+        payload = payload if len(payload) <= 80 else payload[:77] + "..."
+        return (
+            f"{event.source_topic} by {event.agent or '?'}: {event.error_class}: "
+            f"{event.reason}  payload={payload!r}"
+        )
     data = event.model_dump(
         mode="json", exclude={"event_id", "occurred_at", "node_id", "schema_version", "type"}
     )

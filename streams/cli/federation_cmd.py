@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,13 +12,10 @@ import httpx
 import typer
 from rich.table import Table
 
-from gravitas.schemas.base import Event
-from gravitas.schemas.codec import decode
-from gravitas.schemas.errors import GravitasError, InputError, TransportError
+from gravitas.schemas.errors import InputError, TransportError
 from gravitas.schemas.events import ItemRegistered, SceneAnnounced
 from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, console, out, settings_from
 from gravitas.streams.client import Client
-from gravitas.streams.transports.base import Subscription
 from gravitas.streams.transports.edge import discover_edge
 
 
@@ -97,17 +93,15 @@ def register_scene(
             if not wait:
                 await client.publish(event)
                 return
-            async with client.transport.subscription("stac.registrations") as sub:
-                await client.publish(event)
-                with console.status(f"waiting for {sid} to be registered ({mode}) ..."):
-
-                    async def first_match() -> ItemRegistered:
-                        async for ev in _decoded(client, sub):
-                            if isinstance(ev, ItemRegistered) and ev.item_id == sid:
-                                return ev
-                        raise TransportError("subscription ended")
-
-                    reg = await asyncio.wait_for(first_match(), timeout)
+            with console.status(f"waiting for {sid} to be registered ({mode}) ..."):
+                reg = await client.publish_and_wait(
+                    event,
+                    "stac.registrations",
+                    lambda ev: isinstance(ev, ItemRegistered) and ev.item_id == sid,
+                    timeout,
+                    what=f"registration of {sid}",
+                )
+            assert isinstance(reg, ItemRegistered)
             props = reg.item.get("properties", {})
             out.print(
                 f"registered [bold]{reg.collection}/{reg.item_id}[/] v{reg.version} on node "
@@ -119,15 +113,6 @@ def register_scene(
                 out.print(f"  {key}: {asset.get('href')}", highlight=False, soft_wrap=True)
 
     asyncio.run(go())
-
-
-async def _decoded(client: Client, sub: Subscription) -> AsyncIterator[Event]:
-    types = client.topology.events("stac.registrations")
-    async for rec in sub:
-        try:
-            yield decode(rec.value, types)
-        except GravitasError:
-            continue
 
 
 def nodes(
@@ -151,13 +136,29 @@ def nodes(
         out.print(resp.text, highlight=False, soft_wrap=True)
         return
     table = Table(
-        "node", "api", "items", "registrations", "last seen", title=f"seen from {body['node_id']}"
+        "node",
+        "trusted",
+        "api",
+        "items",
+        "registrations",
+        "last seen",
+        "public key",
+        title=f"seen from {body['node_id']}",
     )
     for row in body["nodes"]:
         seen = row["last_seen"]
         stamp = datetime.fromtimestamp(seen).isoformat(timespec="seconds") if seen else "-"
         name = row["node_id"] + (" (this node)" if row["self"] else "")
-        table.add_row(name, row["api_url"], str(row["items"]), str(row["registrations"]), stamp)
+        trusted = "self" if row["self"] else ("peer" if row.get("peer") else "no")
+        table.add_row(
+            name,
+            trusted,
+            row["api_url"],
+            str(row["items"]),
+            str(row["registrations"]),
+            stamp,
+            row.get("public_key", ""),
+        )
     out.print(table)
 
 

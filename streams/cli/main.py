@@ -14,6 +14,7 @@ from gravitas.streams.cli import (
     datacube_cmd,
     events_cmd,
     federation_cmd,
+    keys_cmd,
     methane_cmd,
     node_cmd,
     pixels_cmd,
@@ -32,6 +33,7 @@ app = typer.Typer(
 node_cmd.register(app)
 events_cmd.register(app)
 federation_cmd.register(app)
+keys_cmd.register(app)
 broker_cmd.register(app)
 config_cmd.register(app)
 pixels_cmd.register(app)
@@ -47,7 +49,9 @@ def main() -> None:
     try:
         app()
     except GravitasError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        console.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

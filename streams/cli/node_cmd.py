@@ -30,7 +30,9 @@ async def run_embedded(settings: Settings) -> None:
     async with EmbeddedNode(settings) as node:
         console.print(
             f"[green]node {settings.node_id}[/] on memory:// with agents "
-            f"{', '.join(a.name for a in node.agents)}; edge {node.edge_url} (Ctrl-C stops)"
+            f"{', '.join(a.name for a in node.agents)}; edge {node.edge_url} (Ctrl-C stops)",
+            highlight=False,
+            soft_wrap=True,  # one line in a log file too
         )
         await stop.wait()
         console.print("stopping ...")

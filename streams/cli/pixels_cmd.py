@@ -25,6 +25,7 @@ from gravitas.streams.cli.common import (
     DataOpt,
     EdgeOpt,
     console,
+    existing_data_dir,
     out,
     run,
     settings_from,
@@ -158,6 +159,7 @@ def search_anywhere(settings: Settings, req: PixelSearch, edge: str | None) -> S
     running = not settings.is_memory or edge or (settings.data_dir / NODE_FILE).exists()
     if running:
         return run(search_running(settings, req, edge))
+    existing_data_dir(settings)  # an embedded node would create it, empty
     return run(search_embedded(settings, req))
 
 
@@ -311,6 +313,7 @@ def register(app: typer.Typer) -> None:
         from gravitas.storage.pixels import LayerRegistry
 
         settings = settings_from(data=data)
+        existing_data_dir(settings)
         table = Table(title=f"layers in {settings.data_dir}")
         for col in ("layer", "dtype", "native", "top", "times", "first", "last", "blocks"):
             table.add_column(col)
@@ -339,6 +342,7 @@ def register(app: typer.Typer) -> None:
         Example: gravitas quicklook stageiv --time 2018-09-13/2018-09-15 --out rain.png
         """
         settings = settings_from(data=data)
+        existing_data_dir(settings)
         p = render_quicklook(
             settings, layer, parse_bbox(bbox), parse_time(time), out_path, reduce=reduce
         )

@@ -1,5 +1,11 @@
 """The node's HTTP edge on 127.0.0.1: publish and tail topics, health and metrics.
 
+Reads of the STAC API, ``/healthz``, ``/metrics`` and ``/topics`` are public; publishing,
+tailing and STAC transactions need the node's bearer token; ``/rpc`` takes the token or
+a request signed by a configured peer; only ``external`` topics are publishable from
+outside; bodies are bounded while they stream and foreign origins are refused
+(:mod:`gravitas.streams.edge.guard`). The trust model is in docs/security.md.
+
 The CLI reaches an embedded (``memory://``) node through it; the STAC API and the
 webhook bridge mount their routers on the same app.
 """
@@ -7,25 +13,27 @@ webhook bridge mount their routers on the same app.
 from __future__ import annotations
 
 import asyncio
-import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import ORJSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from prometheus_client import generate_latest
 
+from gravitas.schemas.base import Event
 from gravitas.schemas.codec import encode, from_dict, parse_json
-from gravitas.schemas.errors import GravitasError, RequestError
+from gravitas.schemas.errors import ConfigError, GravitasError, RequestError
+from gravitas.schemas.events import Rejected
 from gravitas.schemas.settings import Settings
-from gravitas.streams.client import Client
+from gravitas.streams.client import Client, RequestRejectedError
+from gravitas.streams.edge.auth import require_token, require_token_or_peer
+from gravitas.streams.edge.guard import EdgeGuard
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
-
-MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -37,16 +45,16 @@ class EdgeContext:
     transport: Transport
     metrics: NodeMetrics
     agents: list[str]
+    token: str
+    """The bearer token publishing, tailing and transactions need (see ``auth``)."""
+    peer_keys: dict[str, str] = field(default_factory=dict)
+    """Node id -> public key of the peers whose forwarded requests ``/rpc`` accepts."""
     extra_health: dict[str, Any] = field(default_factory=dict)
 
 
-def check_token(settings: Settings, authorization: str | None) -> None:
-    """Require ``Authorization: Bearer <api_token>`` when a token is configured."""
-    if settings.api_token is None:
-        return
-    expected = f"Bearer {settings.api_token.get_secret_value()}"
-    if authorization is None or not hmac.compare_digest(authorization, expected):
-        raise HTTPException(401, "missing or wrong bearer token (set Authorization: Bearer ...)")
+def _json(body: Any, status_code: int = 200) -> Response:
+    """A JSON response encoded with orjson (FastAPI deprecated ORJSONResponse)."""
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 def record_line(rec: RawRecord) -> bytes:
@@ -65,9 +73,49 @@ def record_line(rec: RawRecord) -> bytes:
     return orjson.dumps(out) + b"\n"
 
 
+def publishable(topology: Topology, topic: str) -> Sequence[type[Event]]:
+    """The event classes of a topic clients may publish to (404 unknown, 403 internal)."""
+    try:
+        spec = topology.spec(topic)
+    except GravitasError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if not spec.external:
+        open_topics = [t for t in topology.names if topology.spec(t).external]
+        raise HTTPException(
+            403,
+            f"topic {topic!r} is internal (only the node's agents write it); clients may "
+            f"publish to: {', '.join(open_topics)}",
+        )
+    return spec.events
+
+
+def parse_lines(
+    body: bytes, types: Sequence[type[Event]], node_id: str
+) -> tuple[list[Event], list[tuple[int, bytes, GravitasError]]]:
+    """Events of an NDJSON body, and (line number, line, error) of each bad line."""
+    events: list[Event] = []
+    problems: list[tuple[int, bytes, GravitasError]] = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = parse_json(line)
+            data.setdefault("node_id", node_id)
+            events.append(from_dict(data, types))
+        except GravitasError as exc:
+            problems.append((number, line, exc))
+    return events, problems
+
+
 def events_router(ctx: EdgeContext) -> APIRouter:
-    """Routes that publish and stream topic events."""
+    """Routes that publish and stream topic events (all of them need the token)."""
     router = APIRouter()
+
+    async def publish_events(topic: str, events: list[Event]) -> list[str]:
+        for event in events:
+            await ctx.transport.publish(topic, event.key().encode(), encode(event))
+            ctx.metrics.published.labels(topic).inc()
+        return [str(e.event_id) for e in events]
 
     @router.get("/topics")
     async def topics() -> dict[str, Any]:
@@ -78,6 +126,7 @@ def events_router(ctx: EdgeContext) -> APIRouter:
                     "events": [e.__name__ for e in ctx.topology.events(name)],
                     "partitions": ctx.topology.partitions(name),
                     "description": ctx.topology.spec(name).description,
+                    "publishable": ctx.topology.spec(name).external,
                 }
                 for name in ctx.topology.names
             ]
@@ -86,48 +135,63 @@ def events_router(ctx: EdgeContext) -> APIRouter:
     @router.post("/topics/{topic}/events")
     async def publish(
         topic: str, request: Request, authorization: str | None = Header(default=None)
-    ) -> ORJSONResponse:
-        check_token(ctx.settings, authorization)
-        try:
-            types = ctx.topology.events(topic)
-        except GravitasError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
-        events, problems = [], []
-        for number, line in enumerate(body.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                data = parse_json(line)
-                data.setdefault("node_id", ctx.settings.node_id)
-                events.append(from_dict(data, types))
-            except GravitasError as exc:
-                problems.append({"line": number, "reason": str(exc)})
+    ) -> Response:
+        """Validate every line, then publish all of them (or none: 422 with each bad line)."""
+        require_token(ctx.token, authorization)
+        types = publishable(ctx.topology, topic)
+        events, problems = parse_lines(await request.body(), types, ctx.settings.node_id)
         if problems:
-            return ORJSONResponse({"published": 0, "errors": problems}, status_code=422)
-        for event in events:
-            await ctx.transport.publish(topic, event.key().encode(), encode(event))
-            ctx.metrics.published.labels(topic).inc()
-        return ORJSONResponse(
-            {"published": len(events), "event_ids": [str(e.event_id) for e in events]}
-        )
+            errors = [{"line": n, "reason": str(exc)} for n, _, exc in problems]
+            return _json({"published": 0, "errors": errors}, status_code=422)
+        ids = await publish_events(topic, events)
+        return _json({"published": len(ids), "event_ids": ids})
+
+    @router.post("/topics/{topic}/records")
+    async def publish_records(
+        topic: str, request: Request, authorization: str | None = Header(default=None)
+    ) -> Response:
+        """Raw records, one per line: valid ones are published, each bad one is
+        dead-lettered (``Rejected`` on ``deadletter`` with the line number and reason)."""
+        require_token(ctx.token, authorization)
+        types = publishable(ctx.topology, topic)
+        events, problems = parse_lines(await request.body(), types, ctx.settings.node_id)
+        ids = await publish_events(topic, events)
+        rejected = []
+        for number, line, exc in problems:
+            record = Rejected.for_payload(
+                line,
+                node_id=ctx.settings.node_id,
+                source_topic=topic,
+                error_class=type(exc).__name__,
+                reason=f"line {number}: {exc}",
+                agent="edge",
+            )
+            await ctx.transport.publish("deadletter", record.key().encode(), encode(record))
+            ctx.metrics.rejected.labels("edge", topic, type(exc).__name__).inc()
+            rejected.append(
+                {"line": number, "reason": str(exc), "rejected_id": str(record.event_id)}
+            )
+        return _json({"published": len(ids), "event_ids": ids, "rejected": rejected})
 
     @router.post("/rpc/{topic}")
     async def rpc(
         topic: str,
         request: Request,
         timeout_s: float = Query(120.0, gt=0, le=3600),
-        authorization: str | None = Header(default=None),
-    ) -> ORJSONResponse:
-        """Publish one request event here and answer with its reply (federation routing)."""
-        check_token(ctx.settings, authorization)
+    ) -> Response:
+        """Publish one request event here and answer with its reply (federation routing:
+        the node's token, or a request signed by a configured peer)."""
+        body = await request.body()
+        require_token_or_peer(ctx.token, request.headers, request.url.path, body, ctx.peer_keys)
+        types = publishable(ctx.topology, topic)
         try:
-            data = parse_json(await request.body())
-            event = from_dict(data, ctx.topology.events(topic))
+            event = from_dict(parse_json(body), types)
         except GravitasError as exc:
             raise HTTPException(422, str(exc)) from exc
+        if not getattr(event, "reply_topic", None) or not getattr(event, "request_id", None):
+            raise HTTPException(
+                422, f"{type(event).__name__} is not a request with a reply; publish it instead"
+            )
         client = Client(
             "memory://",
             topology=ctx.topology,
@@ -136,9 +200,11 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         )
         try:
             reply = await client.request(event, timeout=timeout_s)
+        except RequestRejectedError as exc:
+            raise HTTPException(422, str(exc)) from exc
         except RequestError as exc:
             raise HTTPException(504, str(exc)) from exc
-        return ORJSONResponse(reply.model_dump(mode="json"))
+        return _json(reply.model_dump(mode="json"))
 
     @router.get("/topics/{topic}/events")
     async def tail(
@@ -146,7 +212,9 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         from_beginning: bool = Query(False),
         limit: int | None = Query(None, ge=1),
         idle_timeout_s: float | None = Query(None, gt=0),
+        authorization: str | None = Header(default=None),
     ) -> StreamingResponse:
+        require_token(ctx.token, authorization)
         try:
             ctx.topology.spec(topic)
         except GravitasError as exc:
@@ -172,7 +240,18 @@ def events_router(ctx: EdgeContext) -> APIRouter:
 
 def create_app(ctx: EdgeContext, routers: list[APIRouter] | None = None) -> FastAPI:
     """The FastAPI app of a node's edge."""
+    if not ctx.token:
+        raise ConfigError("the edge needs a non-empty API token")
     app = FastAPI(title=f"gravitas node {ctx.settings.node_id}", version="0.1.0")
+    app.add_middleware(
+        EdgeGuard,
+        max_body_bytes=ctx.settings.max_body_bytes,
+        trusted_origins=[ctx.settings.public_url or ""],
+        allowed_hosts=[
+            ctx.settings.http_host,
+            urlsplit(ctx.settings.public_url or "").hostname or "",
+        ],
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""``/federation/nodes``: the nodes this node has heard of on ``stac.registrations``."""
+"""``/federation/nodes``: this node (with its public key), its configured peers and the
+nodes it has heard of on ``stac.registrations``."""
 
 from __future__ import annotations
 
@@ -31,16 +32,25 @@ def federation_router(services: NodeServices) -> APIRouter:
     @router.get("/nodes")
     def nodes() -> dict[str, Any]:
         me = services.settings.node_id
+        peers = services.settings.peers
         per_node = items_per_node(services)
         known = {n.node_id: n for n in services.nodes.all()}
         rows = []
-        for node_id in sorted(set(known) | {me}):
+        for node_id in sorted(set(known) | set(peers) | {me}):
             info = known.get(node_id)
+            peer = peers.get(node_id)
+            if node_id == me:
+                api_url, public_key = services.public_url, services.identity.public_key
+            else:
+                api_url = peer.api_url if peer else ""  # only configured URLs are used
+                public_key = peer.public_key if peer else ""
             rows.append(
                 {
                     "node_id": node_id,
                     "self": node_id == me,
-                    "api_url": info.api_url if info else services.settings.edge_url,
+                    "peer": peer is not None,
+                    "public_key": public_key,
+                    "api_url": api_url,
                     "last_seen": info.last_seen if info else None,
                     "registrations": info.registrations if info else 0,
                     "items": per_node.get(node_id, 0),

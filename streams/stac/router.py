@@ -3,7 +3,6 @@ sort, transactions)."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from gravitas.schemas.errors import InputError, NotFoundError, StorageError
 from gravitas.schemas.settings import Settings
 from gravitas.storage.catalog.base import Catalog, SearchPage, SearchParams
 from gravitas.storage.catalog.errors import InvalidItemError
+from gravitas.streams.edge.auth import require_token
 from gravitas.streams.stac.conformance import CONFORMANCE
 from gravitas.streams.stac.links import (
     GEOJSON,
@@ -117,11 +117,7 @@ def stac_router(
                 "STAC transactions are disabled on this node: no API token is configured; "
                 "set GRAVITAS_API_TOKEN and send Authorization: Bearer <token>",
             )
-        expected = f"Bearer {settings.api_token.get_secret_value()}"
-        if authorization is None or not hmac.compare_digest(authorization, expected):
-            raise HTTPException(
-                401, "missing or wrong bearer token; send Authorization: Bearer <api_token>"
-            )
+        require_token(settings.api_token.get_secret_value(), authorization)
 
     def out_item(b: str, item: dict[str, Any]) -> dict[str, Any]:
         item["links"] = item_links(b, item)
@@ -439,9 +435,13 @@ def stac_router(
     ) -> Response:
         """Delete an item."""
         authorise(authorization)
-        if not remove(collection_id, item_id):
-            return _error(404, "NotFound", f"item {item_id!r} not found in {collection_id!r}")
-        return Response(status_code=204)
+
+        def run() -> Response:
+            if not remove(collection_id, item_id):
+                return _error(404, "NotFound", f"item {item_id!r} not found in {collection_id!r}")
+            return Response(status_code=204)
+
+        return _guard(run)
 
     return router
 

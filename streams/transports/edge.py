@@ -10,9 +10,21 @@ import httpx
 import orjson
 
 from gravitas.schemas.errors import TransportError
+from gravitas.schemas.settings import Settings
+from gravitas.storage.secrets import read_secret
 from gravitas.streams.transports.base import RawRecord, Subscription
 
 NODE_FILE = "node.json"
+TOKEN_FILE = "api_token"
+"""The node's generated API token in its data dir (see :mod:`gravitas.streams.edge.auth`)."""
+
+
+def local_token(settings: Settings, data_dir: Path | None = None) -> str | None:
+    """The token a local client sends: ``GRAVITAS_API_TOKEN``, else the node's token file."""
+    if settings.api_token is not None:
+        return settings.api_token.get_secret_value()
+    raw = read_secret(Path(data_dir or settings.data_dir) / TOKEN_FILE)
+    return raw.decode() if raw else None
 
 
 def discover_edge(data_dir: Path) -> str:
@@ -63,9 +75,21 @@ class EdgeTransport:
         await self.publish_lines(topic, [value])
 
     async def publish_lines(self, topic: str, lines: list[bytes]) -> dict[str, object]:
-        """Publish several encoded events in one request."""
+        """Publish several encoded events in one request (all or none)."""
+        return await self._post(f"/topics/{topic}/events", lines)
+
+    async def publish_records(self, topic: str, lines: list[bytes]) -> dict[str, object]:
+        """Send raw records: the edge publishes the valid ones and dead-letters each bad
+        one; the answer lists them (``rejected``: line, reason, rejected_id)."""
+        return await self._post(f"/topics/{topic}/records", lines)
+
+    async def _post(self, path: str, lines: list[bytes]) -> dict[str, object]:
         try:
-            resp = await self._http.post(f"/topics/{topic}/events", content=b"\n".join(lines))
+            resp = await self._http.post(
+                path,
+                content=b"\n".join(lines),
+                headers={"Content-Type": "application/x-ndjson"},
+            )
         except httpx.HTTPError as exc:
             raise TransportError(f"cannot reach the node's edge at {self.edge_url}: {exc}") from exc
         if resp.status_code != 200:

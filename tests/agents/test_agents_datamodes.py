@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gravitas.agents.signing import NodeIdentity
 from gravitas.schemas.events import (
     ItemRegistered,
     PixelSearch,
@@ -237,7 +238,13 @@ async def test_restart_keeps_registrations_and_replay_changes_nothing(tmp_path: 
     a_settings = load_settings(
         data_dir=tmp_path / "a", node_id="a", broker="memory://", allowed_roots=(fetch(LANDSAT),)
     )
-    b_settings = load_settings(data_dir=tmp_path / "b", node_id="b", broker="memory://")
+    a_key = NodeIdentity.load(a_settings).public_key  # b trusts a as a configured peer
+    b_settings = load_settings(
+        data_dir=tmp_path / "b",
+        node_id="b",
+        broker="memory://",
+        peers={"a": {"public_key": a_key, "api_url": "http://127.0.0.1:9"}},
+    )
     scenes = [_announce("lazy", [str(_band3())], bbox=_bbox(), datetime=_when()) for _ in range(3)]
     async with EmbeddedNode(a_settings, serve_http=False) as a:
         for s in scenes:

@@ -47,10 +47,12 @@ def node_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[st
     if request.param == "kafka":
         broker: KafkaBroker = request.getfixturevalue("kafka_broker")
         prefix = f"c{uuid.uuid4().hex[:8]}."
-        create_topics_sync(broker.bootstrap, Topology(prefix=prefix).partition_counts())
+        topology = Topology(prefix=prefix, federation_prefix=prefix)
+        create_topics_sync(broker.bootstrap, topology.partition_counts())
         env.update(
             GRAVITAS_BROKER=broker.url,
             GRAVITAS_TOPIC_PREFIX=prefix,
+            GRAVITAS_FEDERATION_PREFIX=prefix,  # not the other tests' registrations
             GRAVITAS_GROUP_ID=f"g-{prefix}",
             GRAVITAS_KAFKA_SESSION_TIMEOUT_S="6",
         )
@@ -142,7 +144,18 @@ def test_config_masks_secrets_and_names_bad_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["node", "publish", "tail", "broker", "config", "ping", "schemas export"]
+    "command",
+    [
+        "node",
+        "publish",
+        "tail",
+        "broker",
+        "config",
+        "ping",
+        "schemas export",
+        "keygen",
+        "public-key",
+    ],
 )
 def test_every_command_has_help_with_an_example(command: str) -> None:
     res = gravitas(*command.split(), "--help", env=_env())
@@ -158,3 +171,67 @@ def test_broker_command_reports_a_missing_maven(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "mvn" in res.stderr or "java" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def _readme_demo() -> list[str]:
+    """The publish/tail/ping commands of the README's "By hand" block, as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## By hand", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    starts = ("echo ", "printf ", "gravitas tail", "gravitas ping", "gravitas publish")
+    return [line.strip() for line in block.splitlines() if line.strip().startswith(starts)]
+
+
+def test_readme_demo_shows_the_dead_letter_reason(node_env: dict[str, str], tmp_path: Path) -> None:
+    commands = _readme_demo()
+    assert commands[-2].startswith("printf 'not json\\n' | gravitas publish ops.ping -")
+    assert commands[-1].startswith("gravitas tail deadletter --from-beginning")
+    env = {**node_env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for command in commands[:-1]:
+        res = subprocess.run(
+            ["bash", "-c", command], env=env, cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        if command.startswith("printf 'not json"):
+            assert res.returncode == 1, res.stderr
+            assert "line 1" in res.stderr and "not valid JSON" in res.stderr
+            assert "Traceback" not in res.stderr
+        else:
+            assert res.returncode == 0, (command, res.stderr)
+    # `tail` follows forever: read until the rejection shows, with its reason, on one line
+    tail = subprocess.Popen(
+        ["bash", "-c", commands[-1]], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        seen: list[str] = []
+        assert tail.stdout is not None
+        while time.monotonic() < deadline:
+            line = tail.stdout.readline()
+            seen.append(line)
+            if "'not json'" in line:
+                break
+        assert "'not json'" in seen[-1], "".join(seen)
+        assert "deadletter.rejected" in seen[-1] and "ops.ping" in seen[-1]
+        assert "not valid JSON" in seen[-1]  # the reason, not cut off
+    finally:
+        os.killpg(tail.pid, signal.SIGTERM)
+        tail.wait(10)
+    log = (tmp_path / "node.log").read_text(errors="replace")
+    assert "\x1b" not in log, "terminal escape codes in the node's log"
+    assert "GroupCoordinatorNotAvailableError" not in log
+    assert "Traceback" not in log and "DeprecationWarning" not in log
+
+
+def test_read_only_commands_do_not_create_a_missing_data_dir(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    for args in (
+        ["layers", "--data", str(missing)],
+        ["quicklook", "x", "--out", "x.png", "--data", str(missing)],
+        ["search", "x", "> 1", "--data", str(missing)],
+    ):
+        res = gravitas(*args, env=_env())
+        assert res.returncode == 2, res.stderr
+        assert f"data directory {missing} does not exist" in res.stderr.replace("\n", "")
+        assert "Traceback" not in res.stderr
+        assert not missing.exists()

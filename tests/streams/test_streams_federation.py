@@ -5,6 +5,7 @@ own data dirs, topics and edges, one real Apache Kafka broker, and the shared
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,8 +14,10 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
+from gravitas.agents.signing import NodeIdentity
 from gravitas.schemas.codec import decode
 from gravitas.schemas.events import (
     ItemRegistered,
@@ -24,6 +27,7 @@ from gravitas.schemas.events import (
     SearchResult,
     TimeRange,
 )
+from gravitas.schemas.settings import load_settings
 from gravitas.storage.sampledata import fetch
 from gravitas.streams.broker import KafkaBroker, create_topics
 from gravitas.streams.client import Client
@@ -44,8 +48,6 @@ class FedNode:
 
     @property
     def edge(self) -> str:
-        import orjson
-
         return str(orjson.loads((self.data_dir / "node.json").read_bytes())["edge_url"])
 
 
@@ -55,15 +57,26 @@ async def federation(
 ) -> AsyncIterator[tuple[FedNode, FedNode, Topology]]:
     fed = f"f{uuid.uuid4().hex[:8]}."
     nodes: list[FedNode] = []
+    # Each node's key pair is made the way a first start makes it (the key file in its
+    # data dir); each node is configured with the other as its one peer.
+    ports = {name: _free_port() for name in ("a", "b")}
+    keys = {
+        name: NodeIdentity.load(load_settings(data_dir=tmp_path / name, node_id=name)).public_key
+        for name in ("a", "b")
+    }
     for name in ("a", "b"):
+        other = "b" if name == "a" else "a"
         prefix = f"{name}{uuid.uuid4().hex[:8]}."
         topology = Topology(prefix=prefix, partitions=4, federation_prefix=fed)
         await create_topics(kafka_broker.bootstrap, topology.partition_counts())
         data = tmp_path / name
         env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
+        peer = {"public_key": keys[other], "api_url": f"http://127.0.0.1:{ports[other]}"}
         env.update(
             GRAVITAS_FEDERATION_PREFIX=fed,
             GRAVITAS_API_TOKEN=TOKEN,
+            GRAVITAS_HTTP_PORT=str(ports[name]),
+            GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
             GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}", "{data}"]',
         )
         worker = Worker(env, tmp_path / f"{name}.log")
@@ -82,6 +95,12 @@ async def federation(
         for node in nodes:
             node.worker.stop()
             await node.client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _landsat_tif() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,4 +76,28 @@ def test_register_each_mode_and_list_nodes(node_env: dict[str, str]) -> None:
     assert nodes.returncode == 0, nodes.stderr
     (me,) = json.loads(nodes.stdout)["nodes"]
     assert me["node_id"] == "reg-node" and me["self"] is True
+    key = _run(node_env, "public-key")
+    assert key.returncode == 0 and me["public_key"] == key.stdout.strip()  # the key file's
     assert me["items"] == 2  # the lazy and the direct scene
+
+
+# lazy scenes are checked when onboarded; checking their hrefs on arrival belongs to the
+# one href policy (docs/security.md "## Hrefs")
+@pytest.mark.parametrize("mode", ["direct", "external"])
+def test_a_rejected_registration_is_reported_at_once_with_its_reason(
+    node_env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    band = sorted(fetch("landsat7_series").glob("LE7*/*_b3.tif"))[0]
+    outside = tmp_path / "outside" / band.name
+    outside.parent.mkdir()
+    shutil.copyfile(band, outside)
+    started = time.monotonic()
+    res = _run(node_env, "register", str(outside), "--mode", mode, "-c", "ls7")  # default 300 s
+    took = time.monotonic() - started
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert took < 60, f"the rejection took {took:.0f} s to reach the CLI"
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "RequestRejectedError" in res.stderr and "rejected event" in res.stderr
+    assert str(outside.parent) in res.stderr.replace("\n", "")  # the bad value
+    assert "GRAVITAS_ALLOWED_ROOTS" in res.stderr.replace("\n", "")  # and the fix

@@ -147,10 +147,16 @@ def test_transactions_need_the_token(node: EmbeddedNode, pc_items: list[dict]) -
     assert httpx.delete(f"{base}/collections/tx-coll", headers=auth).status_code == 204
 
 
-def test_transactions_refused_without_configured_token(
+def test_transactions_need_the_generated_token_when_none_is_configured(
     tmp_path: Path, pc_items: list[dict]
 ) -> None:
     with running_node(tmp_path, node_id="no-token") as n:
-        r = httpx.post(f"{n.edge_url}/stac/collections", json=_collection("x", pc_items[:1]))
-        assert r.status_code == 403
-        assert "GRAVITAS_API_TOKEN" in r.json()["detail"]
+        url = f"{n.edge_url}/stac/collections"
+        r = httpx.post(url, json=_collection("x", pc_items[:1]))
+        assert r.status_code == 401
+        assert "Authorization: Bearer" in r.json()["detail"]
+        token_file = tmp_path / "api_token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{url}/x").status_code == 404  # nothing was created
+        auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+        assert httpx.post(url, json=_collection("x", pc_items[:1]), headers=auth).status_code == 201
