@@ -16,7 +16,7 @@ import httpx
 
 from gravitas.schemas.errors import InputError
 from gravitas.storage.hrefs.errors import HrefFetchError, HrefRefusedError
-from gravitas.storage.hrefs.parse import DEFAULT_PORTS
+from gravitas.storage.hrefs.parse import DEFAULT_PORTS, parse_href
 from gravitas.storage.hrefs.policy import CheckedHref, HrefPolicy
 
 MAX_REDIRECTS = 5
@@ -32,11 +32,9 @@ def download(
     url = href
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
         for hop in range(MAX_REDIRECTS + 1):
+            if not parse_href(url).is_url:
+                raise HrefRefusedError(url, f"a redirect from {href!r} must lead to an http(s) URL")
             checked = policy.check(url)
-            if not checked.href.is_url:
-                raise HrefRefusedError(
-                    url, f"a redirect from {href!r} must lead to an http(s) URL"
-                )
             location = _get(client, checked, target, max_bytes)
             if isinstance(location, int):
                 return location

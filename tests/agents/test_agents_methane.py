@@ -202,8 +202,8 @@ async def test_bad_inputs_are_dead_lettered_with_a_reason(
         "tif": (str(tif), "NotHyperspectralFileError", "rgb.tif"),
         "all-nan": (str(empty), "EmptyColumnError", "all NaN"),
         "window": (str(scene[0]), "EmptyWindowError", "no band inside window 300-350 nm"),
-        "missing": (str(files / "nope.nc"), "UnsafePathError", "nope.nc"),
-        "outside": ("/etc/hostname", "UnsafePathError", "/etc/hostname"),
+        "missing": (str(files / "nope.nc"), "HrefRefusedError", "nope.nc"),
+        "outside": ("/etc/hostname", "HrefRefusedError", "/etc/hostname"),
     }
     client = node.client()
     for sid, (href, _cls, _text) in cases.items():
