@@ -18,8 +18,8 @@ from gravitas.agents.hrefs import check_scene_hrefs, href_policy, readable_path
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnsupportedFormatError
-from gravitas.storage.hrefs import HrefPolicy, parse_href
 from gravitas.schemas.events import BlocksIndexed, SceneAnnounced
+from gravitas.storage.hrefs import HrefPolicy, parse_href
 from gravitas.storage.pixels.index import FamilyWrite, prepare_scene, write_scene
 from gravitas.storage.pixels.layers import top_level_of
 

@@ -182,8 +182,9 @@ def _segments(raw: str, path: str) -> tuple[str, ...]:
         seg = unquote(part)
         if seg in (".", "..") or "/" in seg or "\\" in seg or "\x00" in seg:
             raise HrefRefusedError(
-                raw, f"path segment {part!r} decodes to {seg!r} (dot segments and encoded "
-                "slashes are not allowed)"
+                raw,
+                f"path segment {part!r} decodes to {seg!r} (dot segments and encoded "
+                "slashes are not allowed)",
             )
         out.append(seg)
     return tuple(out)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -43,10 +44,10 @@ BBOX = (-106.93, 40.27, -106.90, 40.30)
 class Hits(http.server.SimpleHTTPRequestHandler):
     """Serves a folder and counts requests; ``/go-*`` redirect to ``Location`` values."""
 
-    redirects: dict[str, str] = {}
-    hits: list[str]
+    redirects: ClassVar[dict[str, str]] = {}
+    hits: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         target = self.redirects.get(self.path)
         if target:
@@ -236,9 +237,11 @@ async def test_a_redirect_to_a_forbidden_server_is_refused_before_it_is_followed
     for scene in made:
         await node.client().publish(
             OnboardRequested(
-                scene_id=scene.scene_id, collection="hostile", item_id=scene.scene_id,
+                scene_id=scene.scene_id,
+                collection="hostile",
+                item_id=scene.scene_id,
                 requested_by="r-redirect",
-            )  # fmt: skip
+            )
         )
     dead = await _dead(node)
     for scene, (_href, target) in zip(made, scenes.items(), strict=True):
@@ -264,9 +267,11 @@ async def test_a_root_removed_from_the_settings_is_refused_at_the_next_read(
         before = fingerprint(n.services)
         await n.client().publish(
             OnboardRequested(
-                scene_id=scene.scene_id, collection="hostile", item_id=scene.scene_id,
+                scene_id=scene.scene_id,
+                collection="hostile",
+                item_id=scene.scene_id,
                 requested_by="r-narrow",
-            )  # fmt: skip
+            )
         )
         rejected = (await _dead(n))[scene.scene_id]
         assert rejected.error_class == "HrefRefusedError"

@@ -219,7 +219,9 @@ _label = st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_s
 _segment = st.text(string.ascii_letters + string.digits + "._-~%", min_size=1, max_size=10)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     label=_label,
     where=st.sampled_from(["suffix", "prefix", "userinfo", "sibling", "port"]),
@@ -239,7 +241,9 @@ def test_no_look_alike_host_passes(tree: Path, label: str, where: str, path: lis
     assert href[:150] in str(info.value)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=st.lists(_segment, min_size=1, max_size=5))
 def test_only_paths_under_the_prefix_segments_pass(tree: Path, path: list[str]) -> None:
     href = "https://data.example.com/" + "/".join(path)
@@ -256,7 +260,9 @@ def test_only_paths_under_the_prefix_segments_pass(tree: Path, path: list[str]) 
         assert parsed.segments[:2] == ("pub", "scenes")
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     parts=st.lists(st.sampled_from(["..", ".", "sub", "ok.tif", "dir-link", "out-link.tif", ""]),
                    min_size=1, max_size=6),
