@@ -22,6 +22,7 @@ import pytest
 
 from gravitas.schemas.events import OnboardRequested, Rejected, SceneAnnounced
 from gravitas.schemas.settings import Settings, load_settings
+from gravitas.storage.s3server import SeaweedS3
 from gravitas.storage.sampledata import fetch
 from gravitas.streams.node import EmbeddedNode
 from tests.fixtures.state import fingerprint
@@ -277,4 +278,51 @@ async def test_a_root_removed_from_the_settings_is_refused_at_the_next_read(
         assert rejected.error_class == "HrefRefusedError"
         assert repr(str(roots / "b3.tif")) in rejected.reason
         assert "outside the allowed roots" in rejected.reason
+        assert fingerprint(n.services) == before
+
+
+@pytest.mark.s3
+async def test_lazy_onboarding_on_s3_reads_its_own_bucket_only(
+    world: dict[str, object], s3_server: SeaweedS3
+) -> None:
+    """The managed copy of a lazy scene lives in the S3 object store and its s3:// href
+    is admitted for the read; another bucket or prefix is refused at arrival."""
+    roots = world["roots"]
+    assert isinstance(roots, Path)
+    prefix = f"node-{uuid.uuid4().hex[:8]}"
+    settings = _settings(
+        world,
+        object_store=f"s3://gravitas-objects/{prefix}?endpoint={s3_server.endpoint}",
+        s3_access_key=s3_server.access_key,
+        s3_secret_key=s3_server.secret_key,
+    )
+    async with EmbeddedNode(settings, serve_http=False) as n:
+        scene = _scene("lazy", [str(roots / "b3.tif")])
+        await n.client().publish(scene)
+        await n.runner.drain()
+        await n.client().publish(
+            OnboardRequested(
+                scene_id=scene.scene_id,
+                collection="hostile",
+                item_id=scene.scene_id,
+                requested_by="r-s3",
+            )
+        )
+        await n.runner.drain()
+        item = n.services.catalog.get_item("hostile", scene.scene_id)
+        assert item["properties"]["gravitas:onboarded"] is True
+        (href,) = [a["href"] for a in item["assets"].values() if a.get("roles") == ["data"]]
+        assert href.startswith(f"s3://gravitas-objects/{prefix}/assets/hostile/")
+        before = fingerprint(n.services)
+        foreign = [
+            href.replace(prefix, "node-other"),
+            href.replace("gravitas-objects", "gravitas-objects2"),
+        ]
+        scenes = [_scene("lazy", [h]) for h in foreign]
+        for s in scenes:
+            await n.client().publish(s)
+        dead = await _dead(n)
+        for s, h in zip(scenes, foreign, strict=True):
+            assert dead[s.scene_id].error_class == "HrefRefusedError"
+            assert repr(h) in dead[s.scene_id].reason
         assert fingerprint(n.services) == before
