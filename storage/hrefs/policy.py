@@ -152,7 +152,7 @@ class HrefPolicy:
         allowed = [p.raw for p in self.url_prefixes] or "none"
         raise HrefRefusedError(
             href.raw,
-            f"not under an allowed URL prefix ({href.scheme}://{href.host}:{href.port}"
+            f"not under an allowed URL prefix ({href.scheme}://{_netloc(href)}"
             f"/{'/'.join(href.segments)} matches none of {allowed}, compared by scheme, host, "
             "port and path segments); add its prefix to GRAVITAS_ALLOWED_URL_PREFIXES",
         )
@@ -171,6 +171,11 @@ class HrefPolicy:
         if not key:
             raise HrefRefusedError(href.raw, "an s3 href must name an object, not a prefix")
         return key
+
+
+def _netloc(href: ParsedHref) -> str:
+    host = f"[{href.host}]" if ":" in href.host else href.host
+    return f"{host}:{href.port}"
 
 
 def _prefix(text: str) -> ParsedHref:

@@ -248,7 +248,7 @@ def test_cli_writes_cog_png_and_geojson(scene: tuple[Path, SceneTruth], tmp_path
 async def test_kafka_worker_runs_the_methane_agent(
     tmp_path: Path, scene: tuple[Path, SceneTruth], kafka_broker: KafkaBroker, unique_name: str
 ) -> None:
-    incoming = tmp_path / "node" / "incoming"  # under the worker's data dir (allowed root)
+    incoming = tmp_path / "node" / "files"  # the default root: <data dir>/files
     incoming.mkdir(parents=True)
     local = incoming / NAME
     local.write_bytes(scene[0].read_bytes())
