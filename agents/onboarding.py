@@ -224,8 +224,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     # Build the overviews now: the waiting request searches through them right after.
     updated = [_overviews(services, e) for e in indexed]
     if mode == "external":  # read in place: the registration stays as its owner made it
-        note_read(services, item, hrefs)
-        services.onboarded.post((event.collection, event.item_id))
+        note_read(services, item, hrefs)  # waiters find it with onboarded_among
         return [Emit("overviews.updated", u) for u in updated]
     item["assets"] = assets
     item["properties"] = {**props, ONBOARDED: True}
