@@ -279,3 +279,23 @@ def test_no_path_escapes_the_roots(tree: Path, parts: list[str], as_url: bool) -
         return
     assert checked.path is not None
     assert checked.path.is_relative_to(os.path.realpath(tree / "roots"))
+
+
+_url_chars = st.sampled_from(list("/:@[]%.#?\\-_~!$&'()*+,;=") + list("aZ09é߀\u200b\uff0e"))
+
+
+@settings(
+    max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scheme=st.sampled_from(["http://", "https://", "file://", "s3://", "HTTP://", "", "/"]),
+    rest=st.text(_url_chars, max_size=40) | st.text(max_size=40),
+)
+def test_any_text_is_admitted_or_refused_with_one_line_never_a_traceback(
+    tree: Path, scheme: str, rest: str
+) -> None:
+    href = scheme + rest
+    try:
+        _policy(tree).check(href, resolve=False)
+    except HrefRefusedError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("href ")
