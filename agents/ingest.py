@@ -7,48 +7,28 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from urllib.parse import urlparse
 
 from gravitas.agents.base import Agent, AgentContext, Emit
-from gravitas.agents.hrefs import check_scene_hrefs, href_policy, readable_path
+from gravitas.agents.hrefs import check_scene_hrefs, readable_path
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnsupportedFormatError
 from gravitas.schemas.events import BlocksIndexed, SceneAnnounced
-from gravitas.storage.hrefs import HrefPolicy, parse_href
+from gravitas.storage.hrefs import parse_href
 from gravitas.storage.pixels.index import FamilyWrite, prepare_scene, write_scene
 from gravitas.storage.pixels.layers import top_level_of
 
-__all__ = ["IngestAgent", "allowed_roots", "index_scene", "partition_key", "resolve_href"]
+__all__ = ["IngestAgent", "index_scene", "partition_key"]
 
 Progress = Callable[[str, float], None]
 
 
 def _quiet(_msg: str, _fraction: float) -> None:
     """Default progress sink."""
-
-
-def allowed_roots(services: NodeServices) -> list[Path]:
-    """Where ingest may read: the href policy's roots (``allowed_roots``, else the
-    sample-data cache); the node's object store is readable too."""
-    return list(href_policy(services).roots)
-
-
-def resolve_href(href: str, roots: Sequence[Path]) -> Path:
-    """The real path of a local ``href`` (path or file:// URL), confined to ``roots`` by
-    the href policy; prefer :func:`gravitas.agents.hrefs.readable_path`."""
-    policy = HrefPolicy(roots=tuple(Path(os.path.realpath(r)) for r in roots), url_prefixes=())
-    parsed = parse_href(href)
-    if parsed.scheme != "file":
-        raise UnsupportedFormatError(
-            f"direct ingest reads local files; {href!r} is {parsed.scheme}:// (register it "
-            "with mode='external' instead)"
-        )
-    return policy.local_path(parsed, must_exist=True)
 
 
 def partition_key(layer: str, level: int, ts: int, morton: int) -> str:
