@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from gravitas.agents.hrefs import check_hrefs, href_policy, readable
+from gravitas.agents.hrefs import href_policy, readable
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import InputError
@@ -35,11 +35,6 @@ from gravitas.storage.hrefs import download
 def layer_prefix(event: SceneAnnounced) -> str:
     """The prefix of the pixel layers a scene becomes (as ingest names them)."""
     return (event.layer or event.collection.replace(":", "_")).lower()
-
-
-def check_external_href(services: NodeServices, href: str) -> None:
-    """An external href must be admitted by the node's href policy (see agents.hrefs)."""
-    check_hrefs(services, [href])
 
 
 def asset_key(event_collection: str, scene_id: str, href: str) -> str:

@@ -1,7 +1,7 @@
 """The node's href policy as the agents apply it (see :mod:`gravitas.storage.hrefs`).
 
-Checked twice: :func:`check_scene_hrefs` / :func:`check_item_hrefs` when an event
-arrives (every href of every mode: data, mask, sidecars, STAC asset hrefs), and
+Checked twice: :func:`check_scene_hrefs` / :func:`check_hrefs` when an event arrives
+(every href of every mode: data, mask, sidecars, STAC asset hrefs), and
 :func:`readable` right before each read (settings may have changed; a host name may
 resolve differently now). A refusal raises :class:`HrefRefusedError` before anything
 is written, so the event is dead-lettered and nothing stored changes.
@@ -9,9 +9,8 @@ is written, so the event is dead-lettered and nothing stored changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.events import SceneAnnounced
@@ -21,7 +20,6 @@ from gravitas.storage.hrefs import CheckedHref, HrefPolicy, HrefRefusedError
 __all__ = [
     "HrefRefusedError",
     "check_hrefs",
-    "check_item_hrefs",
     "check_scene_hrefs",
     "external_reads",
     "href_policy",
@@ -50,17 +48,6 @@ def scene_hrefs(event: SceneAnnounced) -> list[str]:
 def check_scene_hrefs(services: NodeServices, event: SceneAnnounced) -> None:
     """At arrival: every href of a scene, whatever its mode."""
     check_hrefs(services, scene_hrefs(event))
-
-
-def item_hrefs(item: Mapping[str, Any]) -> list[str]:
-    """Every asset href of a STAC item (data, masks, sidecars), in asset-key order."""
-    assets = item.get("assets") or {}
-    return [str(assets[k].get("href")) for k in sorted(assets) if isinstance(assets[k], dict)]
-
-
-def check_item_hrefs(services: NodeServices, item: Mapping[str, Any]) -> None:
-    """Every asset href of a STAC item, before any of them is read or copied."""
-    check_hrefs(services, item_hrefs(item))
 
 
 def readable(services: NodeServices, href: str) -> CheckedHref:
