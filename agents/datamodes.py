@@ -4,9 +4,13 @@
   with the managed hrefs.
 - *external*: registered with the original hrefs (a file under an allowed root, or an
   http(s) URL under an allowed prefix); never copied; indexed from the source when a
-  request first needs it.
+  request first needs it. The registration never changes on a read: it stays
+  ``external`` and not onboarded (:mod:`gravitas.storage.external_reads` notes the read).
 - *lazy*: registered from the announcement alone (bbox and datetime required); the first
   request that needs it has it imported and indexed by the onboarding agent.
+
+Every href of every mode is checked by the href policy (:mod:`gravitas.agents.hrefs`)
+when the announcement arrives and again right before each read.
 """
 
 from __future__ import annotations
@@ -20,35 +24,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import httpx
-
+from gravitas.agents.hrefs import href_policy, readable
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
 from gravitas.agents.services import NodeServices
-from gravitas.schemas.errors import InputError, UnsafePathError
+from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import SceneAnnounced
-
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
+from gravitas.storage.hrefs import download
 
 
 def layer_prefix(event: SceneAnnounced) -> str:
     """The prefix of the pixel layers a scene becomes (as ingest names them)."""
     return (event.layer or event.collection.replace(":", "_")).lower()
-
-
-def check_external_href(services: NodeServices, href: str) -> None:
-    """An external href must be a file under an allowed root or an allow-listed URL."""
-    parsed = urlparse(href)
-    if parsed.scheme in ("http", "https"):
-        prefixes = services.settings.allowed_url_prefixes
-        if not any(href.startswith(p) for p in prefixes):
-            raise UnsafePathError(
-                f"external href {href!r} is not under an allowed URL prefix "
-                f"{list(prefixes)}; add its prefix to GRAVITAS_ALLOWED_URL_PREFIXES"
-            )
-        return
-    from gravitas.agents.ingest import allowed_roots, resolve_href
-
-    resolve_href(href, allowed_roots(services))
 
 
 def asset_key(event_collection: str, scene_id: str, href: str) -> str:
@@ -59,37 +45,19 @@ def asset_key(event_collection: str, scene_id: str, href: str) -> str:
 
 @contextmanager
 def local_copy(services: NodeServices, href: str) -> Iterator[Path]:
-    """A local file with the content of ``href`` (a temp download for http(s)/s3)."""
-    parsed = urlparse(href)
-    if parsed.scheme in ("", "file"):
-        yield Path(unquote(parsed.path if parsed.scheme else href))
+    """A local file with the content of ``href`` (a temp download for http(s)/s3),
+    admitted by the href policy right before it is read."""
+    checked = readable(services, href)
+    if checked.path is not None:
+        yield checked.path
         return
     with tempfile.TemporaryDirectory(prefix="gravitas-fetch-") as tmp:
-        target = Path(tmp) / (Path(parsed.path).name or "asset")
-        if parsed.scheme in ("http", "https"):
-            _download(href, target)
-        elif parsed.scheme == "s3":
-            key = parsed.path.lstrip("/")
-            prefix = getattr(services.object_store, "prefix", "")
-            if prefix and key.startswith(prefix.strip("/") + "/"):
-                key = key[len(prefix.strip("/")) + 1 :]
-            services.object_store.download(key, target)
+        target = Path(tmp) / (Path(checked.href.path).name or "asset")
+        if checked.key is not None:
+            services.object_store.download(checked.key, target)
         else:
-            raise InputError(f"cannot read href {href!r}: unsupported scheme {parsed.scheme!r}")
+            download(href_policy(services), href, target)
         yield target
-
-
-def _download(url: str, target: Path) -> None:
-    size = 0
-    with httpx.stream("GET", url, timeout=60, follow_redirects=False) as resp:
-        if resp.status_code != 200:
-            raise InputError(f"GET {url} answered {resp.status_code}; check the href")
-        with target.open("wb") as fh:
-            for chunk in resp.iter_bytes(1 << 20):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise InputError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
-                fh.write(chunk)
 
 
 def import_assets(services: NodeServices, event: SceneAnnounced, hrefs: list[str]) -> list[str]:

@@ -1,8 +1,8 @@
 """The ingest agent: ``scenes.new`` (mode ``direct``) -> blocks on the grid -> ``pixels.indexed``.
 
 :func:`index_scene` is the whole job and is reusable: the onboarding agent calls it for
-``lazy`` scenes on first request. Files must lie under ``settings.allowed_roots``; when
-none are configured, the node's data dir and the sample-data cache are allowed.
+``lazy`` scenes on first request. Every href is admitted by the node's href policy
+(:mod:`gravitas.agents.hrefs`) on arrival and again before it is read.
 """
 
 from __future__ import annotations
@@ -10,51 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.hrefs import check_scene_hrefs, readable_path
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
-from gravitas.schemas.errors import UnsafePathError, UnsupportedFormatError
+from gravitas.schemas.errors import UnsupportedFormatError
 from gravitas.schemas.events import BlocksIndexed, SceneAnnounced
+from gravitas.storage.hrefs import parse_href
 from gravitas.storage.pixels.index import FamilyWrite, prepare_scene, write_scene
 from gravitas.storage.pixels.layers import top_level_of
 
-__all__ = ["IngestAgent", "allowed_roots", "index_scene", "partition_key", "resolve_href"]
+__all__ = ["IngestAgent", "index_scene", "partition_key"]
 
 Progress = Callable[[str, float], None]
 
 
 def _quiet(_msg: str, _fraction: float) -> None:
     """Default progress sink."""
-
-
-def allowed_roots(services: NodeServices) -> list[Path]:
-    """Where ingest may read: ``allowed_roots``, else the data dir and sample-data cache."""
-    if services.settings.allowed_roots:
-        return [Path(p).resolve() for p in services.settings.allowed_roots]
-    from gravitas.storage.sampledata import cache_root
-
-    return [services.data_dir.resolve(), cache_root().resolve()]
-
-
-def resolve_href(href: str, roots: Sequence[Path]) -> Path:
-    """The local file of ``href`` (path or file:// URL), confined to ``roots``."""
-    parsed = urlparse(href)
-    if parsed.scheme not in ("", "file"):
-        raise UnsupportedFormatError(
-            f"direct ingest reads local files; {href!r} is {parsed.scheme}:// (register it "
-            "with mode='external' instead)"
-        )
-    path = Path(unquote(parsed.path if parsed.scheme else href)).resolve()
-    if not any(path.is_relative_to(root) for root in roots):
-        raise UnsafePathError(
-            f"{path} is outside the allowed roots {[str(r) for r in roots]}; set "
-            "GRAVITAS_ALLOWED_ROOTS or copy the file there"
-        )
-    if not path.is_file():
-        raise UnsafePathError(f"{path} is not a readable file")
-    return path
 
 
 def partition_key(layer: str, level: int, ts: int, morton: int) -> str:
@@ -126,9 +100,8 @@ def _index_scene(
     mask_path: Path | None,
 ) -> list[BlocksIndexed]:
     if paths is None:
-        roots = allowed_roots(services)
-        paths = [resolve_href(h, roots) for h in event.hrefs]
-        mask = resolve_href(event.mask_href, roots) if event.mask_href else None
+        paths = [_local(services, h) for h in event.hrefs]
+        mask = _local(services, event.mask_href) if event.mask_href else None
     else:
         mask = mask_path
     plan = prepare_scene(
@@ -153,11 +126,21 @@ def _index_scene(
     return indexed_events(event.scene_id, families)
 
 
+def _local(services: NodeServices, href: str) -> Path:
+    if parse_href(href).scheme != "file":
+        raise UnsupportedFormatError(
+            f"direct ingest reads local files; {href!r} is not one (register it with "
+            "mode='external' or 'lazy' instead)"
+        )
+    return readable_path(services, href)
+
+
 def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     """Apply a scene's data mode (see :mod:`gravitas.agents.datamodes`)."""
-    from gravitas.agents.datamodes import check_external_href, import_assets, scene_item
+    from gravitas.agents.datamodes import import_assets, scene_item
     from gravitas.agents.registration import register_item
 
+    check_scene_hrefs(services, event)  # every href of every mode, before anything is done
     if event.mode == "direct":
         with gdal_env():
             indexed = index_scene(event, services)  # reads and validates before any write
@@ -165,8 +148,6 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
             item = scene_item(services, event, managed, onboarded=True, read_file=True)
         emits = [Emit("pixels.indexed", e) for e in indexed]
     elif event.mode == "external":
-        for href in event.hrefs:
-            check_external_href(services, href)
         local = urlparse(event.hrefs[0]).scheme in ("", "file")
         item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=local)
         emits = []

@@ -213,10 +213,10 @@ def run_methane(
     services: NodeServices, event: MethaneRequested, progress: Callable[[str, float], None]
 ) -> list[Emit]:
     """The whole job (blocking): retrieve, store, register, index; returns the outputs."""
-    from gravitas.agents.ingest import allowed_roots, resolve_href
+    from gravitas.agents.hrefs import readable_path
     from gravitas.agents.registration import register_item
 
-    source = resolve_href(event.href, allowed_roots(services))
+    source = readable_path(services, event.href)
     product = retrieve_scene(
         source,
         window=event.window_nm,

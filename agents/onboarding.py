@@ -17,6 +17,8 @@ from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datamodes import import_assets, local_copy
+from gravitas.agents.external import already_read, note_read
+from gravitas.agents.hrefs import check_hrefs
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
@@ -68,7 +70,9 @@ def pending_items(
         for item in page.items:
             props = item.get("properties", {})
             prefix = str(props.get(LAYER_PREFIX, ""))
-            if layer is None or layer_matches(prefix, layer):
+            if (layer is None or layer_matches(prefix, layer)) and not already_read(
+                ctx.services, item
+            ):
                 found.append(item)
         token = page.next_token
         if not token:
@@ -173,7 +177,7 @@ def onboarded_among(services: NodeServices, keys: set[tuple[str, str]]) -> set[t
             done |= {
                 (collection, str(f["id"]))
                 for f in page.items
-                if f.get("properties", {}).get(ONBOARDED)
+                if f.get("properties", {}).get(ONBOARDED) or already_read(services, f)
             }
     return done
 
@@ -198,7 +202,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     services = ctx.services
     item = services.catalog.get_item(event.collection, event.item_id)
     props = item["properties"]
-    if props.get(ONBOARDED):
+    if props.get(ONBOARDED) or already_read(services, item):
         services.onboarded.post((event.collection, event.item_id))
         return []  # a concurrent request already had it onboarded
     assets = item.get("assets", {})
@@ -206,6 +210,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     hrefs = [str(assets[k]["href"]) for k in data_keys]
     mode = props.get(MODE, "lazy")
     scene = _announcement(item, hrefs)
+    check_hrefs(services, [*hrefs, *([scene.mask_href] if scene.mask_href else [])])
     if mode == "lazy":
         managed = import_assets(services, scene, hrefs)
         for key, href in zip(data_keys, managed, strict=True):
@@ -218,6 +223,9 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
         indexed = index_scene(scene, services, paths=paths, mask_path=mask_path)
     # Build the overviews now: the waiting request searches through them right after.
     updated = [_overviews(services, e) for e in indexed]
+    if mode == "external":  # read in place: the registration stays as its owner made it
+        note_read(services, item, hrefs)  # waiters find it with onboarded_among
+        return [Emit("overviews.updated", u) for u in updated]
     item["assets"] = assets
     item["properties"] = {**props, ONBOARDED: True}
     registered = register_item(services, item)

@@ -97,9 +97,13 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     """HMAC-SHA256 key that signs outgoing and verifies incoming webhooks."""
     allowed_roots: tuple[Path, ...] = ()
-    """Directories whose files may be read (external references, ingest)."""
+    """Directories whose files any data mode may read (real paths: ``..`` and symlinks out
+    are refused); empty: ``<data_dir>/files`` and the sample-data cache. The node's own
+    state (the rest of data_dir) is never readable. See ``gravitas.storage.hrefs``."""
     allowed_url_prefixes: tuple[str, ...] = ()
-    """http(s) URL prefixes that external references may point at."""
+    """http(s) URL prefixes hrefs may point at, matched by scheme, host, port and leading
+    path segments; loopback/link-local/private addresses only when an entry names them
+    (an IP literal, or ``localhost`` for loopback). Redirects are checked the same way."""
 
     @classmethod
     def settings_customise_sources(

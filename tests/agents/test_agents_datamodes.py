@@ -160,8 +160,13 @@ async def test_external_reference_is_never_copied_and_is_read_on_demand(node: Em
     assert result.total_matches > 0
     assert _objects(node) == []  # the object store stays empty
     regs = await _registrations(node, scene.scene_id)
-    assert [r.version for r in regs] == [1, 2]
-    assert regs[-1].item["properties"]["gravitas:onboarded"] is True
+    assert [r.version for r in regs] == [1]  # a read never changes the registration
+    item = node.services.catalog.get_item("landsat7-sr", scene.scene_id)
+    assert item["properties"]["gravitas:mode"] == "external"
+    assert item["properties"]["gravitas:onboarded"] is False
+    again = await _search(node, "ls7_external")  # served from the index, not re-read
+    assert again.total_matches == result.total_matches
+    assert _objects(node) == []
 
 
 async def test_external_http_reference_on_the_allow_list(
@@ -199,9 +204,9 @@ async def test_external_hrefs_outside_the_allow_list_are_rejected_with_a_reason(
     await asyncio.sleep(0.3)
     task.cancel()
     by_key = {d.source_key: d for d in dead}
-    assert by_key[bad_url.scene_id].error_class == "UnsafePathError"
+    assert by_key[bad_url.scene_id].error_class == "HrefRefusedError"
     assert "GRAVITAS_ALLOWED_URL_PREFIXES" in by_key[bad_url.scene_id].reason
-    assert by_key[bad_file.scene_id].error_class == "UnsafePathError"
+    assert by_key[bad_file.scene_id].error_class == "HrefRefusedError"
     assert "/etc/hostname" in by_key[bad_file.scene_id].reason
 
 

@@ -202,8 +202,8 @@ async def test_bad_inputs_are_dead_lettered_with_a_reason(
         "tif": (str(tif), "NotHyperspectralFileError", "rgb.tif"),
         "all-nan": (str(empty), "EmptyColumnError", "all NaN"),
         "window": (str(scene[0]), "EmptyWindowError", "no band inside window 300-350 nm"),
-        "missing": (str(files / "nope.nc"), "UnsafePathError", "nope.nc"),
-        "outside": ("/etc/hostname", "UnsafePathError", "/etc/hostname"),
+        "missing": (str(files / "nope.nc"), "HrefRefusedError", "nope.nc"),
+        "outside": ("/etc/hostname", "HrefRefusedError", "/etc/hostname"),
     }
     client = node.client()
     for sid, (href, _cls, _text) in cases.items():
@@ -248,7 +248,7 @@ def test_cli_writes_cog_png_and_geojson(scene: tuple[Path, SceneTruth], tmp_path
 async def test_kafka_worker_runs_the_methane_agent(
     tmp_path: Path, scene: tuple[Path, SceneTruth], kafka_broker: KafkaBroker, unique_name: str
 ) -> None:
-    incoming = tmp_path / "node" / "incoming"  # under the worker's data dir (allowed root)
+    incoming = tmp_path / "node" / "files"  # the default root: <data dir>/files
     incoming.mkdir(parents=True)
     local = incoming / NAME
     local.write_bytes(scene[0].read_bytes())

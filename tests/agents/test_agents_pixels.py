@@ -131,7 +131,7 @@ async def test_bad_scenes_are_dead_lettered_and_store_unchanged(tmp_path: Path) 
         "corrupt": ("corrupt.tif", "CorruptFileError"),
         "unknown": ("notes.txt", "UnsupportedFormatError"),
         "outside": ("outside.tif", "InputError"),
-        "escape": ("/etc/hostname", "UnsafePathError"),
+        "escape": ("/etc/hostname", "HrefRefusedError"),
     }
     async with memory_harness(tmp_path) as h:
         for sid, (name, _cls) in cases.items():
