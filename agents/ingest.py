@@ -146,6 +146,7 @@ def _index_scene(
         band_names=event.band_names,
         nodata=event.nodata,
         mask_convention=event.mask_convention,
+        band_nodata=event.band_nodata,
     )
     families = write_scene(
         services.block_store,

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gravitas.schemas.base import Event
-from gravitas.schemas.common import BBox, CrsString, Href, TimeRange, UtcDatetime
+from gravitas.schemas.common import BBox, CrsString, Href, SearchBBox, TimeRange, UtcDatetime
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 LAYER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
@@ -66,6 +66,8 @@ class SceneAnnounced(Event):
     nodata: float | None = None
     """Fill value of data files that carry no nodata tag (default: their product's
     convention, e.g. 0 for Landsat Level-1 and Sentinel-2 bands)."""
+    band_nodata: list[float | None] | None = None
+    """Per href (same order), overriding ``nodata``: e.g. a STAC item's ``raster:bands``."""
     crs: CrsString | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
     level: int | None = Field(default=None, ge=1, le=29)
@@ -84,8 +86,13 @@ class SceneAnnounced(Event):
                 raise ValueError(f"band names must be short words, got {bad[:3]}")
             if len({b.lower() for b in self.band_names}) != len(self.band_names):
                 raise ValueError(f"band_names repeat a band: {self.band_names}")
-        if self.nodata is not None and math.isinf(self.nodata):
-            raise ValueError(f"nodata must be a finite number or NaN, got {self.nodata}")
+        if self.band_nodata is not None and len(self.band_nodata) != len(self.hrefs):
+            raise ValueError(
+                f"band_nodata has {len(self.band_nodata)} values for {len(self.hrefs)} hrefs"
+            )
+        for value in [self.nodata, *(self.band_nodata or [])]:
+            if value is not None and math.isinf(value):
+                raise ValueError(f"nodata must be a finite number or NaN, got {value}")
         return self
 
 
@@ -367,7 +374,8 @@ class PixelSearch(Event):
     request_id: str = Field(pattern=ID_PATTERN)
     layer: str = Field(pattern=LAYER_PATTERN)
     predicate: Predicate
-    bbox: BBox
+    bbox: SearchBBox
+    """West > east crosses the antimeridian (both sides are searched)."""
     time: TimeRange
     level: int | None = Field(default=None, ge=1, le=29)
     limit: int = Field(default=10_000, ge=1, le=10_000_000)

@@ -102,6 +102,7 @@ def prepare_scene(
     band_names: Sequence[str] | None = None,
     nodata: float | None = None,
     mask_convention: str = "fmask",
+    band_nodata: Sequence[float | None] | None = None,
 ) -> ScenePlan:
     """Read and warp every band of a scene (no writes). Raises InputError subclasses.
 
@@ -113,8 +114,9 @@ def prepare_scene(
     for i, path in enumerate(paths):
         progress(f"reading {path.name}", i / max(len(paths), 1) / 2)
         band = band_names[i] if band_names else None
+        fill = band_nodata[i] if band_nodata and band_nodata[i] is not None else nodata
         rasters.extend(
-            read_rasters(path, detect_format(path, fmt), categorical, band=band, nodata=nodata)
+            read_rasters(path, detect_format(path, fmt), categorical, band=band, nodata=fill)
         )
     if bands:
         wanted = {b.lower() for b in bands}
@@ -164,9 +166,9 @@ def prepare_scene(
             for i, w in zip(idx, done, strict=True):
                 warped[i] = w
     for i, r in enumerate(rasters):
-        w = warped[i]
-        assert w is not None
-        plan.layers.append(WarpedLayer(names[i], to_epoch(stamps[i]), r.categorical, w))
+        done_w = warped[i]
+        assert done_w is not None
+        plan.layers.append(WarpedLayer(names[i], to_epoch(stamps[i]), r.categorical, done_w))
     return plan
 
 

@@ -20,7 +20,12 @@ import numpy as np
 from gravitas.schemas.errors import CorruptFileError, InputError, UnsupportedFormatError
 from gravitas.storage.readers.cf import find_axes, regular_grid
 from gravitas.storage.readers.masks import masked_pixels
-from gravitas.storage.readers.names import band_of, is_categorical_band, product_nodata, product_time
+from gravitas.storage.readers.names import (
+    band_of,
+    is_categorical_band,
+    product_nodata,
+    product_time,
+)
 
 __all__ = [
     "FMASK_CLEAR",
@@ -201,25 +206,29 @@ def _read_xarray(
     path: Path, fmt: str, categorical: bool, *, nodata: float | None = None
 ) -> list[SourceRaster]:
     out: list[SourceRaster] = []
-    skipped: list[str] = []
     for ds in _open_datasets(path, fmt):
         try:
+            seen = {r.band for r in out}
             for name, var in ds.data_vars.items():
                 if var.ndim < 2:
                     continue
-                if find_axes(var) is None and var.ndim == 2 and fmt == "netcdf":
-                    skipped.append(str(name))  # bounds or other 2-D helper variables
-                    continue
-                out.extend(_split_variable(path, str(name), var, categorical, nodata))
+                if find_axes(var) is None and var.ndim == 2:
+                    continue  # bounds (time, bnds) and other helper variables
+                fields = _split_variable(path, str(name), var, categorical, nodata)
+                level_type = str(var.attrs.get("GRIB_typeOfLevel", ""))
+                if level_type and any(r.band in seen for r in fields):
+                    for r in fields:  # the same short name on another level type
+                        r.band = _clean(f"{r.band}_{level_type}")
+                out.extend(fields)
         except (ValueError, KeyError, OSError, RuntimeError) as exc:
             raise CorruptFileError(f"{path}: cannot decode its variables: {exc}") from exc
         finally:
             ds.close()
     if not out:
         raise InputError(f"{path}: holds no 2-D (y, x) variable to index")
-    names = [r.band for r in out]
-    if len(set(names)) != len(names) and len({(r.band, r.timestamp) for r in out}) != len(out):
-        dup = sorted({n for n in names if names.count(n) > 1})
+    fields_at = [(r.band, r.timestamp) for r in out]
+    if len(set(fields_at)) != len(fields_at):
+        dup = sorted({b for b, t in fields_at if fields_at.count((b, t)) > 1})
         raise InputError(
             f"{path}: several messages give the same field {dup[:5]} at the same time; "
             "split the file so each field appears once"
@@ -260,7 +269,7 @@ def _as_utc(value: Any) -> datetime | None:
     arr = np.asarray(value)
     if not np.issubdtype(arr.dtype, np.datetime64) or np.isnat(arr):
         return None
-    return datetime.fromtimestamp(int(np.datetime64(arr, "s").astype(np.int64)), UTC)
+    return datetime.fromtimestamp(int(arr.astype("datetime64[s]").astype(np.int64)), UTC)
 
 
 def _time_of(var: Any, extra: list[str], idx: tuple[int, ...]) -> datetime | None:

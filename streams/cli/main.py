@@ -14,6 +14,7 @@ from gravitas.streams.cli import (
     datacube_cmd,
     events_cmd,
     federation_cmd,
+    ingest_cmd,
     methane_cmd,
     node_cmd,
     pixels_cmd,
@@ -34,6 +35,7 @@ events_cmd.register(app)
 federation_cmd.register(app)
 broker_cmd.register(app)
 config_cmd.register(app)
+ingest_cmd.register(app)
 pixels_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)

@@ -1,6 +1,8 @@
-"""``gravitas ingest | search | layers | quicklook``: the raster pixel store from the shell.
+"""``gravitas search | layers | quicklook``: the raster pixel store from the shell
+(``ingest`` is in :mod:`gravitas.streams.cli.ingest_cmd`).
 
-All four run on the node's data dir with an embedded node in this process (no broker).
+They run on the node's data dir: through the running node when there is one, else with
+an embedded node in this process (no broker).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from gravitas.schemas.common import TimeRange
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import PixelSearch, Predicate, SceneAnnounced, SearchResult
 from gravitas.schemas.settings import Settings
-from gravitas.storage.pixels.sources import guess_datetime
 from gravitas.streams.cli.common import (
     BrokerOpt,
     DataOpt,
@@ -29,6 +30,7 @@ from gravitas.streams.cli.common import (
     run,
     settings_from,
 )
+from gravitas.streams.cli.local_node import reader_services
 
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 
@@ -191,12 +193,11 @@ def render_quicklook(
     level that still gives about ``max_px`` pixels across."""
     from PIL import Image
 
-    from gravitas.agents.services import NodeServices
     from gravitas.kernels.grid import bbox_to_pixel_range
     from gravitas.kernels.render import colour_bar, ramp
     from gravitas.storage.pixels.read import read_layer
 
-    services = NodeServices(settings)
+    services = reader_services(settings)
     try:
         info = services.layers.get(layer)
         if bbox == WORLD and info.t_min is not None:
@@ -252,48 +253,6 @@ def _layer_bbox(services: object, layer: str) -> tuple[float, float, float, floa
 
 def register(app: typer.Typer) -> None:
     """Add the pixel-store commands."""
-
-    @app.command("ingest")
-    def ingest(
-        paths: Annotated[
-            list[Path], typer.Argument(help="Raster files (GeoTIFF, JP2, NetCDF, GRIB).")
-        ],
-        collection: Annotated[
-            str, typer.Option("--collection", "-c", help="Collection id.")
-        ] = "local",
-        layer_name: Annotated[
-            str | None, typer.Option("--layer-name", "-l", help="Layer name (prefix for bands).")
-        ] = None,
-        categorical: Annotated[bool, typer.Option(help="Nearest resampling (labels).")] = False,
-        data: DataOpt = None,
-    ) -> None:
-        """Index files into the node's pixel store (embedded node, one scene per file).
-
-        Example: gravitas ingest scene_B04.jp2 scene_B08.jp2 --collection s2 --layer-name s2
-        """
-        files = [p.resolve() for p in paths]
-        for f in files:
-            if not f.is_file():
-                raise InputError(f"{f} is not a file")
-        roots = tuple(sorted({f.parent for f in files}))
-        settings = settings_from(data=data, allowed_roots=roots, http_port=0)
-        events = [
-            SceneAnnounced(
-                scene_id=_scene_id(f),
-                collection=collection,
-                hrefs=[str(f)],
-                layer=layer_name,
-                categorical=categorical,
-                datetime=guess_datetime(f.name),
-            )
-            for f in files
-        ]
-        families, errors = run(ingest_events(settings, events))
-        for e in errors:
-            console.print(f"[red]rejected[/] {e}", highlight=False)
-        out.print(f"indexed {families} block families into {settings.data_dir}")
-        if errors:
-            raise typer.Exit(1)
 
     @app.command("search")
     def search(
@@ -359,10 +318,3 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(data=data)
         p = render_quicklook(settings, layer, parse_bbox(bbox), parse_time(time), out_path)
         out.print(f"wrote {p}")
-
-
-def _scene_id(path: Path) -> str:
-    import re
-
-    sid = re.sub(r"[^A-Za-z0-9_.:-]", "_", path.stem)[:190]
-    return sid if sid[:1].isalnum() else f"s{sid}"
