@@ -118,9 +118,11 @@ def plan_scenes(
     nodata: float | None = None,
     masks: Sequence[Path] = (),
     mask_convention: str | None = None,
+    mask_band: str | None = None,
 ) -> list[SceneAnnounced]:
     """The scenes the files make, one :class:`SceneAnnounced` each (nothing is read but
-    STAC item JSON)."""
+    STAC item JSON). ``mask_band`` names the band of each scene that is its mask (e.g.
+    ``fmask``): it is applied to the scene's other bands and kept as a layer itself."""
     events: list[SceneAnnounced] = []
     scenes: dict[str, list[Path]] = {}
     for f in files:
@@ -131,6 +133,18 @@ def plan_scenes(
         key = named.scene if named is not None else f"\0{f}"
         scenes.setdefault(key, []).append(f)
     mask_of = _match_masks(masks, scenes) if masks else {}
+    if mask_band is not None:
+        wanted = mask_band.lower()
+        for key, group in scenes.items():
+            hit = [f for f in group if (b := band_of(f.name)) is not None and b.band == wanted]
+            if not hit:
+                raise InputError(
+                    f"--mask-band {mask_band}: scene {key.lstrip(chr(0))} has no {wanted} file "
+                    f"among {[f.name for f in group][:6]}"
+                )
+            if key in mask_of:
+                raise InputError(f"scene {key} got both --mask and --mask-band")
+            mask_of[key] = hit[0]
     coll = collection or "local"
     prefix = _layer(layer or coll.replace(":", "_"))
     for key, group in scenes.items():
@@ -164,8 +178,6 @@ def plan_scenes(
                 mask_convention=_convention(mask, mask_convention) if mask else "fmask",  # type: ignore[arg-type]
             )
         )
-    if masks and len(mask_of) != len(masks):
-        raise InputError("every --mask must belong to one of the scenes given")
     return events
 
 
@@ -283,6 +295,10 @@ def register(app: typer.Typer) -> None:
                 "--mask", help="Quality mask of a scene (e.g. its Fmask file); repeatable."
             ),
         ] = None,
+        mask_band: Annotated[
+            str | None,
+            typer.Option("--mask-band", help="Band of each scene that is its mask (e.g. fmask)."),
+        ] = None,
         mask_convention: Annotated[
             str | None,
             typer.Option(
@@ -302,7 +318,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Index files into the node's pixel store: one layer per band, one scene per product.
 
-        Example: gravitas ingest ./scene/*.tif --collection landsat --layer-name ls --mask ./scene/LE70350322008118EDC00_fmask.tif
+        Example: gravitas ingest ./lsts/LE7*/*.tif --collection landsat --layer-name ls --mask-band fmask
         """  # noqa: E501
         files = [p.resolve() for p in paths]
         masks = [m.resolve() for m in mask or []]
@@ -318,6 +334,7 @@ def register(app: typer.Typer) -> None:
             nodata=parse_nodata(nodata),
             masks=masks,
             mask_convention=mask_convention,
+            mask_band=mask_band,
         )
         roots = sorted(
             {
