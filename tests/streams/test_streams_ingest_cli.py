@@ -210,7 +210,8 @@ def test_stac_item_gives_bands_time_mask_and_nodata(tmp_path: Path) -> None:
         "nir08": {"href": "./b4.tif", "type": geotiff, "roles": ["data", "reflectance"]},
         "swir16": {"href": "b5.tif", "type": geotiff, "roles": ["data"]},
         "fmask": {"href": "fmask.tif", "type": geotiff, "roles": ["cloud", "cloud-shadow"]},
-        "thumbnail": {"href": "https://example.org/t.jpg", "type": "image/jpeg", "roles": ["thumbnail"]},
+        "thumbnail": {"href": "https://example.org/t.jpg", "type": "image/jpeg",
+                      "roles": ["thumbnail"]},
     }  # fmt: skip
     data = tmp_path / "node"
     res = ingest(str(_item(scene, assets)), "--data", str(data))
