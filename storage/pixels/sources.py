@@ -226,6 +226,8 @@ def _read_xarray(
             ds.close()
     if not out:
         raise InputError(f"{path}: holds no 2-D (y, x) variable to index")
+    if fmt == "grib":
+        _check_all_messages(path, len(out))
     fields_at = [(r.band, r.timestamp) for r in out]
     if len(set(fields_at)) != len(fields_at):
         dup = sorted({b for b, t in fields_at if fields_at.count((b, t)) > 1})
@@ -234,6 +236,21 @@ def _read_xarray(
             "split the file so each field appears once"
         )
     return out
+
+
+def _check_all_messages(path: Path, fields: int) -> None:
+    """Every GRIB message became a field: cfgrib keeps the first of messages that repeat
+    a field and skips ones it cannot place, silently; refuse instead of dropping data."""
+    import eccodes
+
+    with path.open("rb") as fh:
+        messages = int(eccodes.codes_count_in_file(fh))
+    if fields < messages:
+        raise InputError(
+            f"{path}: {messages} GRIB messages but only {fields} distinct fields (messages "
+            "repeat the same field, variable/level/member/time, or cannot be decoded); "
+            "split the file so each field appears once"
+        )
 
 
 def _grid_of(path: Path, var: Any) -> tuple[Any, Any, Any, Any]:
