@@ -14,6 +14,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -271,15 +272,20 @@ def register(app: typer.Typer) -> None:
 
         Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
         """
-        req = PixelSearch(
-            request_id=f"cli-{uuid.uuid4().hex[:10]}",
-            layer=layer,
-            predicate=parse_predicate(predicate),
-            bbox=parse_bbox(bbox),
-            time=parse_time(time),
-            level=level,
-            limit=limit,
-        )
+        try:
+            req = PixelSearch(
+                request_id=f"cli-{uuid.uuid4().hex[:10]}",
+                layer=layer,
+                predicate=parse_predicate(predicate),
+                bbox=parse_bbox(bbox),
+                time=parse_time(time),
+                level=level,
+                limit=limit,
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"][:1]) or "request"
+            raise InputError(f"--{where}: {err['msg']}") from None
         settings = settings_from(broker, data, http_port=0)
         print_result(search_anywhere(settings, req, edge))
 
