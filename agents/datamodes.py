@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
+from gravitas.agents.scene_meta import scene_properties
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import InputError, UnsafePathError
 from gravitas.schemas.events import SceneAnnounced
@@ -118,6 +119,7 @@ def scene_item(
         ONBOARDED: onboarded,
         LAYER_PREFIX: layer_prefix(event),
         SCENE_ID: event.scene_id,
+        **scene_properties(event),
         **event.properties,
     }
     if read_file:

@@ -18,6 +18,7 @@ from typing import Any
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datamodes import import_assets, local_copy
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.scene_meta import read_fields
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import RequestError
@@ -188,6 +189,7 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
         mode="direct",
         datetime=props.get("datetime"),
         mask_href=(item.get("assets", {}).get("mask") or {}).get("href"),
+        **read_fields(props),
     )
 
 

@@ -33,7 +33,7 @@ from gravitas.storage.readers.stac_item import read_item_scenes
 from gravitas.streams.cli.common import DataOpt, console, out, run, settings_from
 from gravitas.streams.cli.local_node import running_edge
 
-__all__ = ["parse_datetime", "plan_scenes", "register"]
+__all__ = ["mask_options", "parse_datetime", "parse_nodata", "plan_scenes", "register"]
 
 
 def parse_datetime(text: str | None) -> datetime | None:
@@ -106,6 +106,23 @@ def _convention(mask: Path, given: str | None) -> str:
             f"({', '.join(MASK_CONVENTIONS)})"
         )
     return conv
+
+
+def mask_options(mask: str | None, convention: str | None) -> tuple[str | None, Any]:
+    """``--mask`` / ``--mask-convention`` of ``register``: the mask's href (a local file
+    is resolved) and its convention."""
+    if mask is None:
+        if convention is not None:
+            raise InputError("--mask-convention needs --mask FILE")
+        return None, "fmask"
+    from urllib.parse import urlparse
+
+    if urlparse(mask).scheme in ("http", "https", "s3", "file"):
+        return mask, _convention(Path(urlparse(mask).path), convention)
+    path = Path(mask).resolve()
+    if not path.is_file():
+        raise InputError(f"--mask {mask} is not a file")
+    return str(path), _convention(path, convention)
 
 
 def plan_scenes(
