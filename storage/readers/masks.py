@@ -24,7 +24,7 @@ import numpy as np
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import MaskConvention
 
-__all__ = ["CLASS_LEGENDS", "MASK_CONVENTIONS", "MaskConvention", "masked_pixels"]
+__all__ = ["CLASS_LEGENDS", "MASK_CONVENTIONS", "MaskConvention", "legend_of", "masked_pixels"]
 
 MASK_CONVENTIONS: tuple[str, ...] = get_args(MaskConvention)
 
@@ -72,3 +72,12 @@ def masked_pixels(mask: np.ndarray, convention: str, href: str = "mask") -> np.n
     if convention == "valid_nonzero":
         return ints == 0
     return ints != 0
+
+
+def legend_of(layer: str) -> dict[int, str] | None:
+    """Class names of a categorical layer from its band (``ls_fmask`` -> the Fmask
+    classes, ``s2_scl`` -> the Sentinel-2 scene classes); None when its band has no known
+    classes (bit-flag QA bands, labels: show their values)."""
+    band = layer.rsplit("_", 1)[-1].lower()
+    key = {"fmask": "fmask", "cfmask": "fmask", "scl": "scl"}.get(band)
+    return dict(CLASS_LEGENDS[key]) if key else None
