@@ -140,6 +140,8 @@ def plan_scenes(
     """The scenes the files make, one :class:`SceneAnnounced` each (nothing is read but
     STAC item JSON). ``mask_band`` names the band of each scene that is its mask (e.g.
     ``fmask``): it is applied to the scene's other bands and kept as a layer itself."""
+    if mask_convention is not None and not masks and mask_band is None:
+        raise InputError("--mask-convention needs --mask FILE or --mask-band BAND")
     events: list[SceneAnnounced] = []
     scenes: dict[str, list[Path]] = {}
     for f in files:

@@ -360,3 +360,23 @@ def test_ingest_and_quicklook_next_to_a_running_node(tmp_path: Path) -> None:
         node.send_signal(signal.SIGTERM)
         assert node.wait(30) == 0
     assert "out_sr_b4" not in layer_names(data) and "ls_b4" in layer_names(data)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--nodata", "zero"], "'zero'"),
+        (["--nodata", "inf"], "'inf'"),
+        (["--mask-band", "cloudmask"], "no cloudmask file"),
+        (["--mask-convention", "fmask"], "--mask-convention needs"),
+    ],
+)
+def test_hostile_options_are_refused_and_nothing_is_stored(
+    tmp_path: Path, args: list[str], words: str
+) -> None:
+    data = tmp_path / "node"
+    files = sorted(str(p) for p in lsts().glob("*.tif"))
+    res = ingest(*files, "--layer-name", "ls", *args, "--data", str(data))
+    assert isinstance(res.exception, InputError), res.output
+    assert words in str(res.exception)
+    assert layer_names(data) == set()
