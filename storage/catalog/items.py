@@ -29,6 +29,7 @@ from shapely.geometry import Polygon, mapping
 from gravitas.storage.catalog.bands import eo_band_for
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
+from gravitas.storage.readers.grib_grid import dataset_projection
 
 __all__ = [
     "DATASET_SUFFIXES",
@@ -269,6 +270,9 @@ def item_from_dataset(
         bbox = _dataset_bbox(ds, p)
         start, end = _dataset_times(ds)
         cube = _cube_fields(ds)
+        projected = dataset_projection(ds)  # projected GRIB: x/y in metres, not degrees
+    if projected is not None:
+        cube["dimensions"].update(projected.cube_dimensions())
     if when is not None:
         start = end = _utc(when)
     if start is None or end is None:
@@ -295,6 +299,12 @@ def item_from_dataset(
     from gravitas.storage.catalog.derived import add_datacube
 
     add_datacube(item, cube["dimensions"], cube["variables"])
+    if projected is not None:
+        proj = ProjectionExtension.ext(item, add_if_missing=True)
+        proj.wkt2 = projected.crs_wkt
+        proj.shape = list(projected.shape)
+        proj.transform = list(projected.transform)
+        proj.bbox = list(projected.bounds())
     _add_file(asset, p, checksum)
     return item
 

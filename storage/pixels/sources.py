@@ -19,6 +19,7 @@ import numpy as np
 
 from gravitas.schemas.errors import CorruptFileError, InputError, UnsupportedFormatError
 from gravitas.storage.readers.cf import find_axes, regular_grid
+from gravitas.storage.readers.grib_grid import projected_grid
 from gravitas.storage.readers.masks import masked_pixels
 from gravitas.storage.readers.names import (
     band_of,
@@ -257,6 +258,9 @@ def _grid_of(path: Path, var: Any) -> tuple[Any, Any, Any, Any]:
     """``(transform, crs_wkt, geoloc, grid)`` of a variable's last two dims; ``grid``
     orients the array north-up when the transform is regular."""
     axes = find_axes(var)
+    projected = projected_grid(var)  # Lambert / polar stereographic GRIB: exact transform
+    if projected is not None:
+        return projected.transform, projected.crs_wkt, None, projected
     if axes is not None and axes.geographic:
         if axes.x.ndim == 2:
             geoloc = (np.asarray(axes.x, np.float64), np.asarray(axes.y, np.float64))

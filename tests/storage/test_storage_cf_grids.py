@@ -237,3 +237,68 @@ def test_product_names_give_bands_and_fill() -> None:
     assert band_of("HLS.L30.T17SLU.2020209T160031.v2.0.Fmask.tif").band == "fmask"  # type: ignore[union-attr]
     assert band_of("test_stageiv_xyt.nc") is None and product_time("test_stageiv_xyt.nc") is None
     assert product_time("LE70350322008400EDC00") is None  # day 400 does not exist
+
+
+def _lambert_grib(tmp_path: Path, era5_t850: xr.Dataset) -> Path:
+    """A GRIB2 message on a Lambert conformal grid (60 x 40 cells of 50 km over the US)
+    holding the real ERA5 850 hPa temperature at those points (nearest)."""
+    import eccodes
+
+    def write(values: np.ndarray, path: Path) -> None:
+        h = eccodes.codes_grib_new_from_samples("GRIB2")
+        eccodes.codes_set(h, "gridType", "lambert")
+        for key, value in (("Nx", 60), ("Ny", 40), ("latitudeOfFirstGridPointInDegrees", 30.0),
+                           ("longitudeOfFirstGridPointInDegrees", 250.0), ("LaDInDegrees", 38.5),
+                           ("LoVInDegrees", 262.5), ("Latin1InDegrees", 38.5),
+                           ("Latin2InDegrees", 38.5), ("DxInMetres", 50000),
+                           ("DyInMetres", 50000), ("dataDate", 20170101), ("dataTime", 0)):  # fmt: skip
+            eccodes.codes_set(h, key, value)
+        eccodes.codes_set_values(h, values)
+        with path.open("wb") as out:
+            eccodes.codes_write(h, out)
+        eccodes.codes_release(h)
+
+    probe = tmp_path / "probe.grib"
+    write(np.zeros(2400), probe)
+    with xr.open_dataset(probe, engine="cfgrib", backend_kwargs={"indexpath": ""}) as ds:
+        lat, lon = ds.latitude.values, ds.longitude.values % 360.0
+    t = era5_t850.t.isel(time=0).sel(
+        latitude=xr.DataArray(lat, dims=("y", "x")),
+        longitude=xr.DataArray(lon, dims=("y", "x")),
+        method="nearest",
+    )
+    path = tmp_path / "lambert.grib"
+    write(np.asarray(t.values, np.float64).ravel(), path)
+    return path
+
+
+def test_lambert_grib_is_indexed_on_its_projection_and_described_in_metres(
+    tmp_path: Path, era5_t850: xr.Dataset
+) -> None:
+    """A projected GRIB: read with its Lambert CRS and affine transform (not pixel indices
+    labelled EPSG:4326); its STAC item has proj: fields and cube:dimensions in metres."""
+    from gravitas.storage.catalog.items import item_from_file
+    from gravitas.storage.pixels.sources import read_rasters
+    from gravitas.storage.pixels.warp import source_bounds
+
+    path = _lambert_grib(tmp_path, era5_t850)
+    (r,) = read_rasters(path, "grib", False)
+    assert r.geoloc is None and r.transform is not None and "Lambert" in (r.crs_wkt or "")
+    w, s, e, n = source_bounds(r)
+    assert -116 < w < -110 and -80 < e < -72 and 28 < s < 30.5 and 46 < n < 50
+    plan = prepare_scene("lam", "era5", [path], layer="lam")
+    warped = plan.layers[0].warped.array
+    assert np.isfinite(warped).sum() > 1000
+    assert 240 < np.nanmin(warped) and np.nanmax(warped) < 300  # kelvin at 850 hPa
+    item = item_from_file(path, "era5", checksum=False).to_dict()
+    dims = item["properties"]["cube:dimensions"]
+    assert dims["x"]["reference_system"] != 4326 and "Lambert" in json_name(dims["x"])
+    assert dims["x"]["extent"][1] - dims["x"]["extent"][0] == pytest.approx(59 * 50000)
+    assert item["properties"]["proj:shape"] == [40, 60] and "proj:wkt2" in item["properties"]
+
+
+def json_name(dim: dict[str, object]) -> str:
+    ref = dim["reference_system"]
+    return (
+        str(ref.get("name", "")) + str(ref.get("conversion", "")) if isinstance(ref, dict) else ""
+    )
