@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from gravitas.schemas.errors import GravitasError, InputError, TransportError
 from gravitas.schemas.events import ItemRegistered, Rejected, SceneAnnounced
@@ -184,7 +185,8 @@ def plan_scenes(
         mask = mask_of.get(key)
         single_band = len(group) == 1 and bands
         events.append(
-            SceneAnnounced(
+            _announce(
+                scene_name,
                 scene_id=_scene_id(scene_name),
                 collection=coll,
                 hrefs=[str(f) for f in group],
@@ -200,6 +202,16 @@ def plan_scenes(
     return events
 
 
+def _announce(where: str, **fields: Any) -> SceneAnnounced:
+    """A :class:`SceneAnnounced`, or one line naming what is wrong with it."""
+    try:
+        return SceneAnnounced(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "scene"
+        raise InputError(f"{where}: {field}: {err['msg']}") from None
+
+
 def _item_events(
     path: Path,
     collection: str | None,
@@ -212,7 +224,8 @@ def _item_events(
     for sc in read_item_scenes(path):
         coll = collection or sc.collection or "local"
         out_events.append(
-            SceneAnnounced(
+            _announce(
+                str(path),
                 scene_id=sc.scene_id,
                 collection=coll,
                 hrefs=[str(h) for h in sc.hrefs],

@@ -369,6 +369,7 @@ def test_ingest_and_quicklook_next_to_a_running_node(tmp_path: Path) -> None:
         (["--nodata", "inf"], "'inf'"),
         (["--mask-band", "cloudmask"], "no cloudmask file"),
         (["--mask-convention", "fmask"], "--mask-convention needs"),
+        (["--collection", "a collection; drop"], "collection"),
     ],
 )
 def test_hostile_options_are_refused_and_nothing_is_stored(
@@ -380,3 +381,14 @@ def test_hostile_options_are_refused_and_nothing_is_stored(
     assert isinstance(res.exception, InputError), res.output
     assert words in str(res.exception)
     assert layer_names(data) == set()
+
+
+def test_item_whose_asset_keys_collide_is_one_line(tmp_path: Path) -> None:
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    shutil.copy(next(lsts().glob("*_b3.tif")), scene / "b3.tif")
+    assets = {k: {"href": "b3.tif", "type": "image/tiff", "roles": ["data"]} for k in ("B3", "b3")}
+    res = ingest(str(_item(scene, assets)), "--data", str(tmp_path / "node"))
+    assert isinstance(res.exception, InputError), res.output
+    assert "repeat a band" in str(res.exception) and "item.json" in str(res.exception)
+    assert layer_names(tmp_path / "node") == set()
