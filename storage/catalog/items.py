@@ -29,6 +29,7 @@ from shapely.geometry import Polygon, mapping
 from gravitas.storage.catalog.bands import eo_band_for
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
+from gravitas.storage.readers.cf import dataset_axes
 from gravitas.storage.readers.grib_grid import dataset_projection
 
 __all__ = [
@@ -322,6 +323,10 @@ def _coord(ds: Any, names: Iterable[str]) -> Any:
 def _dataset_bbox(ds: Any, path: Path) -> tuple[float, float, float, float]:
     lat = _coord(ds, _LAT)
     lon = _coord(ds, _LON)
+    if lat is None or lon is None:  # CF units / standard_name / axis, any name
+        axes = dataset_axes(ds)
+        if axes is not None:
+            lat, lon = axes.y, axes.x
     if lat is None or lon is None:
         raise ItemBuildError(
             f"{path.name!r} has no latitude/longitude coordinates; catalog it with a bbox"
@@ -368,6 +373,10 @@ def _np_dt(value: np.datetime64) -> datetime:
 def _cube_fields(ds: Any) -> dict[str, dict[str, Any]]:
     dims: dict[str, Any] = {}
     lat_names, lon_names = set(_LAT), set(_LON)
+    axes = dataset_axes(ds)
+    if axes is not None and axes.x.ndim == 1:
+        lat_names.add(str(axes.y.dims[0]))
+        lon_names.add(str(axes.x.dims[0]))
     for name, size in ds.sizes.items():
         coord = ds.coords.get(name)
         entry: dict[str, Any]

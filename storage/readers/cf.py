@@ -19,7 +19,7 @@ import numpy as np
 
 from gravitas.schemas.errors import InputError
 
-__all__ = ["GridAxes", "RegularGrid", "find_axes", "regular_grid"]
+__all__ = ["GridAxes", "RegularGrid", "dataset_axes", "find_axes", "regular_grid"]
 
 _EAST_UNITS = {"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"}
 _NORTH_UNITS = {"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"}
@@ -92,6 +92,16 @@ def find_axes(var: Any) -> GridAxes | None:
         return GridAxes(xs[0], ys[0], False)
     if xdim in var.coords and ydim in var.coords:
         return GridAxes(var.coords[xdim], var.coords[ydim], False)
+    return None
+
+
+def dataset_axes(ds: Any) -> GridAxes | None:
+    """The longitude/latitude axes of the first data variable that has them."""
+    for var in ds.data_vars.values():
+        if var.ndim >= 2:
+            axes = find_axes(var)
+            if axes is not None and axes.geographic:
+                return axes
     return None
 
 

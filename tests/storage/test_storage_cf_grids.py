@@ -304,3 +304,21 @@ def json_name(dim: dict[str, object]) -> str:
     return (
         str(ref.get("name", "")) + str(ref.get("conversion", "")) if isinstance(ref, dict) else ""
     )
+
+
+@pytest.mark.parametrize("layout", ["cf_units_only", "cf_axis_only_south_to_north"])
+def test_cf_attribute_only_coordinates_give_the_item_its_extent(
+    tmp_path: Path, era5_t850: xr.Dataset, layout: str
+) -> None:
+    """The STAC item of a file whose coordinates are found only by CF attributes has the
+    same bbox and spatial cube dimensions as the plainly named original (it used to be
+    refused after its pixels were indexed)."""
+    from gravitas.storage.catalog.items import item_from_file
+
+    base = item_from_file(_write(era5_t850, tmp_path / "b.nc"), "era5", checksum=False)
+    other = item_from_file(
+        _write(LAYOUTS[layout](era5_t850), tmp_path / "o.nc"), "era5", checksum=False
+    )
+    assert other.bbox == base.bbox
+    dims = other.properties["cube:dimensions"]
+    assert sorted(d["axis"] for d in dims.values() if d["type"] == "spatial") == ["x", "y"]
