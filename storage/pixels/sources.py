@@ -320,7 +320,7 @@ def _split_variable(
     values = var.values
     if grid is not None:
         values = grid.orient(values)
-    fill = var.attrs.get("_FillValue", var.encoding.get("_FillValue", nodata))
+    fill = nodata  # xarray already turned _FillValue / missing_value into NaN
     out: list[SourceRaster] = []
     for idx in np.ndindex(*values.shape[:-2]):
         parts = [_clean(name)]
