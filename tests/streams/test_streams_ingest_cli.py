@@ -64,12 +64,20 @@ def stores(data: Path) -> Iterator[tuple[RocksBlockStore, LayerRegistry]]:
 
 
 def layer_bbox(data: Path, layer: str) -> tuple[float, float, float, float]:
-    from types import SimpleNamespace
-
-    from gravitas.streams.cli.pixels_cmd import _layer_bbox
+    """Bounds of the native blocks a layer has at its first time."""
+    from gravitas.kernels.grid import block_bounds
+    from gravitas.kernels.morton import morton_decode
+    from gravitas.storage.keys import decode_key, key_range
 
     with stores(data) as (store, reg):
-        return _layer_bbox(SimpleNamespace(layers=reg, block_store=store), layer)
+        info = reg.get(layer)
+        ts = reg.times(layer)[0]
+        lo, hi = key_range(layer, info.native_level, ts, ts)
+        codes = [decode_key(k).morton for k in store.scan_keys(lo, hi)]
+    bx, by = morton_decode(np.asarray(codes, np.uint64))
+    w, s, _, _ = block_bounds(info.native_level, int(bx.min()), int(by.min()))
+    _, _, e, n = block_bounds(info.native_level, int(bx.max()), int(by.max()))
+    return max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0)
 
 
 def layer_values(
