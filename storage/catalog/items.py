@@ -30,7 +30,7 @@ from gravitas.storage.catalog.bands import eo_band_for
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
 from gravitas.storage.readers.cf import dataset_axes
-from gravitas.storage.readers.grib_grid import dataset_projection
+from gravitas.storage.readers.grib_grid import dataset_projection, open_grib
 
 __all__ = [
     "DATASET_SUFFIXES",
@@ -264,7 +264,10 @@ def item_from_dataset(
     engine = "cfgrib" if p.suffix.lower().startswith((".grib", ".grb")) else None
     kwargs: dict[str, Any] = {"indexpath": ""} if engine == "cfgrib" else {}
     try:
-        ds = xr.open_dataset(p, engine=engine, backend_kwargs=kwargs or None)
+        if engine == "cfgrib":  # every hypercube (level type), not only one
+            ds = open_grib(p)
+        else:
+            ds = xr.open_dataset(p, engine=engine, backend_kwargs=kwargs or None)
     except Exception as exc:  # the backends raise many types
         raise ItemBuildError(f"xarray cannot open {p}: {exc}") from exc
     with ds:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ProjectedGrid", "dataset_projection", "projected_grid"]
+__all__ = ["ProjectedGrid", "dataset_projection", "open_grib", "projected_grid"]
 
 GRIB_SPHERES_M = (6_367_470.0, 6_371_229.0, 6_371_200.0, 6_378_160.0)
 """Earth radii of GRIB's ``shapeOfTheEarth`` 0, 6, 8 and 2 (sphere approximations)."""
@@ -155,3 +155,28 @@ def dataset_projection(ds: Any) -> ProjectedGrid | None:
             if grid is not None:
                 return grid
     return None
+
+
+def open_grib(path: Any) -> Any:
+    """One xarray Dataset of every GRIB hypercube of a file (cfgrib's ``open_dataset``
+    refuses a file with several level types; ``open_datasets`` splits it). A variable
+    that repeats on another level type is renamed ``<name>_<typeOfLevel>``, as the
+    ingest readers name its layer."""
+    import cfgrib
+    import xarray as xr
+
+    parts = list(cfgrib.open_datasets(str(path), backend_kwargs={"indexpath": ""}))
+    if len(parts) == 1:
+        return parts[0]
+    seen: set[str] = set()
+    renamed = []
+    for ds in parts:
+        names = {
+            str(n): f"{n}_{v.attrs['GRIB_typeOfLevel']}"
+            for n, v in ds.data_vars.items()
+            if str(n) in seen and v.attrs.get("GRIB_typeOfLevel")
+        }
+        ds = ds.rename(names) if names else ds
+        seen |= {str(n) for n in ds.data_vars}
+        renamed.append(ds)
+    return xr.merge(renamed, compat="override", join="outer", combine_attrs="drop_conflicts")

@@ -197,6 +197,10 @@ def test_grib_second_message_on_another_level_type_is_kept(tmp_path: Path) -> No
     two = _messages(tmp_path / "two.grib", surface_second, count=2)
     plan = prepare_scene("two", "era5", [two], layer="era5")
     assert sorted(w.layer for w in plan.layers) == ["era5_z", "era5_z_surface"]
+    from gravitas.storage.catalog.items import item_from_file
+
+    item = item_from_file(two, "era5", checksum=False)  # its STAC item lists both
+    assert set(item.properties["cube:variables"]) == {"z", "z_surface"}
 
 
 def test_grib_duplicate_messages_are_refused(tmp_path: Path) -> None:
