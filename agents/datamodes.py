@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlparse
 
 from gravitas.agents.hrefs import href_policy, readable
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
+from gravitas.agents.scene_meta import scene_properties
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import SceneAnnounced
@@ -86,6 +87,7 @@ def scene_item(
         ONBOARDED: onboarded,
         LAYER_PREFIX: layer_prefix(event),
         SCENE_ID: event.scene_id,
+        **scene_properties(event),
         **event.properties,
     }
     if read_file:

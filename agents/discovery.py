@@ -17,7 +17,7 @@ from gravitas.schemas.base import Event
 from gravitas.schemas.errors import GravitasError, InputError, NotFoundError
 from gravitas.schemas.events import PixelMatch, PixelSearch, SearchResult
 from gravitas.storage.pixels.errors import LayerNotFoundError
-from gravitas.storage.pixels.search import search_pixels
+from gravitas.storage.pixels.search import search_pixels, split_antimeridian
 
 
 def run_search(event: PixelSearch, store: object, registry: object, node_id: str) -> SearchResult:
@@ -68,9 +68,10 @@ class DiscoveryAgent(Agent):
             return []
         s = ctx.services
         try:
-            await ensure_onboarded(
-                ctx, event.request_id, event.layer, event.bbox, event.time.start, event.time.end
-            )
+            for box in split_antimeridian(event.bbox):
+                await ensure_onboarded(
+                    ctx, event.request_id, event.layer, box, event.time.start, event.time.end
+                )
             result = await asyncio.to_thread(
                 run_search, event, s.block_store, s.layers, ctx.node_id
             )

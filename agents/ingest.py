@@ -116,6 +116,10 @@ def _index_scene(
         when=event.datetime,
         level=event.level,
         progress=lambda m, f: progress(m, f * 0.6),
+        band_names=event.band_names,
+        nodata=event.nodata,
+        mask_convention=event.mask_convention,
+        band_nodata=event.band_nodata,
     )
     families = write_scene(
         services.block_store,

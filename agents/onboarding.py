@@ -20,6 +20,7 @@ from gravitas.agents.datamodes import import_assets, local_copy
 from gravitas.agents.external import already_read, note_read
 from gravitas.agents.hrefs import check_hrefs
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.scene_meta import read_fields
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import RequestError
@@ -192,6 +193,7 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
         mode="direct",
         datetime=props.get("datetime"),
         mask_href=(item.get("assets", {}).get("mask") or {}).get("href"),
+        **read_fields(props),
     )
 
 

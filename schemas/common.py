@@ -32,6 +32,22 @@ BBox = Annotated[tuple[float, float, float, float], AfterValidator(_check_bbox)]
 """(west, south, east, north) in degrees, WGS84."""
 
 
+def _check_search_bbox(
+    value: tuple[float, float, float, float],
+) -> tuple[float, float, float, float]:
+    west, south, east, north = value
+    if west > east:  # crosses the antimeridian, as in STAC: check each side
+        _check_bbox((west, south, 180.0, north))
+        _check_bbox((-180.0, south, east, north))
+        return value
+    return _check_bbox(value)
+
+
+SearchBBox = Annotated[tuple[float, float, float, float], AfterValidator(_check_search_bbox)]
+"""A search area: like :data:`BBox`, but ``west > east`` means it crosses the antimeridian
+(from ``west`` east to 180 and from -180 to ``east``), as STAC item-search reads it."""
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"datetime must carry a timezone (e.g. 'Z'), got {value.isoformat()}")

@@ -8,6 +8,8 @@ right class, and ``KEY_FIELD`` names the field that keys it on its topic.
 from __future__ import annotations
 
 import base64
+import math
+import re
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -16,7 +18,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gravitas.schemas.base import Event
-from gravitas.schemas.common import BBox, CrsString, Href, TimeRange, UtcDatetime
+from gravitas.schemas.common import BBox, CrsString, Href, SearchBBox, TimeRange, UtcDatetime
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 LAYER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
@@ -25,6 +27,8 @@ SceneFormat = Literal[
     "auto", "geotiff", "jp2", "netcdf", "grib", "emit-l1b", "envi", "gpkg", "geojson", "shapefile"
 ]
 DataMode = Literal["direct", "external", "lazy"]
+MaskConvention = Literal["fmask", "qa_pixel", "hls_fmask", "scl", "valid_nonzero", "valid_zero"]
+"""Which values of a quality mask hide pixels (see ``gravitas.storage.readers.masks``)."""
 Reducer = Literal[
     "min", "max", "mean", "std", "count", "sum", "q05", "q25", "q50", "q75", "q95", "trend"
 ]
@@ -55,10 +59,42 @@ class SceneAnnounced(Event):
     """Categorical layers (labels, masks) are warped with nearest resampling."""
     mask_href: Href | None = None
     """Optional quality mask (e.g. Landsat Fmask) applied before indexing."""
+    mask_convention: MaskConvention = "fmask"
+    """How ``mask_href``'s values are read (Fmask classes, QA_PIXEL bits, SCL, ...)."""
+    band_names: list[str] | None = None
+    """The band of each href (same order), e.g. from a STAC item's asset keys; default:
+    from each file's product name (``..._B04.jp2`` -> ``b04``)."""
+    nodata: float | None = None
+    """Fill value of data files that carry no nodata tag (default: their product's
+    convention, e.g. 0 for Landsat Level-1 and Sentinel-2 bands)."""
+    band_nodata: list[float | None] | None = None
+    """Per href (same order), overriding ``nodata``: e.g. a STAC item's ``raster:bands``."""
     crs: CrsString | None = None
     properties: dict[str, Any] = Field(default_factory=dict)
     level: int | None = Field(default=None, ge=1, le=29)
     """Grid level to index at; default: each band's native level."""
+
+    @model_validator(mode="after")
+    def _bands_match_hrefs(self) -> SceneAnnounced:
+        if self.band_names is not None:
+            if len(self.band_names) != len(self.hrefs):
+                raise ValueError(
+                    f"band_names has {len(self.band_names)} names for {len(self.hrefs)} hrefs; "
+                    "give one band name per href"
+                )
+            bad = [b for b in self.band_names if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,49}", b)]
+            if bad:
+                raise ValueError(f"band names must be short words, got {bad[:3]}")
+            if len({b.lower() for b in self.band_names}) != len(self.band_names):
+                raise ValueError(f"band_names repeat a band: {self.band_names}")
+        if self.band_nodata is not None and len(self.band_nodata) != len(self.hrefs):
+            raise ValueError(
+                f"band_nodata has {len(self.band_nodata)} values for {len(self.hrefs)} hrefs"
+            )
+        for value in [self.nodata, *(self.band_nodata or [])]:
+            if value is not None and math.isinf(value):
+                raise ValueError(f"nodata must be a finite number or NaN, got {value}")
+        return self
 
 
 class OnboardRequested(Event):
@@ -340,7 +376,8 @@ class PixelSearch(Event):
     request_id: str = Field(pattern=ID_PATTERN)
     layer: str = Field(pattern=LAYER_PATTERN)
     predicate: Predicate
-    bbox: BBox
+    bbox: SearchBBox
+    """West > east crosses the antimeridian (both sides are searched)."""
     time: TimeRange
     level: int | None = Field(default=None, ge=1, le=29)
     limit: int = Field(default=10_000, ge=1, le=10_000_000)

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import chain, islice
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import AccessType, Options, Rdict, WriteBatch
 
 from gravitas.storage.blocks.base import Block
 from gravitas.storage.blocks.codec import (
@@ -45,7 +45,11 @@ _ENCODE_WORKERS = max(2, min(4, os.cpu_count() or 2))
 class RocksBlockStore:
     """A :class:`~gravitas.storage.blocks.base.BlockStore` in one RocksDB directory."""
 
-    def __init__(self, path: str | Path, codec: str = DEFAULT_CODEC) -> None:
+    def __init__(
+        self, path: str | Path, codec: str = DEFAULT_CODEC, *, read_only: bool = False
+    ) -> None:
+        """``read_only`` opens without RocksDB's LOCK (a view as of the open), so a
+        command can read a store that a running node holds."""
         self.path = Path(path).expanduser().resolve()
         self.url = f"rocksdb://{self.path}"
         self.codec = codec
@@ -53,8 +57,9 @@ class RocksBlockStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             opts = Options(raw_mode=True)
-            opts.create_if_missing(True)
-            self._db: Rdict | None = Rdict(str(self.path), options=opts)
+            opts.create_if_missing(not read_only)
+            access = AccessType.read_only() if read_only else AccessType.read_write()
+            self._db: Rdict | None = Rdict(str(self.path), options=opts, access_type=access)
         except Exception as exc:
             raise BlockStoreError(
                 f"cannot open RocksDB block store at {self.path}: {exc} "

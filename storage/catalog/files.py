@@ -52,8 +52,15 @@ _PATTERNS = (
 
 def datetime_from_name(path: Path | str) -> datetime | None:
     """Acquisition time from a file name: ``..._20170216T102101_...`` (Sentinel-2),
-    Landsat scene ids (``LE7PPPRRRYYYYDOY...``), ``YYYY-MM-DD`` or ``YYYYMMDD``."""
+    Landsat scene ids (``LE7PPPRRRYYYYDOY...``), ``YYYY-MM-DD`` or ``YYYYMMDD``; the
+    standard product names of Landsat, Sentinel-2, MODIS, HLS and EMIT first (see
+    :mod:`gravitas.storage.readers.names`)."""
+    from gravitas.storage.readers.names import product_time
+
     name = Path(path).name
+    known = product_time(name)
+    if known is not None:
+        return known
     for pattern, fmt in _PATTERNS:
         m = pattern.search(name)
         if m:

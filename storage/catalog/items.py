@@ -29,6 +29,8 @@ from shapely.geometry import Polygon, mapping
 from gravitas.storage.catalog.bands import eo_band_for
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
+from gravitas.storage.readers.cf import dataset_axes
+from gravitas.storage.readers.grib_grid import dataset_projection, open_grib
 
 __all__ = [
     "DATASET_SUFFIXES",
@@ -262,13 +264,19 @@ def item_from_dataset(
     engine = "cfgrib" if p.suffix.lower().startswith((".grib", ".grb")) else None
     kwargs: dict[str, Any] = {"indexpath": ""} if engine == "cfgrib" else {}
     try:
-        ds = xr.open_dataset(p, engine=engine, backend_kwargs=kwargs or None)
+        if engine == "cfgrib":  # every hypercube (level type), not only one
+            ds = open_grib(p)
+        else:
+            ds = xr.open_dataset(p, engine=engine, backend_kwargs=kwargs or None)
     except Exception as exc:  # the backends raise many types
         raise ItemBuildError(f"xarray cannot open {p}: {exc}") from exc
     with ds:
         bbox = _dataset_bbox(ds, p)
         start, end = _dataset_times(ds)
         cube = _cube_fields(ds)
+        projected = dataset_projection(ds)  # projected GRIB: x/y in metres, not degrees
+    if projected is not None:
+        cube["dimensions"].update(projected.cube_dimensions())
     if when is not None:
         start = end = _utc(when)
     if start is None or end is None:
@@ -295,6 +303,12 @@ def item_from_dataset(
     from gravitas.storage.catalog.derived import add_datacube
 
     add_datacube(item, cube["dimensions"], cube["variables"])
+    if projected is not None:
+        proj = ProjectionExtension.ext(item, add_if_missing=True)
+        proj.wkt2 = projected.crs_wkt
+        proj.shape = list(projected.shape)
+        proj.transform = list(projected.transform)
+        proj.bbox = list(projected.bounds())
     _add_file(asset, p, checksum)
     return item
 
@@ -312,6 +326,10 @@ def _coord(ds: Any, names: Iterable[str]) -> Any:
 def _dataset_bbox(ds: Any, path: Path) -> tuple[float, float, float, float]:
     lat = _coord(ds, _LAT)
     lon = _coord(ds, _LON)
+    if lat is None or lon is None:  # CF units / standard_name / axis, any name
+        axes = dataset_axes(ds)
+        if axes is not None:
+            lat, lon = axes.y, axes.x
     if lat is None or lon is None:
         raise ItemBuildError(
             f"{path.name!r} has no latitude/longitude coordinates; catalog it with a bbox"
@@ -358,6 +376,10 @@ def _np_dt(value: np.datetime64) -> datetime:
 def _cube_fields(ds: Any) -> dict[str, dict[str, Any]]:
     dims: dict[str, Any] = {}
     lat_names, lon_names = set(_LAT), set(_LON)
+    axes = dataset_axes(ds)
+    if axes is not None and axes.x.ndim == 1:
+        lat_names.add(str(axes.y.dims[0]))
+        lon_names.add(str(axes.x.dims[0]))
     for name, size in ds.sizes.items():
         coord = ds.coords.get(name)
         entry: dict[str, Any]

@@ -99,12 +99,25 @@ def prepare_scene(
     when: datetime | None = None,
     level: int | None = None,
     progress: ProgressFn = _quiet,
+    band_names: Sequence[str] | None = None,
+    nodata: float | None = None,
+    mask_convention: str = "fmask",
+    band_nodata: Sequence[float | None] | None = None,
 ) -> ScenePlan:
-    """Read and warp every band of a scene (no writes). Raises InputError subclasses."""
+    """Read and warp every band of a scene (no writes). Raises InputError subclasses.
+
+    Every band becomes its own layer ``<layer>_<band>`` (a scene of one band: ``layer``);
+    two bands that would land in the same layer are refused, never overwritten. Mask,
+    QA and label bands are categorical (nearest resampling, their classes kept); the
+    mask (``mask_path`` under ``mask_convention``) blanks the other bands' pixels."""
     rasters: list[SourceRaster] = []
     for i, path in enumerate(paths):
         progress(f"reading {path.name}", i / max(len(paths), 1) / 2)
-        rasters.extend(read_rasters(path, detect_format(path, fmt), categorical))
+        band = band_names[i] if band_names else None
+        fill = band_nodata[i] if band_nodata and band_nodata[i] is not None else nodata
+        rasters.extend(
+            read_rasters(path, detect_format(path, fmt), categorical, band=band, nodata=fill)
+        )
     if bands:
         wanted = {b.lower() for b in bands}
         rasters = [r for r in rasters if r.band in wanted]
@@ -114,7 +127,7 @@ def prepare_scene(
         from gravitas.storage.pixels.sources import _read_gdal
 
         mask = _read_gdal(mask_path, categorical=True)[0].array
-        apply_mask(rasters, mask, str(mask_path))
+        apply_mask(rasters, mask, str(mask_path), mask_convention)
     fallback = (
         when or guess_datetime(scene_id) or (guess_datetime(paths[0].name) if paths else None)
     )
@@ -126,19 +139,36 @@ def prepare_scene(
         ts = r.timestamp or fallback
         if ts is None:
             raise InputError(
-                f"{r.href}: no time in the file, its name or the event; set datetime= on "
-                "the SceneAnnounced event"
+                f"{r.href}: no time in the file, its name or the event; give it with "
+                "`gravitas ingest --datetime 2020-01-14T10:00:00Z` (datetime= on the "
+                "SceneAnnounced event)"
             )
         stamps.append(ts)
+    names = [layer_name(prefix, r.band, single) for r in rasters]
+    seen: dict[tuple[str, int], str] = {}
+    for name, r, ts in zip(names, rasters, stamps, strict=True):
+        where = f"{r.href} ({r.band})"
+        key = (name, to_epoch(ts))
+        if key in seen:
+            raise InputError(
+                f"scene {scene_id}: {where} and {seen[key]} would both be layer {name!r} at "
+                f"{ts.isoformat()}; give each file its own band name (band_names=) or ingest "
+                "them as separate layers"
+            )
+        seen[key] = where
     levels = [level or native_level_of(r) for r in rasters]
     progress(f"warping {len(rasters)} band(s)", 0.5)
-    warped = warp_many(rasters, levels, categorical)
+    warped: list[WarpedRaster | None] = [None] * len(rasters)
+    for cat in (False, True):
+        idx = [i for i, r in enumerate(rasters) if r.categorical == cat]
+        if idx:
+            done = warp_many([rasters[i] for i in idx], [levels[i] for i in idx], cat)
+            for i, w in zip(idx, done, strict=True):
+                warped[i] = w
     for i, r in enumerate(rasters):
-        plan.layers.append(
-            WarpedLayer(
-                layer_name(prefix, r.band, single), to_epoch(stamps[i]), categorical, warped[i]
-            )
-        )
+        done_w = warped[i]
+        assert done_w is not None
+        plan.layers.append(WarpedLayer(names[i], to_epoch(stamps[i]), r.categorical, done_w))
     return plan
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "predicate_mask",
     "resolve_level",
     "search_pixels",
+    "split_antimeridian",
     "stats_may_match",
 ]
 
@@ -163,7 +164,72 @@ def search_pixels(
     limit: int | None = None,
     prune: bool = True,
 ) -> SearchHits:
-    """Find every pixel of ``layer`` in ``bbox`` x ``[t0, t1]`` with ``value OP threshold``."""
+    """Find every pixel of ``layer`` in ``bbox`` x ``[t0, t1]`` with ``value OP threshold``.
+
+    A bbox whose west is greater than its east crosses the antimeridian (as in STAC):
+    both sides are searched and their matches joined, up to ``limit`` in all."""
+    west, south, east, north = bbox
+    if west <= east:
+        return _search_box(
+            store, registry, layer, op, value, bbox, t0, t1,
+            high=high, level=level, limit=limit, prune=prune,
+        )  # fmt: skip
+    first = _search_box(
+        store, registry, layer, op, value, (west, south, 180.0, north), t0, t1,
+        high=high, level=level, limit=limit, prune=prune,
+    )  # fmt: skip
+    left = None if limit is None else max(limit - len(first.value), 0)
+    second = _search_box(
+        store, registry, layer, op, value, (-180.0, south, east, north), t0, t1,
+        high=high, level=level, limit=left, prune=prune,
+    )  # fmt: skip
+    return _join(first, second)
+
+
+def split_antimeridian(bbox: BBox) -> list[BBox]:
+    """A bbox as boxes that do not cross 180 (one, or two when west > east)."""
+    west, south, east, north = bbox
+    if west <= east:
+        return [bbox]
+    return [(west, south, 180.0, north), (-180.0, south, east, north)]
+
+
+def _join(a: SearchHits, b: SearchHits) -> SearchHits:
+    """Matches of two disjoint areas as one result."""
+    counts = dict(a.counts)
+    for ts, n in b.counts.items():
+        counts[ts] = counts.get(ts, 0) + n
+    kept = len(a.value) + len(b.value)
+    total = a.total + b.total
+    return SearchHits(
+        a.level,
+        np.concatenate([a.x, b.x]),
+        np.concatenate([a.y, b.y]),
+        np.concatenate([a.t, b.t]),
+        np.concatenate([a.value, b.value]),
+        total=total,
+        counts=counts,
+        blocks_read=a.blocks_read + b.blocks_read,
+        blocks_total=a.blocks_total + b.blocks_total,
+        truncated=total > kept,
+    )
+
+
+def _search_box(
+    store: BlockStore,
+    registry: LayerRegistry,
+    layer: str,
+    op: str,
+    value: float,
+    bbox: BBox,
+    t0: int | datetime,
+    t1: int | datetime,
+    *,
+    high: float | None = None,
+    level: int | None = None,
+    limit: int | None = None,
+    prune: bool = True,
+) -> SearchHits:
     _bounds(op, value, high)
     info = registry.get(layer)
     lvl = resolve_level(info, level)

@@ -46,6 +46,20 @@ def register_scene(
         datetime | None,
         typer.Option("--datetime", help="Acquisition time (UTC) if the file has none."),
     ] = None,
+    mask: Annotated[
+        str | None, typer.Option("--mask", help="Quality mask file of the scene (e.g. Fmask).")
+    ] = None,
+    mask_convention: Annotated[
+        str | None,
+        typer.Option(
+            "--mask-convention",
+            help="fmask, qa_pixel, hls_fmask, scl, valid_nonzero, "
+            "valid_zero (default: from the mask's name).",
+        ),
+    ] = None,
+    nodata: Annotated[
+        str | None, typer.Option("--nodata", help="Fill value of files without a nodata tag.")
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option("--wait/--no-wait", help="Wait for the registration on stac.registrations."),
@@ -77,6 +91,9 @@ def register_scene(
         bbox, file_time = _file_extent(first)
         when = when or file_time
     sid = scene_id or Path(urlparse(hrefs[0]).path).stem.replace(" ", "_")
+    from gravitas.streams.cli.ingest_cmd import mask_options, parse_nodata
+
+    mask_href, convention = mask_options(mask, mask_convention)
     event = SceneAnnounced(
         scene_id=sid,
         collection=collection,
@@ -86,6 +103,9 @@ def register_scene(
         bbox=bbox,
         datetime=when,
         node_id=settings.node_id,
+        mask_href=mask_href,
+        mask_convention=convention,
+        nodata=parse_nodata(nodata),
     )
 
     async def go() -> None:

@@ -14,6 +14,7 @@ from gravitas.streams.cli import (
     datacube_cmd,
     events_cmd,
     federation_cmd,
+    ingest_cmd,
     keys_cmd,
     methane_cmd,
     node_cmd,
@@ -36,6 +37,7 @@ federation_cmd.register(app)
 keys_cmd.register(app)
 broker_cmd.register(app)
 config_cmd.register(app)
+ingest_cmd.register(app)
 pixels_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)

@@ -1,6 +1,8 @@
-"""``gravitas ingest | search | layers | quicklook``: the raster pixel store from the shell.
+"""``gravitas search | layers | quicklook``: the raster pixel store from the shell
+(``ingest`` is in :mod:`gravitas.streams.cli.ingest_cmd`).
 
-All four run on the node's data dir with an embedded node in this process (no broker).
+They run on the node's data dir: through the running node when there is one, else with
+an embedded node in this process (no broker).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Annotated
 
 import numpy as np
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,7 +22,6 @@ from gravitas.schemas.common import TimeRange
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import PixelSearch, Predicate, SceneAnnounced, SearchResult
 from gravitas.schemas.settings import Settings
-from gravitas.storage.pixels.sources import guess_datetime
 from gravitas.streams.cli.common import (
     BrokerOpt,
     DataOpt,
@@ -233,48 +235,6 @@ def _layer_bbox(
 def register(app: typer.Typer) -> None:
     """Add the pixel-store commands."""
 
-    @app.command("ingest")
-    def ingest(
-        paths: Annotated[
-            list[Path], typer.Argument(help="Raster files (GeoTIFF, JP2, NetCDF, GRIB).")
-        ],
-        collection: Annotated[
-            str, typer.Option("--collection", "-c", help="Collection id.")
-        ] = "local",
-        layer_name: Annotated[
-            str | None, typer.Option("--layer-name", "-l", help="Layer name (prefix for bands).")
-        ] = None,
-        categorical: Annotated[bool, typer.Option(help="Nearest resampling (labels).")] = False,
-        data: DataOpt = None,
-    ) -> None:
-        """Index files into the node's pixel store (embedded node, one scene per file).
-
-        Example: gravitas ingest scene_B04.jp2 scene_B08.jp2 --collection s2 --layer-name s2
-        """
-        files = [p.resolve() for p in paths]
-        for f in files:
-            if not f.is_file():
-                raise InputError(f"{f} is not a file")
-        roots = tuple(sorted({f.parent for f in files}))
-        settings = settings_from(data=data, allowed_roots=roots, http_port=0)
-        events = [
-            SceneAnnounced(
-                scene_id=_scene_id(f),
-                collection=collection,
-                hrefs=[str(f)],
-                layer=layer_name,
-                categorical=categorical,
-                datetime=guess_datetime(f.name),
-            )
-            for f in files
-        ]
-        families, errors = run(ingest_events(settings, events))
-        for e in errors:
-            console.print(f"[red]rejected[/] {e}", highlight=False)
-        out.print(f"indexed {families} block families into {settings.data_dir}")
-        if errors:
-            raise typer.Exit(1)
-
     @app.command("search")
     def search(
         layer: Annotated[str, typer.Argument(help="Layer name (see gravitas layers).")],
@@ -292,15 +252,20 @@ def register(app: typer.Typer) -> None:
 
         Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
         """
-        req = PixelSearch(
-            request_id=f"cli-{uuid.uuid4().hex[:10]}",
-            layer=layer,
-            predicate=parse_predicate(predicate),
-            bbox=parse_bbox(bbox),
-            time=parse_time(time),
-            level=level,
-            limit=limit,
-        )
+        try:
+            req = PixelSearch(
+                request_id=f"cli-{uuid.uuid4().hex[:10]}",
+                layer=layer,
+                predicate=parse_predicate(predicate),
+                bbox=parse_bbox(bbox),
+                time=parse_time(time),
+                level=level,
+                limit=limit,
+            )
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"][:1]) or "request"
+            raise InputError(f"--{where}: {err['msg']}") from None
         settings = settings_from(broker, data, http_port=0)
         print_result(search_anywhere(settings, req, edge))
 
@@ -347,10 +312,3 @@ def register(app: typer.Typer) -> None:
             settings, layer, parse_bbox(bbox), parse_time(time), out_path, reduce=reduce
         )
         out.print(f"wrote {p}")
-
-
-def _scene_id(path: Path) -> str:
-    import re
-
-    sid = re.sub(r"[^A-Za-z0-9_.:-]", "_", path.stem)[:190]
-    return sid if sid[:1].isalnum() else f"s{sid}"

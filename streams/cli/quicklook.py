@@ -136,15 +136,15 @@ def layer_quicklook(
 ) -> Rendered:
     """Draw ``layer`` over ``bbox`` (None: where the layer has data) and ``time`` into
     ``path``; the level is the coarsest that still gives about ``max_px`` pixels across."""
-    from gravitas.agents.services import NodeServices
     from gravitas.kernels.grid import bbox_to_pixel_range
     from gravitas.storage.basemap import basemap
     from gravitas.storage.pixels.read import read_layer
+    from gravitas.streams.cli.local_node import reader_services
     from gravitas.streams.cli.pixels_cmd import _layer_bbox
 
     if reduce not in REDUCERS:
         raise InputError(f"--reduce must be one of {', '.join(REDUCERS)}, got {reduce!r}")
-    services = NodeServices(settings)
+    services = reader_services(settings)
     try:
         info = services.layers.get(layer)
         if bbox is None:

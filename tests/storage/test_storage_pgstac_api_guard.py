@@ -16,9 +16,9 @@ import pytest
 from gravitas.storage.catalog.pg_cluster import PostgresCluster
 from gravitas.storage.catalog.pgstac import PgstacCatalog
 from gravitas.storage.catalog.pgstac_api import PgstacApiServer
+from tests.fixtures.catalog_state import stored_state
 from tests.fixtures.catalogs import pc_items  # noqa: F401
 from tests.fixtures.pgstac import fresh_pgstac_dsn
-from tests.fixtures.catalog_state import stored_state
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,10 @@ from gravitas.storage.catalog.pg_cluster import PostgresCluster
 from gravitas.storage.catalog.pg_pool import is_transient
 from gravitas.storage.catalog.pgstac import PgstacCatalog
 from gravitas.streams.policy import Action, action_for
+from tests.fixtures.catalog_state import stored_state
 from tests.fixtures.catalogs import pc_items  # noqa: F401
 from tests.fixtures.pgstac import restartable_pg  # noqa: F401
 from tests.fixtures.stac_api import running_node
-from tests.fixtures.catalog_state import stored_state
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -30,9 +30,9 @@ from hypothesis import strategies as st
 from gravitas.storage.catalog import Catalog
 from gravitas.storage.catalog.cql2sql import named_column
 from gravitas.storage.catalog.search_checks import MAX_NAME
+from tests.fixtures.catalog_state import stored_state
 from tests.fixtures.catalogs import pc_items  # noqa: F401
 from tests.fixtures.stac_api import running_node
-from tests.fixtures.catalog_state import stored_state
 
 EXAMPLES = int(os.environ.get("GRAVITAS_HOSTILE_EXAMPLES", "60"))
 NO_MATCH = "gv-no-such-value"
