@@ -122,8 +122,11 @@ def open_layer(
         tuple(r1 - r0 + 1 for _, r0, r1 in rows),
         tuple(c1 - c0 + 1 for _, c0, c1 in cols),
     )
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-    data = da.Array(graph, name, chunks, dtype=dtype)
+    if not times:  # an empty window: zero time steps, nothing to read
+        data = da.zeros((0, sum(chunks[1]), sum(chunks[2])), dtype, chunks=((0,), *chunks[1:]))
+    else:
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+        data = da.Array(graph, name, chunks, dtype=dtype)
     return _wrap(data, layer, info, lvl, times, (x0, y0, x1, y1), fill, len(stored))
 
 
