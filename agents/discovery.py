@@ -1,4 +1,5 @@
-"""The discovery agent: ``PixelSearch`` on ``requests.discovery`` -> ``SearchResult``.
+"""The discovery agent: ``PixelSearch`` -> ``SearchResult`` and ``Featurize`` ->
+``FeatureResult``, both on ``requests.discovery``.
 
 Bad requests (unknown layer, level outside the pyramid) are answered with a
 ``failed`` result naming the problem, so the requester is never left waiting.
@@ -11,11 +12,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.featurize import compute_features
+from gravitas.agents.featurize import failed as featurize_failed
 from gravitas.agents.onboarding import ensure_onboarded
 from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event
-from gravitas.schemas.errors import GravitasError, InputError, NotFoundError
-from gravitas.schemas.events import PixelMatch, PixelSearch, SearchResult
+from gravitas.schemas.errors import (
+    GravitasError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    TransportError,
+)
+from gravitas.schemas.events import FeatureResult, Featurize, PixelMatch, PixelSearch, SearchResult
 from gravitas.storage.pixels.errors import LayerNotFoundError
 from gravitas.storage.pixels.search import search_pixels, split_antimeridian
 
@@ -58,12 +67,14 @@ def run_search(event: PixelSearch, store: object, registry: object, node_id: str
 
 
 class DiscoveryAgent(Agent):
-    """Answers pixel searches (Featurize requests are left to the featurization agent)."""
+    """Answers pixel searches and featurize requests (see :mod:`gravitas.agents.featurize`)."""
 
     name = "discovery"
     topic = "requests.discovery"
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        if isinstance(event, Featurize):
+            return [Emit(event.reply_topic, await self._featurize(event, ctx))]
         if not isinstance(event, PixelSearch):
             return []
         s = ctx.services
@@ -80,6 +91,25 @@ class DiscoveryAgent(Agent):
         except (InputError, NotFoundError) as exc:
             result = _failed(event, ctx, exc)
         return [Emit(event.reply_topic, result)]
+
+    async def _featurize(self, event: Featurize, ctx: AgentContext) -> FeatureResult:
+        """Compute features next to the data; failures are answered, naming the cause."""
+        s = ctx.services
+        try:
+            for layer in sorted(set(event.layers.values())):
+                await ensure_onboarded(
+                    ctx, event.request_id, layer, event.bbox, event.time.start, event.time.end
+                )
+            return await s.run_compute(
+                compute_features, event, s.block_store, s.layers, ctx.node_id
+            )
+        except (InputError, NotFoundError) as exc:
+            return featurize_failed(event, ctx.node_id, exc)
+        except (StorageError, TransportError):
+            raise  # transient: the runner's policy retries
+        except Exception as exc:  # a user computation the numeric libraries refused
+            ctx.log.warning("featurize %s failed: %s", event.request_id, exc)
+            return featurize_failed(event, ctx.node_id, exc)
 
     async def _elsewhere(
         self, event: PixelSearch, ctx: AgentContext, missing: Exception
