@@ -10,12 +10,14 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from gravitas.agents.answers import FEATURIZE_UNAVAILABLE, failure_answers
 from gravitas.agents.base import Agent, AgentContext, Emit
-from gravitas.agents.onboarding import ensure_onboarded
+from gravitas.agents.onboarding import parking, pending_items
+from gravitas.agents.results import by_reference
 from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import GravitasError, InputError, NotFoundError
-from gravitas.schemas.events import PixelMatch, PixelSearch, SearchResult
+from gravitas.schemas.events import Featurize, PixelMatch, PixelSearch, SearchResult
 from gravitas.storage.pixels.errors import LayerNotFoundError
 from gravitas.storage.pixels.search import search_pixels
 
@@ -58,21 +60,32 @@ def run_search(event: PixelSearch, store: object, registry: object, node_id: str
 
 
 class DiscoveryAgent(Agent):
-    """Answers pixel searches (Featurize requests are left to the featurization agent)."""
+    """Answers pixel searches; a search that needs lazy scenes is parked, not waited for.
+
+    ``Featurize`` is answered as failed until the featurization engine exists.
+    """
 
     name = "discovery"
     topic = "requests.discovery"
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
+        if isinstance(event, Featurize):
+            return failure_answers(event, FEATURIZE_UNAVAILABLE, node_id=ctx.node_id)
         if not isinstance(event, PixelSearch):
             return []
         s = ctx.services
         try:
-            await ensure_onboarded(
-                ctx, event.request_id, event.layer, event.bbox, event.time.start, event.time.end
+            t = event.time
+            items = await asyncio.to_thread(
+                pending_items, ctx, event.layer, event.bbox, t.start, t.end
             )
+            if items:
+                return parking(ctx, event, event.request_id, self.topic, items)
             result = await asyncio.to_thread(
                 run_search, event, s.block_store, s.layers, ctx.node_id
+            )
+            result = await asyncio.to_thread(
+                by_reference, s, result, s.settings.inline_result_bytes
             )
         except LayerNotFoundError as exc:
             result = await self._elsewhere(event, ctx, exc)

@@ -20,7 +20,7 @@ from types import TracebackType
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import GravitasError, RequestError
-from gravitas.schemas.events import DatacubeReady, DatacubeRequested
+from gravitas.schemas.events import DatacubeReady, DatacubeRequested, SearchResult
 from gravitas.schemas.settings import load_settings
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
@@ -62,6 +62,7 @@ class Client:
         node_id: str | None = None,
     ) -> None:
         settings = load_settings(broker=broker, data_dir=data_dir, node_id=node_id)
+        self.settings = settings
         self.topology = topology or Topology.for_settings(settings)
         self.node_id = settings.node_id
         token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -129,11 +130,24 @@ class Client:
                 raise RequestError(f"subscription to {reply_topic!r} ended without a reply")
 
             try:
-                return await asyncio.wait_for(wait(), timeout)
+                reply = await asyncio.wait_for(wait(), timeout)
             except TimeoutError:
                 raise RequestError(
                     f"no reply to request {request_id!r} on {reply_topic!r} within {timeout}s"
                 ) from None
+        if isinstance(reply, SearchResult) and reply.result_ref is not None:
+            reply = await asyncio.to_thread(self._fetch_referenced, reply)
+        return reply
+
+    def _fetch_referenced(self, result: SearchResult) -> SearchResult:
+        """The whole result a large answer references in the node's object store."""
+        from gravitas.agents.results import fetch_referenced
+        from gravitas.storage.objects import open_object_store
+
+        s = self.settings
+        secret = [k.get_secret_value() if k else None for k in (s.s3_access_key, s.s3_secret_key)]
+        url = s.object_store or (s.data_dir / "objects").resolve()
+        return fetch_referenced(open_object_store(url, secret[0], secret[1]), result)
 
     async def request_datacube(
         self, request: DatacubeRequested, timeout: float = 1800.0
