@@ -202,9 +202,34 @@ class Processor:
         log.warning("rejected: %s: %s", type(exc).__name__, exc)
         return [*outs, self._reject(record, exc, attempts=attempts)]
 
-    def undeliverable(self, out: Outbound, exc: BaseException) -> Outbound:
-        """The dead-letter record of an output the transport refused (e.g. larger than
-        the broker's message limit): its head, its size and the reason."""
+    def undeliverable(self, out: Outbound, exc: BaseException) -> list[Outbound]:
+        """What replaces an output the transport refused (e.g. larger than the broker's
+        message limit): a dead-letter record with its head, size and the reason, and,
+        if the output was an answer, a failed answer naming the reason."""
+        reason = f"output of {len(out.value)} bytes to {out.topic!r} was not sent: {exc}"
+        return [*self._failed_answer(out, reason), self._undeliverable(out, exc, reason)]
+
+    def _failed_answer(self, out: Outbound, reason: str) -> list[Outbound]:
+        """A small failed answer of the same class as a refused answer, if it is one."""
+        try:
+            answer = decode(out.value, self.topology.events(out.topic))
+        except (EventDecodeError, EventValidationError, UnknownTopicError):
+            return []
+        fields = type(answer).model_fields
+        if not {"request_id", "status", "error"} <= set(fields):
+            return []
+        failed = type(answer).model_validate(
+            {
+                "event_id": derive_event_id(answer.event_id, "undeliverable"),
+                "node_id": self.node_id,
+                "request_id": getattr(answer, "request_id", ""),
+                "status": "failed",
+                "error": reason,
+            }
+        )
+        return [outbound(self.topology, out.topic, failed)]
+
+    def _undeliverable(self, out: Outbound, exc: BaseException, reason: str) -> Outbound:
         error_class = type(exc).__name__
         self.metrics.rejected.labels(self.agent.name, out.topic, error_class).inc()
         rejected = Rejected.for_payload(
@@ -218,7 +243,7 @@ class Processor:
             source_topic=out.topic,
             source_key=out.key[:1000],
             error_class=error_class,
-            reason=f"output of {len(out.value)} bytes to {out.topic!r} was not sent: {exc}",
+            reason=reason,
             agent=self.agent.name,
         )
         return outbound(self.topology, "deadletter", rejected)

@@ -195,7 +195,9 @@ class KafkaRunner:
             return await producer.send(physical(out.topic), out.value, key=out.key.encode())
         except KafkaError as exc:
             log.error("output to %s of %d bytes refused: %r", out.topic, len(out.value), exc)
-            dead = processor.undeliverable(out, exc)
+            *answers, dead = processor.undeliverable(out, exc)
+            for answer in answers:
+                await producer.send(physical(answer.topic), answer.value, key=answer.key.encode())
             return await producer.send(physical(dead.topic), dead.value, key=dead.key.encode())
 
     async def close(self) -> None:
