@@ -13,7 +13,7 @@ import hashlib
 
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.codec import decode, encode
-from gravitas.schemas.errors import StorageError
+from gravitas.schemas.errors import NotFoundError, StorageError
 from gravitas.schemas.events import SearchResult
 from gravitas.storage.objects import ObjectStore
 
@@ -55,7 +55,14 @@ def fetch_referenced(store: ObjectStore, result: SearchResult) -> SearchResult:
         raise ResultReferenceError(
             f"result reference {key!r} is outside {RESULTS_PREFIX!r}; refusing to read it"
         )
-    body = store.get_bytes(key)
+    try:
+        body = store.get_bytes(key)
+    except NotFoundError:
+        raise ResultReferenceError(
+            f"the answer to {result.request_id!r} ({result.result_bytes} bytes) is stored by "
+            f"node {result.served_by!r} under {key!r}, which is not in {store.url}; point "
+            "GRAVITAS_OBJECT_STORE (or GRAVITAS_DATA_DIR) at that node's object store"
+        ) from None
     digest = hashlib.sha256(body).hexdigest()
     if digest != result.result_sha256:
         raise ResultReferenceError(
