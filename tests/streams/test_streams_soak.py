@@ -133,7 +133,8 @@ class _Answers:
 async def test_soak_mixed_requests_two_minutes(
     tmp_path: Path, kafka_broker: KafkaBroker, unique_name: str
 ) -> None:
-    env = {"GRAVITAS_ALLOWED_ROOTS": orjson.dumps([str(fetch("landsat7_series"))]).decode()}
+    roots = [str(fetch("landsat7_series")), str(fetch("stageiv_nc").parent)]
+    env = {"GRAVITAS_ALLOWED_ROOTS": orjson.dumps(roots).decode()}
     async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name, extra_env=env) as h:
         await h.client.publish(stageiv_event())
         await h.collect(
