@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gravitas.schemas.events import (
@@ -32,7 +33,9 @@ from gravitas.schemas.settings import load_settings
 from gravitas.storage.catalog.base import SearchParams
 from gravitas.storage.parked import ParkedRequests
 from gravitas.storage.sampledata import fetch
+from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.node import EmbeddedNode
+from tests.fixtures.nodes import kafka_harness
 
 LANDSAT = "landsat7_series"
 SLOW_S = 6.0
@@ -216,8 +219,6 @@ def _parked_request(rid: str) -> bytes:
 
 
 def _request(rid: str) -> dict[str, Any]:
-    import orjson
-
     parsed: dict[str, Any] = orjson.loads(_parked_request(rid))
     return parsed
 
@@ -264,3 +265,34 @@ def test_a_request_that_keeps_parking_is_answered_as_failed(tmp_path: Path) -> N
     (last,) = store.park("p2", "r", "requests.discovery", _request("r"), [item])
     assert last.kind == "fail" and "did not settle after 2 rounds" in last.cause
     store.close()
+
+
+@pytest.mark.kafka
+async def test_a_parked_search_survives_a_worker_killed_mid_onboarding(
+    tmp_path: Path, slow_root: str, kafka_broker: KafkaBroker, unique_name: str
+) -> None:
+    env = {
+        "GRAVITAS_ALLOWED_URL_PREFIXES": orjson.dumps([slow_root]).decode(),
+        "GRAVITAS_ALLOWED_ROOTS": orjson.dumps([str(fetch(LANDSAT))]).decode(),
+    }
+    async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name, extra_env=env) as h:
+        scene = _announce("lazy", slow_root + _band3().name, "ls7_killed")
+        await h.client.publish(scene)
+        await h.collect("stac.registrations", lambda evs: len(evs) >= 1, timeout=60)
+        search = _search("ls7_killed")
+        reply_task = asyncio.create_task(h.client.request(search, timeout=180))
+        parked = ParkedRequests(h.data_dir / "parked.sqlite")
+        try:
+            deadline = time.monotonic() + 60
+            while parked.state(search.request_id) != "waiting":
+                assert time.monotonic() < deadline, h.workers[0].output()
+                await asyncio.sleep(0.1)
+            h.workers[0].kill()  # SIGKILL while the slow archive is still answering
+            h.workers[0].start()
+            reply = await reply_task
+            assert isinstance(reply, SearchResult) and reply.status == "ok", reply.error
+            assert reply.total_matches > 0
+            assert parked.state(search.request_id) == "resumed"
+            assert parked.waiting() == {}
+        finally:
+            parked.close()
