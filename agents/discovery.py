@@ -84,13 +84,12 @@ class DiscoveryAgent(Agent):
             result = await asyncio.to_thread(
                 run_search, event, s.block_store, s.layers, ctx.node_id
             )
-            result = await asyncio.to_thread(
-                by_reference, s, result, s.settings.inline_result_bytes
-            )
         except LayerNotFoundError as exc:
             result = await self._elsewhere(event, ctx, exc)
         except (InputError, NotFoundError) as exc:
             result = _failed(event, ctx, exc)
+        # too large for a message (searched here or on the owner): travels by reference
+        result = await asyncio.to_thread(by_reference, s, result, s.settings.inline_result_bytes)
         return [Emit(event.reply_topic, result)]
 
     async def _elsewhere(
