@@ -171,6 +171,7 @@ async def test_soak_mixed_requests_two_minutes(
 
         sampler = asyncio.create_task(sample_lag())
         registered: list[tuple[int, str]] = []
+        scenes: list[str] = []
         start = time.monotonic()
         schedule = _schedule()
         tick = 0
@@ -197,6 +198,7 @@ async def test_soak_mixed_requests_two_minutes(
                     )
                 )
                 registered.append((tick, layer))
+                scenes.append(layer)
                 tick += 1
                 continue
             else:
@@ -227,22 +229,34 @@ async def test_soak_mixed_requests_two_minutes(
         await asyncio.gather(*listeners, return_exceptions=True)
 
         unanswered = sorted(set(sent) - set(answers.at))
-        latencies = sorted(answers.at[r] - t for r, (_, t) in sent.items() if r in answers.at)
+
+        def quantiles(kind: str | None) -> dict[str, float]:
+            got = sorted(
+                answers.at[r] - t
+                for r, (k, t) in sent.items()
+                if r in answers.at and kind in (None, k)
+            )
+            if not got:
+                return {}
+            return {
+                "p50_s": round(got[len(got) // 2], 3),
+                "p99_s": round(got[min(len(got) - 1, int(len(got) * 0.99))], 3),
+            }
+
         kinds = {k for k, _ in sent.values()}
         failed = {r: answers.errors.get(r, "") for r in sent if answers.status.get(r) == "failed"}
         figures = {
             "rate_per_s": RATE_PER_S,
             "duration_s": round(sent_s, 1),
             "requests": len(sent),
+            "scenes_registered": len(scenes),
             "by_kind": {k: sum(1 for v, _ in sent.values() if v == k) for k in sorted(kinds)},
             "answered": len(sent) - len(unanswered),
             "failed": len(failed),
             "max_lag": max(lags) if lags else None,
             "lag_samples": len(lags),
-            "p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
-            "p99_s": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3)
-            if latencies
-            else None,
+            **quantiles(None),
+            "by_kind_latency": {k: quantiles(k) for k in sorted(kinds)},
         }
         print("SOAK " + orjson.dumps(figures).decode())
         assert not unanswered, (unanswered[:10], h.workers[0].output())
