@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 from gravitas.agents.answers import FEATURIZE_UNAVAILABLE, failure_answers
 from gravitas.agents.base import Agent, AgentContext, Emit
-from gravitas.agents.onboarding import parking, pending_items
+from gravitas.agents.onboarding import pending_items
+from gravitas.agents.parking import parking
 from gravitas.agents.results import by_reference
 from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event

@@ -27,7 +27,8 @@ from gravitas.agents.datacube import (
 from gravitas.agents.datacube.match import MatchResult
 from gravitas.agents.datacube.plan import step
 from gravitas.agents.datacube.retrieve import grid_bbox
-from gravitas.agents.onboarding import parking, pending_items
+from gravitas.agents.onboarding import pending_items
+from gravitas.agents.parking import parking
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import encode
 from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Progress, Rejected

@@ -1,8 +1,8 @@
 """Lazy Onboarding and on-demand reads of External References.
 
 :func:`pending_items` finds the local items a request needs that are registered but not
-indexed; :func:`parking` is what the request emits instead of waiting (one
-``OnboardRequested`` per item and a ``RequestParked``). The onboarding agent answers
+indexed; :func:`gravitas.agents.parking.parking` is what the request emits instead of
+waiting (one ``OnboardRequested`` per item and a ``RequestParked``). The onboarding agent answers
 each ``OnboardRequested`` with ``OnboardingDone`` or ``OnboardingFailed`` on
 ``onboard.results``, where the parking agent resumes or fails the parked request. The
 onboarding agent is keyed by scene id, so concurrent requests for one scene onboard it
@@ -26,9 +26,7 @@ from gravitas.schemas.events import (
     OnboardingDone,
     OnboardRequested,
     OverviewsUpdated,
-    ParkedItem,
     Progress,
-    RequestParked,
     SceneAnnounced,
 )
 from gravitas.storage.catalog.base import SearchParams
@@ -76,52 +74,6 @@ def pending_items(
         token = page.next_token
         if not token:
             return found
-
-
-def parking(
-    ctx: AgentContext, request: Event, request_id: str, topic: str, items: list[dict[str, Any]]
-) -> list[Emit]:
-    """What a request that needs ``items`` onboarded emits instead of waiting: one
-    ``OnboardRequested`` per item, a ``Progress`` and a ``RequestParked``. The parking
-    agent publishes the request again on ``topic`` once every item is onboarded for it
-    (its handler then finds nothing pending), or answers it as failed."""
-    keys = sorted({(str(i["collection"]), str(i["id"])): i for i in items}.items())
-    out = [
-        Emit(
-            "onboard.requests",
-            OnboardRequested(
-                scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
-                collection=collection,
-                item_id=item_id,
-                requested_by=request_id,
-            ),
-        )
-        for (collection, item_id), item in keys
-    ]
-    out.append(
-        Emit(
-            "progress",
-            Progress(
-                request_id=request_id,
-                stage="onboarding",
-                fraction=0.0,
-                message=f"onboarding {len(keys)} item(s); the request is parked until then",
-            ),
-        )
-    )
-    out.append(
-        Emit(
-            "onboard.results",
-            RequestParked(
-                request_id=request_id,
-                topic=topic,
-                request=request.model_dump(mode="json"),
-                waiting=[ParkedItem(collection=c, item_id=i) for (c, i), _ in keys],
-            ),
-        )
-    )
-    ctx.log.info("parked %s on %d item(s) to onboard", request_id, len(keys))
-    return out
 
 
 def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:

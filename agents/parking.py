@@ -13,22 +13,73 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
 from gravitas.agents.answers import failure_answers
 from gravitas.agents.base import Agent, AgentContext, Emit
+from gravitas.agents.registration import SCENE_ID
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode
 from gravitas.schemas.events import (
     ALL_EVENTS,
     OnboardingDone,
     OnboardingFailed,
+    OnboardRequested,
+    ParkedItem,
+    Progress,
     RequestParked,
 )
 from gravitas.storage.parked import Decision
 
-__all__ = ["ParkingAgent"]
+__all__ = ["ParkingAgent", "parking"]
+
+
+def parking(
+    ctx: AgentContext, request: Event, request_id: str, topic: str, items: list[dict[str, Any]]
+) -> list[Emit]:
+    """What a request that needs ``items`` onboarded emits instead of waiting: one
+    ``OnboardRequested`` per item, a ``Progress`` and a ``RequestParked``. The parking
+    agent publishes the request again on ``topic`` once every item is onboarded for it
+    (its handler then finds nothing pending), or answers it as failed."""
+    keys = sorted({(str(i["collection"]), str(i["id"])): i for i in items}.items())
+    out = [
+        Emit(
+            "onboard.requests",
+            OnboardRequested(
+                scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
+                collection=collection,
+                item_id=item_id,
+                requested_by=request_id,
+            ),
+        )
+        for (collection, item_id), item in keys
+    ]
+    out.append(
+        Emit(
+            "progress",
+            Progress(
+                request_id=request_id,
+                stage="onboarding",
+                fraction=0.0,
+                message=f"onboarding {len(keys)} item(s); the request is parked until then",
+            ),
+        )
+    )
+    out.append(
+        Emit(
+            "onboard.results",
+            RequestParked(
+                request_id=request_id,
+                topic=topic,
+                request=request.model_dump(mode="json"),
+                waiting=[ParkedItem(collection=c, item_id=i) for (c, i), _ in keys],
+            ),
+        )
+    )
+    ctx.log.info("parked %s on %d item(s) to onboard", request_id, len(keys))
+    return out
 
 
 class ParkingAgent(Agent):
