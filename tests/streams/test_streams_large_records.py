@@ -156,3 +156,15 @@ async def test_an_output_the_broker_refuses_is_dead_lettered_and_answered(
         await runner.close()
         await transport.close()
         services.close()
+
+
+def test_dead_letter_records_are_bounded_and_keep_the_reason() -> None:
+    payload = bytes(range(256)) * 4000  # ~1 MB, not UTF-8
+    reason = "bad value " + "z" * 20_000
+    rec = Rejected.for_payload(payload, source_topic="t", error_class="E", reason=reason)
+    assert rec.payload_truncated and rec.payload_size == len(payload)
+    assert payload.startswith(rec.payload()) and len(rec.payload()) == 64 * 1024
+    assert rec.reason.startswith("bad value zzz") and rec.reason.endswith("(truncated)")
+    assert len(encode(rec)) < 100_000  # far below the broker's limit
+    small = Rejected.for_payload(b"{}", source_topic="t", error_class="E", reason="short")
+    assert not small.payload_truncated and small.payload() == b"{}" and small.reason == "short"
