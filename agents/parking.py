@@ -22,12 +22,14 @@ from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.registration import SCENE_ID
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode
+from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import (
-    ALL_EVENTS,
+    DatacubeRequested,
     OnboardingDone,
     OnboardingFailed,
     OnboardRequested,
     ParkedItem,
+    PixelSearch,
     Progress,
     RequestParked,
 )
@@ -82,6 +84,29 @@ def parking(
     return out
 
 
+RESUMABLE: dict[str, tuple[type[Event], ...]] = {
+    "requests.discovery": (PixelSearch,),
+    "requests.datacube": (DatacubeRequested,),
+}
+"""The topics a parked request may be published again on, and the requests they take."""
+
+
+def _check_parked(event: RequestParked) -> None:
+    """Refuse a parked record that could not be resumed as the request it names."""
+    types = RESUMABLE.get(event.topic)
+    if types is None:
+        raise InputError(
+            f"a parked request cannot be resumed on topic {event.topic!r}; "
+            f"it must be one of {sorted(RESUMABLE)}"
+        )
+    request = decode(orjson.dumps(event.request), types)  # EventValidationError names it
+    if getattr(request, "request_id", None) != event.request_id:
+        raise InputError(
+            f"parked request_id {event.request_id!r} differs from the request's "
+            f"{getattr(request, 'request_id', None)!r}"
+        )
+
+
 class ParkingAgent(Agent):
     """``onboard.results`` -> resumed requests, or failed answers."""
 
@@ -92,6 +117,7 @@ class ParkingAgent(Agent):
         store = ctx.services.parked
         eid = str(event.event_id)
         if isinstance(event, RequestParked):
+            _check_parked(event)  # before anything is stored
             items = [(w.collection, w.item_id) for w in event.waiting]
             decided = await asyncio.to_thread(
                 store.park, eid, event.request_id, event.topic, event.request, items
@@ -111,7 +137,7 @@ class ParkingAgent(Agent):
         return out
 
     def _act(self, decision: Decision, ctx: AgentContext) -> list[Emit]:
-        request = decode(orjson.dumps(decision.request), ALL_EVENTS)
+        request = decode(orjson.dumps(decision.request), RESUMABLE[decision.topic])
         if decision.kind == "resume":
             ctx.log.info("resuming %s on %s", decision.request_id, decision.topic)
             return [Emit(decision.topic, request)]

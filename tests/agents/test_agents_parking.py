@@ -296,3 +296,48 @@ async def test_a_parked_search_survives_a_worker_killed_mid_onboarding(
             assert parked.waiting() == {}
         finally:
             parked.close()
+
+
+async def test_hostile_parked_records_are_refused_and_store_nothing(tmp_path: Path) -> None:
+    from gravitas.schemas.events import ParkedItem, Rejected, RequestParked
+
+    settings = load_settings(data_dir=tmp_path / "n", broker="memory://")
+    async with EmbeddedNode(settings, serve_http=False) as node:
+        good = _request("r-ok")
+        hostile = {
+            "deadletter": RequestParked(
+                request_id="r-ok", topic="deadletter", request=good,
+                waiting=[ParkedItem(collection="c", item_id="i")],
+            ),
+            "request_id": RequestParked(
+                request_id="r-other", topic="requests.discovery", request=good,
+                waiting=[ParkedItem(collection="c", item_id="i")],
+            ),
+            "layer": RequestParked(
+                request_id="r-ok", topic="requests.discovery",
+                request={**good, "layer": "../../etc"},
+                waiting=[ParkedItem(collection="c", item_id="i")],
+            ),
+        }  # fmt: skip
+        client = node.client()
+        for event in hostile.values():
+            await client.publish(event)
+        await node.runner.drain()
+        dead: list[Rejected] = []
+
+        async def read() -> None:
+            async for ev in client.subscribe("deadletter", from_beginning=True):
+                assert isinstance(ev, Rejected)
+                dead.append(ev)
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.3)
+        task.cancel()
+        reasons = sorted(d.reason for d in dead)
+        assert len(reasons) == 3, reasons
+        assert any("'deadletter'" in r and "requests.discovery" in r for r in reasons)
+        assert any("'r-other'" in r and "'r-ok'" in r for r in reasons)
+        assert any("layer" in r for r in reasons)
+        assert node.services.parked.waiting() == {}
+        assert node.services.parked.state("r-ok") is None
+        assert node.services.parked.state("r-other") is None
