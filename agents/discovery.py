@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.featurize import compute_features
 from gravitas.agents.featurize import failed as featurize_failed
-from gravitas.agents.onboarding import ensure_onboarded
+from gravitas.agents.onboarding import pending_items
+from gravitas.agents.parking import parking
+from gravitas.agents.results import by_reference
 from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event
+from gravitas.schemas.common import TimeRange
 from gravitas.schemas.errors import (
     GravitasError,
     InputError,
@@ -66,23 +70,46 @@ def run_search(event: PixelSearch, store: object, registry: object, node_id: str
     )
 
 
+def pending_items_many(
+    ctx: AgentContext, layers: list[str], bbox: tuple[float, float, float, float], time: TimeRange
+) -> list[dict[str, Any]]:
+    """Items not yet onboarded that ``layers`` need in ``bbox`` (both sides of 180)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for layer in sorted(set(layers)):
+        for box in split_antimeridian(bbox):
+            for item in pending_items(ctx, layer, box, time.start, time.end):
+                found[(str(item["collection"]), str(item["id"]))] = item
+    return list(found.values())
+
+
 class DiscoveryAgent(Agent):
-    """Answers pixel searches and featurize requests (see :mod:`gravitas.agents.featurize`)."""
+    """Answers pixel searches and featurize requests (see :mod:`gravitas.agents.featurize`);
+    a request that needs lazy scenes is parked, not waited for."""
 
     name = "discovery"
     topic = "requests.discovery"
 
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         if isinstance(event, Featurize):
+            items = await asyncio.to_thread(
+                pending_items_many, ctx, list(event.layers.values()), event.bbox, event.time
+            )
+            if items:
+                return parking(ctx, event, event.request_id, self.topic, items)
             return [Emit(event.reply_topic, await self._featurize(event, ctx))]
         if not isinstance(event, PixelSearch):
             return []
         s = ctx.services
         try:
-            for box in split_antimeridian(event.bbox):
-                await ensure_onboarded(
-                    ctx, event.request_id, event.layer, box, event.time.start, event.time.end
-                )
+            items = await asyncio.to_thread(
+                pending_items_many,
+                ctx,
+                [event.layer],
+                event.bbox,
+                event.time,
+            )
+            if items:
+                return parking(ctx, event, event.request_id, self.topic, items)
             result = await asyncio.to_thread(
                 run_search, event, s.block_store, s.layers, ctx.node_id
             )
@@ -90,16 +117,14 @@ class DiscoveryAgent(Agent):
             result = await self._elsewhere(event, ctx, exc)
         except (InputError, NotFoundError) as exc:
             result = _failed(event, ctx, exc)
+        # too large for a message (searched here or on the owner): travels by reference
+        result = await asyncio.to_thread(by_reference, s, result, s.settings.inline_result_bytes)
         return [Emit(event.reply_topic, result)]
 
     async def _featurize(self, event: Featurize, ctx: AgentContext) -> FeatureResult:
         """Compute features next to the data; failures are answered, naming the cause."""
         s = ctx.services
         try:
-            for layer in sorted(set(event.layers.values())):
-                await ensure_onboarded(
-                    ctx, event.request_id, layer, event.bbox, event.time.start, event.time.end
-                )
             return await s.run_compute(
                 compute_features, event, s.block_store, s.layers, ctx.node_id
             )

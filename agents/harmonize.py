@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datacube import (
@@ -24,11 +25,12 @@ from gravitas.agents.datacube import (
     write_datacube,
 )
 from gravitas.agents.datacube.match import MatchResult
+from gravitas.agents.datacube.plan import step
 from gravitas.agents.datacube.retrieve import grid_bbox
-from gravitas.agents.onboarding import ensure_onboarded
+from gravitas.agents.onboarding import pending_items
+from gravitas.agents.parking import parking
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import encode
-from gravitas.schemas.errors import GravitasError
 from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Progress, Rejected
 
 __all__ = ["HarmonizeAgent", "failure"]
@@ -73,19 +75,18 @@ class HarmonizeAgent(Agent):
             Progress(request_id=req.request_id, stage=stage, fraction=fraction, message=msg),
         )
 
-    async def _onboard(self, ctx: AgentContext, req: DatacubeRequested, m: MatchResult) -> int:
-        try:
+    def _pending(self, ctx: AgentContext, req: DatacubeRequested, m: MatchResult) -> list[Any]:
+        """The registered but not yet onboarded items the matched pairs need."""
+        with step("retrieve"):
             bbox = grid_bbox(req, m.pairs)
-            total = 0
+            found: dict[tuple[str, str], Any] = {}
             for mod in req.modalities:
                 for layer in mod.layers:
-                    total += await ensure_onboarded(
-                        ctx, req.request_id, layer, bbox, req.time.start, req.time.end,
-                        mod.collection,
-                    )  # fmt: skip
-            return total
-        except GravitasError as exc:
-            raise StepFailed("retrieve", exc) from exc
+                    for item in pending_items(
+                        ctx, layer, bbox, req.time.start, req.time.end, mod.collection
+                    ):
+                        found[(str(item["collection"]), str(item["id"]))] = item
+            return list(found.values())
 
     async def _run(self, req: DatacubeRequested, ctx: AgentContext) -> list[Emit]:
         services = ctx.services
@@ -95,8 +96,10 @@ class HarmonizeAgent(Agent):
             ctx, req, "filter", 0.15,
             f"{matched.drops.kept} pairs kept, dropped {matched.drops.dropped or 'none'}",
         )  # fmt: skip
-        onboarded = await self._onboard(ctx, req, matched)
-        await self._progress(ctx, req, "retrieve", 0.25, f"{onboarded} item(s) onboarded")
+        pending = await asyncio.to_thread(self._pending, ctx, req, matched)
+        if pending:  # parked: published again here once they are onboarded
+            return parking(ctx, req, req.request_id, self.topic, pending)
+        await self._progress(ctx, req, "retrieve", 0.25, "every scene is onboarded")
         got = await services.run_compute(retrieve, services, req, matched.pairs)
         await self._progress(
             ctx, req, "process", 0.5, f"{got.cube.shape[0]} pairs x {len(got.bands)} bands"
@@ -105,10 +108,8 @@ class HarmonizeAgent(Agent):
         await self._progress(
             ctx, req, "write", 0.75, f"{cube.data.shape[0]} patches of {cube.patches_total}"
         )
-        try:
+        with step("write"):
             written = await services.run_compute(write_datacube, services, req, cube, got, matched)
-        except GravitasError as exc:
-            raise StepFailed("write", exc) from exc
         await self._progress(ctx, req, "done", 1.0, written.collection_id)
         ready = DatacubeReady(
             request_id=req.request_id,

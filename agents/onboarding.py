@@ -1,15 +1,16 @@
 """Lazy Onboarding and on-demand reads of External References.
 
-:func:`ensure_onboarded` is called by any agent whose request needs pixels of a layer:
-it finds the local items of that layer that are registered but not indexed, emits one
-``OnboardRequested`` per item, and waits (with progress events) until the onboarding
-agent has indexed them. The onboarding agent is keyed by scene id, so concurrent
-requests for one scene onboard it once: the second finds it already done.
+:func:`pending_items` finds the local items a request needs that are registered but not
+indexed; :func:`gravitas.agents.parking.parking` is what the request emits instead of
+waiting (one ``OnboardRequested`` per item and a ``RequestParked``). The onboarding agent answers
+each ``OnboardRequested`` with ``OnboardingDone`` or ``OnboardingFailed`` on
+``onboard.results``, where the parking agent resumes or fails the parked request. The
+onboarding agent is keyed by scene id, so concurrent requests for one scene onboard it
+once: the second finds it already done (and is told so).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import datetime
@@ -23,9 +24,9 @@ from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
 from gravitas.agents.scene_meta import read_fields
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
-from gravitas.schemas.errors import RequestError
 from gravitas.schemas.events import (
     BlocksIndexed,
+    OnboardingDone,
     OnboardRequested,
     OverviewsUpdated,
     Progress,
@@ -80,109 +81,6 @@ def pending_items(
             return found
 
 
-async def ensure_onboarded(
-    ctx: AgentContext,
-    request_id: str,
-    layer: str | None,
-    bbox: tuple[float, float, float, float],
-    start: datetime,
-    end: datetime,
-    collection: str | None = None,
-    timeout_s: float = 600.0,
-) -> int:
-    """Onboard what a request needs; returns how many items had to be onboarded."""
-    items = await asyncio.to_thread(pending_items, ctx, layer, bbox, start, end, collection)
-    if not items:
-        return 0
-    with ctx.services.onboarded.watch() as notices:  # opened before anything is asked
-        for item in items:
-            await ctx.emit(
-                "onboard.requests",
-                OnboardRequested(
-                    scene_id=str(item["properties"].get(SCENE_ID, item["id"])),
-                    collection=str(item["collection"]),
-                    item_id=str(item["id"]),
-                    requested_by=request_id,
-                ),
-            )
-        await ctx.emit(
-            "progress",
-            Progress(
-                request_id=request_id,
-                stage="onboarding",
-                fraction=0.0,
-                message=f"onboarding {len(items)} item(s)",
-            ),
-        )
-        waiting = {(str(i["collection"]), str(i["id"])) for i in items}
-        await _wait_onboarded(ctx, request_id, waiting, notices, timeout_s)
-    return len(items)
-
-
-async def _wait_onboarded(
-    ctx: AgentContext,
-    request_id: str,
-    waiting: set[tuple[str, str]],
-    notices: asyncio.Queue[tuple[str, str]],
-    timeout_s: float,
-) -> None:
-    """Until every item of ``waiting`` is onboarded: wake on this process's notices, and
-    poll the catalog (work done by other worker processes) when none came for a while."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    total = len(waiting)
-    pause = 0.05  # between catalog polls without notices; backs off to 0.5 s
-    done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
-    while True:
-        for key in sorted(done & waiting):
-            waiting.discard(key)
-            await ctx.emit(
-                "progress",
-                Progress(
-                    request_id=request_id,
-                    stage="onboarding",
-                    fraction=(total - len(waiting)) / total,
-                    message=f"{key[1]} ready",
-                ),
-            )
-        if not waiting:
-            return
-        if loop.time() > deadline:
-            raise RequestError(
-                f"onboarding of {sorted(k[1] for k in waiting)} did not finish within "
-                f"{timeout_s}s; see the deadletter topic for the reason"
-            )
-        try:
-            done = {await asyncio.wait_for(notices.get(), pause)}
-            while not notices.empty():
-                done.add(notices.get_nowait())
-        except TimeoutError:
-            done = await asyncio.to_thread(onboarded_among, ctx.services, waiting)
-            pause = min(0.5, pause * 1.5)
-
-
-def onboarded_among(services: NodeServices, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The ``(collection, item id)`` of ``keys`` whose items are onboarded now (one
-    catalog search per collection, however many items are waited for)."""
-    by_collection: dict[str, list[str]] = {}
-    for collection, item_id in keys:
-        by_collection.setdefault(collection, []).append(item_id)
-    done: set[tuple[str, str]] = set()
-    for collection, ids in by_collection.items():
-        ids.sort()
-        for start in range(0, len(ids), 1000):
-            chunk = tuple(ids[start : start + 1000])
-            page = services.catalog.search(
-                SearchParams(collections=(collection,), ids=chunk, limit=len(chunk))
-            )
-            done |= {
-                (collection, str(f["id"]))
-                for f in page.items
-                if f.get("properties", {}).get(ONBOARDED) or already_read(services, f)
-            }
-    return done
-
-
 def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
     props = item["properties"]
     return SceneAnnounced(
@@ -205,7 +103,6 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     item = services.catalog.get_item(event.collection, event.item_id)
     props = item["properties"]
     if props.get(ONBOARDED) or already_read(services, item):
-        services.onboarded.post((event.collection, event.item_id))
         return []  # a concurrent request already had it onboarded
     assets = item.get("assets", {})
     data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
@@ -231,7 +128,6 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     item["assets"] = assets
     item["properties"] = {**props, ONBOARDED: True}
     registered = register_item(services, item)
-    services.onboarded.post((event.collection, event.item_id))
     return [Emit("overviews.updated", u) for u in updated] + [
         Emit("stac.registrations", registered)
     ]
@@ -268,4 +164,12 @@ class OnboardingAgent(Agent):
         )
         out = await ctx.services.run_compute(onboard, ctx, event)
         ctx.log.info("onboarded %s/%s", event.collection, event.item_id)
-        return out
+        # A failure raises instead: the runner retries what is transient, then answers
+        # with OnboardingFailed naming the cause (agents.answers).
+        done = OnboardingDone(
+            scene_id=event.scene_id,
+            collection=event.collection,
+            item_id=event.item_id,
+            requested_by=event.requested_by,
+        )
+        return [*out, Emit("onboard.results", done)]

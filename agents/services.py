@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from gravitas.agents.notices import Notices
 from gravitas.schemas.settings import Settings
 from gravitas.storage.ledger import EffectLedger
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from gravitas.storage.catalog import Catalog
     from gravitas.storage.nodes import NodeDirectory
     from gravitas.storage.objects import ObjectStore
+    from gravitas.storage.parked import ParkedRequests
     from gravitas.storage.pixels import LayerRegistry
 
 
@@ -59,10 +59,11 @@ class NodeServices:
         return await loop.run_in_executor(self.compute, partial(fn, *args, **kwargs))
 
     @cached_property
-    def onboarded(self) -> Notices[tuple[str, str]]:
-        """Notices of ``(collection, item id)`` onboarded in this process (the catalog
-        stays the truth; see :mod:`gravitas.agents.notices`)."""
-        return Notices[tuple[str, str]]()
+    def parked(self) -> ParkedRequests:
+        """Requests parked until onboarding ends (written by the parking agent only)."""
+        from gravitas.storage.parked import ParkedRequests
+
+        return ParkedRequests(self.data_dir / "parked.sqlite")
 
     @cached_property
     def ledger(self) -> EffectLedger:
@@ -118,6 +119,6 @@ class NodeServices:
         """Close everything that was opened."""
         if "compute" in self.__dict__:
             self.__dict__.pop("compute").shutdown(wait=True, cancel_futures=True)
-        for name in ("ledger", "block_store", "catalog", "nodes"):
+        for name in ("ledger", "block_store", "catalog", "nodes", "parked"):
             if name in self.__dict__:
                 self.__dict__[name].close()

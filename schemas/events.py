@@ -22,6 +22,10 @@ from gravitas.schemas.common import BBox, CrsString, Href, SearchBBox, TimeRange
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"
 LAYER_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+DEADLETTER_PAYLOAD_BYTES = 64 * 1024
+"""A dead-letter record keeps at most this many bytes of the rejected record."""
+REASON_MAX = 4000
+"""Longer reasons are cut (a reason may quote a whole bad input)."""
 
 SceneFormat = Literal[
     "auto", "geotiff", "jp2", "netcdf", "grib", "emit-l1b", "envi", "gpkg", "geojson", "shapefile"
@@ -109,6 +113,59 @@ class OnboardRequested(Event):
     item_id: str = Field(pattern=ID_PATTERN)
     requested_by: str = Field(pattern=ID_PATTERN)
     """The id of the request that is waiting for the scene."""
+
+
+class OnboardingDone(Event):
+    """An item asked for by ``requested_by`` is onboarded (or already was)."""
+
+    TYPE: ClassVar[str] = "onboard.done"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["onboard.done"] = "onboard.done"
+
+    scene_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    item_id: str = Field(pattern=ID_PATTERN)
+    requested_by: str = Field(pattern=ID_PATTERN)
+
+
+class OnboardingFailed(Event):
+    """Onboarding an item for ``requested_by`` failed; ``cause`` says why."""
+
+    TYPE: ClassVar[str] = "onboard.failed"
+    KEY_FIELD: ClassVar[str] = "scene_id"
+    type: Literal["onboard.failed"] = "onboard.failed"
+
+    scene_id: str = Field(pattern=ID_PATTERN)
+    collection: str = Field(pattern=ID_PATTERN)
+    item_id: str = Field(pattern=ID_PATTERN)
+    requested_by: str = Field(pattern=ID_PATTERN)
+    error_class: str
+    cause: str
+
+
+class ParkedItem(BaseModel):
+    """One item a parked request waits for."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    collection: str = Field(pattern=ID_PATTERN)
+    item_id: str = Field(pattern=ID_PATTERN)
+
+
+class RequestParked(Event):
+    """A request waits for onboarding: resume it (re-publish ``request`` on ``topic``)
+    once every item in ``waiting`` is onboarded for it, or answer it as failed."""
+
+    TYPE: ClassVar[str] = "request.parked"
+    KEY_FIELD: ClassVar[str] = "request_id"
+    type: Literal["request.parked"] = "request.parked"
+
+    request_id: str = Field(pattern=ID_PATTERN)
+    topic: str = Field(pattern=r"^[a-z][a-z0-9_.]{0,99}$")
+    """The logical topic the request is re-published on."""
+    request: dict[str, Any]
+    """The request event as JSON."""
+    waiting: list[ParkedItem] = Field(min_length=1)
 
 
 class BlocksIndexed(Event):
@@ -432,6 +489,11 @@ class SearchResult(Event):
     truncated: bool = False
     served_by: str = ""
     error: str | None = None
+    result_ref: str | None = None
+    """Object-store key of the whole result (JSON) when it was too large to travel
+    inline (``GRAVITAS_INLINE_RESULT_BYTES``); ``matches`` is then empty."""
+    result_sha256: str | None = None
+    result_bytes: int = 0
 
 
 class FeatureResult(Event):
@@ -550,21 +612,41 @@ class Rejected(Event):
     source_offset: int = -1
     source_key: str = ""
     payload_b64: str
-    """The original bytes, base64 encoded (they may not be valid UTF-8)."""
+    """The original bytes, base64 encoded (they may not be valid UTF-8); only the first
+    ``max_payload`` bytes of a large record (``payload_truncated``)."""
+    payload_size: int = Field(default=0, ge=0)
+    """Size of the original record in bytes."""
+    payload_truncated: bool = False
     error_class: str
-    reason: str
+    reason: str = Field(max_length=REASON_MAX)
     agent: str = ""
     attempts: int = Field(default=1, ge=1)
     source_event_id: str = ""
     """``event_id`` of the rejected event when it had one: a client that published it
     learns of the rejection at once (:meth:`gravitas.streams.client.Client.request`)."""
 
+    @field_validator("reason", mode="before")
     @classmethod
-    def for_payload(cls, payload: bytes, **fields: Any) -> Rejected:
-        """Build a record around the original bytes (``source_event_id`` is read from
-        them when they are an event with an id)."""
+    def _short_reason(cls, value: object) -> object:
+        if isinstance(value, str) and len(value) > REASON_MAX:
+            return value[: REASON_MAX - 20] + " ... (truncated)"
+        return value
+
+    @classmethod
+    def for_payload(
+        cls, payload: bytes, max_payload: int = DEADLETTER_PAYLOAD_BYTES, **fields: Any
+    ) -> Rejected:
+        """Build a record around the original bytes, keeping at most ``max_payload`` of
+        them so the record itself always fits on the broker (``source_event_id`` is read
+        from them when they are an event with an id)."""
         fields.setdefault("source_event_id", _event_id_of(payload))
-        return cls(payload_b64=base64.b64encode(payload).decode("ascii"), **fields)
+        kept = payload[:max_payload]
+        return cls(
+            payload_b64=base64.b64encode(kept).decode("ascii"),
+            payload_size=len(payload),
+            payload_truncated=len(kept) < len(payload),
+            **fields,
+        )
 
     def payload(self) -> bytes:
         """The original bytes."""
@@ -574,6 +656,9 @@ class Rejected(Event):
 ALL_EVENTS: tuple[type[Event], ...] = (
     SceneAnnounced,
     OnboardRequested,
+    OnboardingDone,
+    OnboardingFailed,
+    RequestParked,
     BlocksIndexed,
     OverviewsUpdated,
     Progress,

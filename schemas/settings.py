@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     agents: tuple[str, ...] = ()
     """Names of the agents this node runs (empty: all of them)."""
     retry_attempts: int = Field(default=3, ge=1, le=20)
+    inline_result_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """A result larger than this (encoded) goes to the object store and travels as a
+    reference that the SDK and CLI fetch; keep it under the broker's message limit."""
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
     one per CPU but one, which is left to the event loop. More only adds GIL contention."""

@@ -20,7 +20,7 @@ from types import TracebackType
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import GravitasError, RequestError
-from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected
+from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected, SearchResult
 from gravitas.schemas.settings import load_settings
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
@@ -79,6 +79,7 @@ class Client:
         node_id: str | None = None,
     ) -> None:
         settings = load_settings(broker=broker, data_dir=data_dir, node_id=node_id)
+        self.settings = settings
         self.topology = topology or Topology.for_settings(settings)
         self.node_id = settings.node_id
         self.transport = transport or open_transport(
@@ -128,13 +129,16 @@ class Client:
         reply_topic = reply_topic or str(getattr(event, "reply_topic", "") or "")
         if not reply_topic:
             raise RequestError(f"no reply_topic given for {type(event).__name__}")
-        return await self.publish_and_wait(
+        reply = await self.publish_and_wait(
             event,
             reply_topic,
             lambda reply: getattr(reply, "request_id", None) == request_id,
             timeout,
             what=f"reply to request {request_id!r}",
         )
+        if isinstance(reply, SearchResult) and reply.result_ref is not None:
+            reply = await asyncio.to_thread(self._fetch_referenced, reply)
+        return reply
 
     async def publish_and_wait(
         self,
@@ -196,6 +200,16 @@ class Client:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _fetch_referenced(self, result: SearchResult) -> SearchResult:
+        """The whole result a large answer references in the node's object store."""
+        from gravitas.agents.results import fetch_referenced
+        from gravitas.storage.objects import open_object_store
+
+        s = self.settings
+        secret = [k.get_secret_value() if k else None for k in (s.s3_access_key, s.s3_secret_key)]
+        url = s.object_store or (s.data_dir / "objects").resolve()
+        return fetch_referenced(open_object_store(url, secret[0], secret[1]), result)
 
     async def request_datacube(
         self, request: DatacubeRequested, timeout: float = 1800.0

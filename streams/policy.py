@@ -1,7 +1,10 @@
-"""One table maps error classes to what the runner does: retry, or dead-letter.
+"""One table maps error classes to what the runner does: retry, answer, or dead-letter.
 
 The most specific class in an exception's MRO wins. Anything unknown (a bug) is
-dead-lettered too: a bad input must never kill a worker.
+dead-lettered: a bad input must never kill a worker. Whatever the action, a request
+that has a requester is answered as failed with the cause
+(:func:`gravitas.agents.answers.failure_answers`), so nobody waits for a reply that
+never comes.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ class Action(Enum):
     """What the runner does with a failed event."""
 
     RETRY = "retry"
-    """Try again with backoff (transient: broker, storage), then dead-letter."""
+    """Transient (broker, storage, time-out): try again with backoff; when the attempts
+    run out, answer as failed and dead-letter."""
+    ANSWER = "answer"
+    """The request cannot be satisfied (bad input, something missing): answer it as
+    failed; dead-letter only an event that has nobody to answer."""
     DEADLETTER = "deadletter"
-    """Publish a Rejected record and move on (bad input, bug)."""
+    """Undecodable input or a bug: dead-letter (and answer a request as failed)."""
 
 
 ERROR_POLICY: dict[type[BaseException], Action] = {
@@ -27,8 +34,8 @@ ERROR_POLICY: dict[type[BaseException], Action] = {
     ConnectionError: Action.RETRY,
     errors.EventDecodeError: Action.DEADLETTER,
     errors.EventValidationError: Action.DEADLETTER,
-    errors.InputError: Action.DEADLETTER,
-    errors.NotFoundError: Action.DEADLETTER,
+    errors.InputError: Action.ANSWER,
+    errors.NotFoundError: Action.ANSWER,
     errors.GravitasError: Action.DEADLETTER,
     Exception: Action.DEADLETTER,
 }
@@ -40,3 +47,8 @@ def action_for(exc: BaseException) -> Action:
         if cls in ERROR_POLICY:
             return ERROR_POLICY[cls]
     return Action.DEADLETTER
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may help (steps re-raise these instead of failing the request)."""
+    return action_for(exc) is Action.RETRY

@@ -8,7 +8,9 @@ emits identical events that consumers can deduplicate.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from gravitas.agents.answers import cause_of, failure_answers
 from gravitas.agents.base import Agent, AgentContext
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event, derive_event_id
@@ -156,18 +159,94 @@ class Processor:
                     for i, e in enumerate(emits)
                 ]
             except Exception as exc:
-                if action_for(exc) is Action.RETRY and attempt < self.retry_attempts:
+                action = action_for(exc)
+                if action is Action.RETRY and attempt < self.retry_attempts:
                     self.metrics.retries.labels(name, type(exc).__name__).inc()
                     log.warning("retrying after %s: %s", type(exc).__name__, exc)
                     await asyncio.sleep(self.retry_delay_s * 2 ** (attempt - 1))
                     continue
-                log.warning("rejected: %s: %s", type(exc).__name__, exc)
-                return [self._reject(record, exc, attempts=attempt)], False
+                return self._give_up(record, event, exc, action, attempt, log), False
             self._latency.observe(time.perf_counter() - started)
             if count:
                 self._processed.inc()
             return outs, True
         raise AssertionError("unreachable")
+
+    def _give_up(
+        self,
+        record: Record,
+        event: Event,
+        exc: BaseException,
+        action: Action,
+        attempts: int,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> list[Outbound]:
+        """The failed answer to the requester (if any) naming the cause, and a dead-letter
+        record unless the policy says answering is enough."""
+        answers = failure_answers(
+            event,
+            cause_of(exc),
+            node_id=self.node_id,
+            step=getattr(exc, "step", None),
+            error_class=type(exc).__name__,
+        )
+        outs = [
+            self._stamped_outbound(
+                e.topic, e.event, event.event_id, f"{self.agent.name}:failed:{i}"
+            )
+            for i, e in enumerate(answers)
+        ]
+        if action is Action.ANSWER and outs:
+            log.info("answered as failed: %s: %s", type(exc).__name__, exc)
+            return outs
+        log.warning("rejected: %s: %s", type(exc).__name__, exc)
+        return [*outs, self._reject(record, exc, attempts=attempts)]
+
+    def undeliverable(self, out: Outbound, exc: BaseException) -> list[Outbound]:
+        """What replaces an output the transport refused (e.g. larger than the broker's
+        message limit): a dead-letter record with its head, size and the reason, and,
+        if the output was an answer, a failed answer naming the reason."""
+        reason = f"output of {len(out.value)} bytes to {out.topic!r} was not sent: {exc}"
+        return [*self._failed_answer(out, reason), self._undeliverable(out, exc, reason)]
+
+    def _failed_answer(self, out: Outbound, reason: str) -> list[Outbound]:
+        """A small failed answer of the same class as a refused answer, if it is one."""
+        try:
+            answer = decode(out.value, self.topology.events(out.topic))
+        except (EventDecodeError, EventValidationError, UnknownTopicError):
+            return []
+        fields = type(answer).model_fields
+        if not {"request_id", "status", "error"} <= set(fields):
+            return []
+        failed = type(answer).model_validate(
+            {
+                "event_id": derive_event_id(answer.event_id, "undeliverable"),
+                "node_id": self.node_id,
+                "request_id": getattr(answer, "request_id", ""),
+                "status": "failed",
+                "error": reason,
+            }
+        )
+        return [outbound(self.topology, out.topic, failed)]
+
+    def _undeliverable(self, out: Outbound, exc: BaseException, reason: str) -> Outbound:
+        error_class = type(exc).__name__
+        self.metrics.rejected.labels(self.agent.name, out.topic, error_class).inc()
+        rejected = Rejected.for_payload(
+            out.value,
+            event_id=uuid.uuid5(
+                uuid.NAMESPACE_URL,
+                "gravitas:undeliverable:"
+                + hashlib.sha256(out.topic.encode() + b"\0" + out.value).hexdigest(),
+            ),
+            node_id=self.node_id,
+            source_topic=out.topic,
+            source_key=out.key[:1000],
+            error_class=error_class,
+            reason=reason,
+            agent=self.agent.name,
+        )
+        return outbound(self.topology, "deadletter", rejected)
 
     def _reject(self, record: Record, exc: BaseException, attempts: int) -> Outbound:
         reason = str(exc) or repr(exc)
@@ -183,7 +262,7 @@ class Processor:
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
-            source_key=(record.key or b"").decode("utf-8", errors="replace"),
+            source_key=(record.key or b"")[:1000].decode("utf-8", errors="replace"),
             error_class=error_class,
             reason=reason,
             agent=self.agent.name,

@@ -9,6 +9,7 @@ from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
 from gravitas.agents.onboarding import OnboardingAgent
 from gravitas.agents.overviews import OverviewAgent
+from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
 from gravitas.schemas.errors import ConfigError
@@ -23,6 +24,7 @@ def default_agents() -> list[Agent]:
         DiscoveryAgent(),
         RegistrarAgent(),
         OnboardingAgent(),
+        ParkingAgent(),
         MethaneAgent(),
         HarmonizeAgent(),
     ]

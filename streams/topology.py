@@ -32,6 +32,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         "scenes.new", (ev.SceneAnnounced,), "scenes to index, reference or register", external=True
     ),
     TopicSpec("onboard.requests", (ev.OnboardRequested,), "lazy scenes a request needs now"),
+    TopicSpec(
+        "onboard.results",
+        (ev.OnboardingDone, ev.OnboardingFailed, ev.RequestParked),
+        "onboarding outcomes and the requests parked on them",
+        partitions=1,  # one writer of the parked-request state
+    ),
     TopicSpec("pixels.indexed", (ev.BlocksIndexed,), "blocks written to the pixel store"),
     TopicSpec("overviews.updated", (ev.OverviewsUpdated,), "overview pyramids recomputed"),
     TopicSpec("methane.requests", (ev.MethaneRequested,), "matched-filter jobs", external=True),

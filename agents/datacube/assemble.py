@@ -40,6 +40,7 @@ from gravitas.schemas.errors import RequestError
 from gravitas.schemas.events import DatacubeRequested, LabelSpec
 from gravitas.storage.keys import to_epoch
 from gravitas.storage.pixels.read import read_layer
+from gravitas.streams.policy import is_transient
 
 __all__ = ["SPATIAL_CELL_PATCHES", "Assembled", "assemble", "label_layer", "time_bins"]
 
@@ -153,6 +154,8 @@ def assemble(services: NodeServices, req: DatacubeRequested, r: Retrieved) -> As
         centres, raw, filled, mask = _process(req, r)
         stats = band_statistics(raw)
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("process", exc) from exc
     p = req.patch_size
     dropped: dict[str, int] = {}
@@ -182,6 +185,8 @@ def assemble(services: NodeServices, req: DatacubeRequested, r: Retrieved) -> As
                 "lower min_valid_fraction, use a smaller patch_size or another bbox"
             )
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("patch", exc) from exc
     try:
         sel = np.flatnonzero(keep)
@@ -198,6 +203,8 @@ def assemble(services: NodeServices, req: DatacubeRequested, r: Retrieved) -> As
         else:
             split = stratified_split(labels[sel], req.split, seed=req.seed)
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("split", exc) from exc
     data = np.moveaxis(cut_patches(filled, o, p), 0, 0)
     fmask = cut_patches(mask, o, p)

@@ -24,6 +24,7 @@ from gravitas.kernels.datacube.match import bbox_intersection
 from gravitas.kernels.grid import pixel_size
 from gravitas.schemas.events import DatacubeRequested, Modality
 from gravitas.storage.catalog.base import SearchParams
+from gravitas.streams.policy import is_transient
 
 __all__ = ["MatchResult", "match_request", "scene_record"]
 
@@ -147,6 +148,8 @@ def match_request(services: NodeServices, req: DatacubeRequested) -> MatchResult
         tolerances = {m.name: m.time_tolerance_s for m in req.modalities}
         pairs = match_scenes(scenes, req.modalities[0].name, tolerances)
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("match", exc) from exc
     clipped, outside = [], 0
     for p in pairs:
@@ -174,5 +177,7 @@ def match_request(services: NodeServices, req: DatacubeRequested) -> MatchResult
                 "than the area: use a smaller patch_size, a finer level or a larger bbox"
             )
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("filter", exc) from exc
     return MatchResult(kept, report, {k: len(v) for k, v in scenes.items()})

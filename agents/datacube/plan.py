@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from gravitas.kernels.grid import native_level
 from gravitas.schemas.errors import GravitasError, RequestError
 from gravitas.schemas.events import DatacubeRequested, Modality
+from gravitas.streams.policy import is_transient
 
-__all__ = ["STEPS", "StepFailed", "UnknownLayerError", "grid_level", "modality_window"]
+__all__ = [
+    "STEPS",
+    "StepFailed",
+    "UnknownLayerError",
+    "grid_level",
+    "modality_window",
+    "step",
+]
 
 STEPS = ("match", "filter", "retrieve", "process", "patch", "split", "write")
 """The steps of a datacube request, in order (``DatacubeReady.failed_step``)."""
@@ -25,6 +35,21 @@ class StepFailed(GravitasError):
         super().__init__(f"{step}: {error}")
         self.step = step
         self.error = error
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """Failures inside become :class:`StepFailed` of ``name``, except transient ones
+    (storage, broker, time-outs: :func:`~gravitas.streams.policy.is_transient`), which
+    propagate so the runner retries the request instead of failing it for good."""
+    try:
+        yield
+    except StepFailed:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise StepFailed(name, exc) from exc
 
 
 def grid_level(req: DatacubeRequested) -> int:

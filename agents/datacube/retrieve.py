@@ -29,6 +29,7 @@ from gravitas.schemas.events import DatacubeRequested, Modality
 from gravitas.storage.keys import to_epoch
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.read import read_layer
+from gravitas.streams.policy import is_transient
 
 __all__ = ["FMASK_GOOD", "Retrieved", "grid_bbox", "retrieve"]
 
@@ -196,5 +197,7 @@ def retrieve(services: NodeServices, req: DatacubeRequested, pairs: list[ScenePa
     except StepFailed:
         raise
     except Exception as exc:
+        if is_transient(exc):  # the runner retries the request
+            raise
         raise StepFailed("retrieve", exc) from exc
     return Retrieved(level, bbox, target, times[keep], bands, cube, owners, dropped)

@@ -197,6 +197,7 @@ def events_router(ctx: EdgeContext) -> APIRouter:
             topology=ctx.topology,
             transport=ctx.transport,
             node_id=ctx.settings.node_id,
+            data_dir=ctx.settings.data_dir,  # a large result is fetched from its reference
         )
         try:
             reply = await client.request(event, timeout=timeout_s)

@@ -17,9 +17,11 @@ from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from gravitas.agents.base import Agent
 from gravitas.agents.services import NodeServices
+from gravitas.schemas.errors import TransportError
 from gravitas.schemas.settings import Settings
 from gravitas.streams.broker.admin import create_topics
 from gravitas.streams.metrics import NodeMetrics
@@ -107,8 +109,15 @@ class KafkaRunner:
         return fut
 
     async def publish(self, out: Outbound) -> None:
-        """Publish one message and wait until the broker has it (progress events)."""
-        await (await self.send(out))
+        """Publish one message and wait until the broker has it (progress events); a
+        failure is a :class:`TransportError` (the error policy retries it)."""
+        try:
+            await (await self.send(out))
+        except KafkaError as exc:
+            raise TransportError(
+                f"could not publish {len(out.value)} bytes to {out.topic!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def _register(self, agent: Agent) -> None:
         topic = self.app.topic(
@@ -171,12 +180,25 @@ class KafkaRunner:
                 event.ack()
             return
         producer = await self._get_producer()
-        send = producer.send
-        physical = self.topology.physical
-        delivered = [await send(physical(o.topic), o.value, key=o.key.encode()) for o in outs]
+        delivered = [await self._send_or_deadletter(producer, processor, o) for o in outs]
         for topic, n in Counter(o.topic for o in outs).items():
             self.metrics.published.labels(topic).inc(n)
         _ack_when_delivered(events, delivered)
+
+    async def _send_or_deadletter(
+        self, producer: AIOKafkaProducer, processor: Processor, out: Outbound
+    ) -> asyncio.Future[Any]:
+        """Queue ``out``; one the producer refuses (too large, unknown topic) is replaced
+        by a dead-letter record naming the reason: a handled error, never a crash."""
+        physical = self.topology.physical
+        try:
+            return await producer.send(physical(out.topic), out.value, key=out.key.encode())
+        except KafkaError as exc:
+            log.error("output to %s of %d bytes refused: %r", out.topic, len(out.value), exc)
+            *answers, dead = processor.undeliverable(out, exc)
+            for answer in answers:
+                await producer.send(physical(answer.topic), answer.value, key=answer.key.encode())
+            return await producer.send(physical(dead.topic), dead.value, key=dead.key.encode())
 
     async def close(self) -> None:
         """Flush and stop the producer."""

@@ -33,6 +33,21 @@ def examples() -> list[ev.Event]:
             crs="EPSG:32633",
         ),
         ev.OnboardRequested(scene_id="s2-1", collection="c", item_id="s2-1", requested_by="req-1"),
+        ev.OnboardingDone(scene_id="s2-1", collection="c", item_id="s2-1", requested_by="req-1"),
+        ev.OnboardingFailed(
+            scene_id="s2-1",
+            collection="c",
+            item_id="s2-1",
+            requested_by="req-1",
+            error_class="ObjectNotFoundError",
+            cause="ObjectNotFoundError: gone",
+        ),
+        ev.RequestParked(
+            request_id="req-1",
+            topic="requests.discovery",
+            request={"type": "x"},
+            waiting=[ev.ParkedItem(collection="c", item_id="s2-1")],
+        ),
         ev.BlocksIndexed(
             partition_key="b04/17/12",
             scene_id="s2-1",

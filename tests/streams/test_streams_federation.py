@@ -78,11 +78,17 @@ async def federation(
             GRAVITAS_HTTP_PORT=str(ports[name]),
             GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
             GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}", "{data}"]',
+            GRAVITAS_INLINE_RESULT_BYTES="4096",  # results travel by reference on both nodes
         )
         worker = Worker(env, tmp_path / f"{name}.log")
         worker.start()
         transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
-        client = Client(f"kafka://{kafka_broker.bootstrap}", topology=topology, transport=transport)
+        client = Client(
+            f"kafka://{kafka_broker.bootstrap}",
+            topology=topology,
+            transport=transport,
+            data_dir=data,
+        )
         nodes.append(FedNode(name, worker, client, data))
     try:
         for node in nodes:
@@ -162,6 +168,10 @@ async def test_scene_on_a_is_found_served_and_retracted_through_b(
     assert reply.status == "ok", reply.error
     assert reply.served_by == "a"
     assert reply.total_matches > 0
+    # the result was too large to travel inline: A's edge fetched A's reference, B stored
+    # its own, and B's client read it from B's object store
+    assert len(reply.matches) == min(reply.total_matches, search.limit) > 40
+    assert (b.data_dir / "objects" / "results" / f"{search.request_id}.json").is_file()
 
     # A retraction on A disappears from B.
     resp = httpx.delete(
