@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gravitas.schemas.common import TimeRange
-from gravitas.schemas.errors import InputError
+from gravitas.schemas.errors import InputError, NotFoundError
 from gravitas.schemas.events import PixelSearch, Predicate, SceneAnnounced, SearchResult
 from gravitas.schemas.settings import Settings
 from gravitas.storage.pixels.sources import guess_datetime
@@ -303,6 +303,14 @@ def register(app: typer.Typer) -> None:
         time: Annotated[str | None, typer.Option(help="T0/T1 (ISO, UTC).")] = None,
         level: Annotated[int | None, typer.Option(help="Grid level (default native).")] = None,
         limit: Annotated[int, typer.Option(help="Matches to return.")] = 10_000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+        as_csv: Annotated[bool, typer.Option("--csv", help="lon,lat,time,value rows.")] = False,
+        as_geojson: Annotated[
+            bool, typer.Option("--geojson", help="A GeoJSON FeatureCollection of points.")
+        ] = False,
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Write the answer to this file.")
+        ] = None,
         data: DataOpt = None,
         broker: BrokerOpt = None,
         edge: EdgeOpt = None,
@@ -312,6 +320,14 @@ def register(app: typer.Typer) -> None:
 
         Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
         """
+        from gravitas.streams.cli.search_output import render
+
+        flags = (("json", as_json), ("csv", as_csv), ("geojson", as_geojson))
+        chosen = [name for name, on in flags if on]
+        if len(chosen) > 1:
+            raise InputError(f"choose one of --json, --csv, --geojson, got {', '.join(chosen)}")
+        if out_file is not None and not chosen:
+            chosen = [_format_for(out_file)]
         req = PixelSearch(
             request_id=f"cli-{uuid.uuid4().hex[:10]}",
             layer=layer,
@@ -322,7 +338,19 @@ def register(app: typer.Typer) -> None:
             limit=limit,
         )
         settings = settings_from(broker, data, http_port=0)
-        print_result(search_anywhere(settings, req, edge))
+        res = search_anywhere(settings, req, edge)
+        if not chosen:
+            print_result(res)
+            return
+        if res.status != "ok":
+            raise InputError(res.error or "search failed")
+        text = render(res, chosen[0], layer)  # type: ignore[arg-type]
+        if out_file is None:
+            out.file.write(text)
+            return
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text)
+        out.print(f"wrote {len(res.matches)} matches to {out_file}")
 
     @app.command("layers")
     def layers(data: DataOpt = None) -> None:
@@ -333,6 +361,11 @@ def register(app: typer.Typer) -> None:
         from gravitas.storage.pixels import LayerRegistry
 
         settings = settings_from(data=data)
+        if not settings.data_dir.is_dir():
+            raise NotFoundError(
+                f"no node data directory at {settings.data_dir}; ingest into it first "
+                "(gravitas ingest FILE --data DIR) or pass the --data of an existing node"
+            )
         table = Table(title=f"layers in {settings.data_dir}")
         for col in ("layer", "dtype", "native", "top", "times", "first", "last", "blocks"):
             table.add_column(col)
@@ -359,6 +392,17 @@ def register(app: typer.Typer) -> None:
         settings = settings_from(data=data)
         p = render_quicklook(settings, layer, parse_bbox(bbox), parse_time(time), out_path)
         out.print(f"wrote {p}")
+
+
+def _format_for(path: Path) -> str:
+    """The output format a file name asks for (--out rain.csv -> csv)."""
+    suffix = path.suffix.lower().lstrip(".")
+    known = {"json": "json", "csv": "csv", "geojson": "geojson"}
+    if suffix not in known:
+        raise InputError(
+            f"--out {path}: name a .json, .csv or .geojson file, or add --json/--csv/--geojson"
+        )
+    return known[suffix]
 
 
 def _scene_id(path: Path) -> str:
