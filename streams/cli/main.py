@@ -17,6 +17,7 @@ from gravitas.streams.cli import (
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
+    samples_cmd,
     vector_cmd,
 )
 from gravitas.streams.cli.common import console
@@ -40,6 +41,7 @@ vector_cmd.register(app)
 catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
+samples_cmd.register(app)
 
 
 def main() -> None:

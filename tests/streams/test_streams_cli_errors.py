@@ -54,6 +54,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("broker", ["--port", "99999", "--data", "{tmp}/k"], "99999"),
     ("config", ["--broker", "ftp://nowhere"], "ftp://nowhere"),
     ("quickstart", ["--landsat-dates", "-3", "--data", "{tmp}/n5"], "--landsat-dates"),
+    ("samples list", ["--nope"], "--nope"),
+    ("samples get", ["nosuchsample", "--out", "{tmp}/s"], "nosuchsample"),
     ("schemas export", ["/proc/version/inside"], "/proc/version/inside"),
     ("vector add", ["{tmp}/missing.gpkg", "--layer", "x", "--data", "{tmp}/n6"], "missing.gpkg"),
     ("vector layers", ["--data", "{tmp}/n7", "--json", "--nope"], "--nope"),
