@@ -194,7 +194,7 @@ def tail(
 
 
 def ping(
-    count: Annotated[int, typer.Option("--count", "-c", help="Number of pings.")] = 3,
+    count: Annotated[int, typer.Option("--count", "-c", help="Number of pings.", min=1)] = 3,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for each pong.")
     ] = 10.0,

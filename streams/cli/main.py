@@ -6,7 +6,6 @@ import sys
 
 import typer
 
-from gravitas.schemas.errors import GravitasError
 from gravitas.streams.cli import (
     broker_cmd,
     catalog_cmd,
@@ -20,9 +19,11 @@ from gravitas.streams.cli import (
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
+    samples_cmd,
     vector_cmd,
 )
 from gravitas.streams.cli.common import console
+from gravitas.streams.cli.errors import describe, wants_traceback
 
 app = typer.Typer(
     name="gravitas",
@@ -44,16 +45,17 @@ vector_cmd.register(app)
 catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
+samples_cmd.register(app)
 
 
 def main() -> None:
-    """Run the CLI; gravitas errors print one clear line and exit with status 2."""
+    """Run the CLI; every error prints one clear line and exits with status 2."""
     try:
         app()
-    except GravitasError as exc:
-        console.print(
-            f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
-        )
-        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:
+        if wants_traceback():
+            raise
+        console.print(f"[bold red]error:[/] {describe(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(2)

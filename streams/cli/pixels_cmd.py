@@ -243,6 +243,14 @@ def register(app: typer.Typer) -> None:
         time: Annotated[str | None, typer.Option(help="T0/T1 (ISO, UTC).")] = None,
         level: Annotated[int | None, typer.Option(help="Grid level (default native).")] = None,
         limit: Annotated[int, typer.Option(help="Matches to return.")] = 10_000,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+        as_csv: Annotated[bool, typer.Option("--csv", help="lon,lat,time,value rows.")] = False,
+        as_geojson: Annotated[
+            bool, typer.Option("--geojson", help="A GeoJSON FeatureCollection of points.")
+        ] = False,
+        out_file: Annotated[
+            Path | None, typer.Option("--out", help="Write the answer to this file.")
+        ] = None,
         data: DataOpt = None,
         broker: BrokerOpt = None,
         edge: EdgeOpt = None,
@@ -252,6 +260,14 @@ def register(app: typer.Typer) -> None:
 
         Example: gravitas search stageiv "> 50" --bbox -81,32,-74,38 --time 2018-09-13/2018-09-16
         """
+        from gravitas.streams.cli.search_output import render
+
+        flags = (("json", as_json), ("csv", as_csv), ("geojson", as_geojson))
+        chosen = [name for name, on in flags if on]
+        if len(chosen) > 1:
+            raise InputError(f"choose one of --json, --csv, --geojson, got {', '.join(chosen)}")
+        if out_file is not None and not chosen:
+            chosen = [_format_for(out_file)]
         try:
             req = PixelSearch(
                 request_id=f"cli-{uuid.uuid4().hex[:10]}",
@@ -267,7 +283,19 @@ def register(app: typer.Typer) -> None:
             where = ".".join(str(p) for p in err["loc"][:1]) or "request"
             raise InputError(f"--{where}: {err['msg']}") from None
         settings = settings_from(broker, data, http_port=0)
-        print_result(search_anywhere(settings, req, edge))
+        res = search_anywhere(settings, req, edge)
+        if not chosen:
+            print_result(res)
+            return
+        if res.status != "ok":
+            raise InputError(res.error or "search failed")
+        text = render(res, chosen[0], layer)  # type: ignore[arg-type]
+        if out_file is None:
+            out.file.write(text)
+            return
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(text)
+        out.print(f"wrote {len(res.matches)} matches to {out_file}")
 
     @app.command("layers")
     def layers(data: DataOpt = None) -> None:
@@ -312,3 +340,14 @@ def register(app: typer.Typer) -> None:
             settings, layer, parse_bbox(bbox), parse_time(time), out_path, reduce=reduce
         )
         out.print(f"wrote {p}")
+
+
+def _format_for(path: Path) -> str:
+    """The output format a file name asks for (--out rain.csv -> csv)."""
+    suffix = path.suffix.lower().lstrip(".")
+    known = {"json": "json", "csv": "csv", "geojson": "geojson"}
+    if suffix not in known:
+        raise InputError(
+            f"--out {path}: name a .json, .csv or .geojson file, or add --json/--csv/--geojson"
+        )
+    return known[suffix]

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
     @app.command("quickstart")
     def quickstart(
         data: DataOpt = None,
-        landsat_dates: Annotated[int, typer.Option(help="Landsat dates to ingest.")] = 12,
+        landsat_dates: Annotated[int, typer.Option(help="Landsat dates to ingest.", min=0)] = 12,
     ) -> None:
         """Fetch real sample data, index it on an embedded node, search it, draw a quicklook.
 
