@@ -23,8 +23,6 @@ from gravitas.schemas.events import (
 
 __all__ = ["cause_of", "failure_answers", "has_requester"]
 
-FEATURIZE_UNAVAILABLE = "featurization is not available on this node yet"
-
 
 def cause_of(exc: BaseException) -> str:
     """``ErrorClass: message``: the cause as the requester reads it."""

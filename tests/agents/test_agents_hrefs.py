@@ -20,7 +20,7 @@ from typing import ClassVar
 
 import pytest
 
-from gravitas.schemas.events import OnboardRequested, Rejected, SceneAnnounced
+from gravitas.schemas.events import OnboardingFailed, OnboardRequested, Rejected, SceneAnnounced
 from gravitas.schemas.settings import Settings, load_settings
 from gravitas.storage.s3server import SeaweedS3
 from gravitas.storage.sampledata import fetch
@@ -135,9 +135,22 @@ async def _dead(node: EmbeddedNode) -> dict[str, Rejected]:
             if isinstance(ev, Rejected):
                 out[ev.source_key] = ev
 
-    task = asyncio.create_task(read())
+    async def failed() -> None:  # onboarding refusals are answered on onboard.results
+        async for ev in node.client().subscribe("onboard.results", from_beginning=True):
+            if isinstance(ev, OnboardingFailed):
+                out[ev.scene_id] = Rejected.for_payload(
+                    b"{}",
+                    source_topic="onboard.requests",
+                    source_key=ev.scene_id,
+                    error_class=ev.error_class,
+                    reason=ev.cause,
+                    agent="onboarding",
+                )
+
+    tasks = [asyncio.create_task(read()), asyncio.create_task(failed())]
     await asyncio.sleep(0.3)
-    task.cancel()
+    for task in tasks:
+        task.cancel()
     return out
 
 

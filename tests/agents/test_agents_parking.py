@@ -152,7 +152,7 @@ async def test_failed_onboarding_is_answered_quickly_naming_the_cause(
     assert reply.status == "failed"
     assert reply.error is not None
     assert f"landsat7-sr/{scene.scene_id}" in reply.error  # the item
-    assert str(doomed) in reply.error and "not a file" in reply.error  # the cause
+    assert str(doomed) in reply.error and "not a readable regular file" in reply.error  # the cause
     assert elapsed < 10, elapsed
     # nothing was stored or changed by the failed onboarding
     await node.runner.drain()
@@ -198,7 +198,7 @@ async def test_slow_onboarding_does_not_delay_an_unrelated_search(
     print(f"unrelated search {other_s:.2f}s, parked search {first_s:.2f}s")
 
 
-async def test_featurize_is_answered_as_not_available(node: EmbeddedNode) -> None:
+async def test_featurize_for_an_unknown_layer_is_answered_naming_it(node: EmbeddedNode) -> None:
     t = _when()
     req = Featurize(
         request_id=f"f-{uuid.uuid4().hex[:8]}",
@@ -210,7 +210,7 @@ async def test_featurize_is_answered_as_not_available(node: EmbeddedNode) -> Non
     reply = await node.client().request(req, timeout=30)
     assert isinstance(reply, FeatureResult)
     assert reply.status == "failed"
-    assert reply.error == "featurization is not available on this node yet"
+    assert "ls7_here" in (reply.error or "")
 
 
 @functools.cache
