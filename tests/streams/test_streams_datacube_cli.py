@@ -35,12 +35,9 @@ def _request(rid: str, **kw: object) -> dict[str, object]:
 def test_datacube_command_embedded(tmp_path: Path) -> None:
     runner = CliRunner()
     data = str(tmp_path / "node")
-    for band in ("B04", "B08"):
-        jp2 = str(next(fetch("s2_l1c").glob(f"*_{band}.jp2")))
-        res = runner.invoke(
-            app, ["ingest", jp2, "--layer-name", f"s2_{band.lower()}", "--data", data]
-        )
-        assert res.exit_code == 0, res.output
+    jp2s = [str(next(fetch("s2_l1c").glob(f"*_{band}.jp2"))) for band in ("B04", "B08")]
+    res = runner.invoke(app, ["ingest", *jp2s, "--layer-name", "s2", "--data", data])
+    assert res.exit_code == 0, res.output  # one layer per band: s2_b04, s2_b08
     era5 = str(fetch("era5_nc"))
     res = runner.invoke(app, ["ingest", era5, "--layer-name", "era5", "--data", data])
     assert res.exit_code == 0, res.output
