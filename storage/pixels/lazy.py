@@ -13,7 +13,7 @@ collection); times are joined (a band missing at a time is fill).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import product
 from typing import Any
 
@@ -22,14 +22,14 @@ import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
 
-from gravitas.kernels.grid import bbox_to_pixel_range, pixel_to_lonlat
+from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.grid import BLOCK_SIZE
 from gravitas.storage.blocks import BlockStore
 from gravitas.storage.keys import decode_key, layer_id, scan_ranges, to_epoch
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
-from gravitas.storage.pixels.read import BBox, _fill, _mosaics
+from gravitas.storage.pixels.read import BBox, _fill, _mosaics, grid_coords
 from gravitas.storage.pixels.search import resolve_level
 
 __all__ = ["MAX_LAZY_CHUNKS", "open_layer", "open_layers"]
@@ -140,13 +140,7 @@ def _wrap(
     fill: Any,
     stored: int,
 ) -> xr.DataArray:
-    x0, y0, x1, y1 = px
-    lon, _ = pixel_to_lonlat(lvl, np.arange(x0, x1 + 1), 0)
-    _, lat = pixel_to_lonlat(lvl, 0, np.arange(y1, y0 - 1, -1))
-    tcoord = np.array(
-        [np.datetime64(datetime.fromtimestamp(t, UTC).replace(tzinfo=None), "ns") for t in times],
-        dtype="datetime64[ns]",
-    )
+    tcoord, lat, lon = grid_coords(lvl, px, times)
     arr = xr.DataArray(
         data,
         dims=("time", "lat", "lon"),

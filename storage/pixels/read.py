@@ -104,6 +104,20 @@ def _place(
     ]
 
 
+def grid_coords(
+    level: int, px: tuple[int, int, int, int], times: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(time, lat, lon)`` coordinates of the pixel window ``px`` at ``level``: pixel
+    centres, lat descending, times as UTC ``datetime64[ns]``."""
+    lon, _ = pixel_to_lonlat(level, np.arange(px[0], px[2] + 1), 0)
+    _, lat = pixel_to_lonlat(level, 0, np.arange(px[3], px[1] - 1, -1))
+    tcoord = np.array(
+        [np.datetime64(datetime.fromtimestamp(t, UTC).replace(tzinfo=None), "ns") for t in times],
+        dtype="datetime64[ns]",
+    )
+    return tcoord, lat, lon
+
+
 def read_layer(
     store: BlockStore,
     registry: LayerRegistry,
@@ -136,12 +150,7 @@ def read_layer(
         data = data[:, north - px[3] : north - px[1] + 1, px[0] - (spx[0] << d) :][:, :, :nx]
     if not len(times):
         data = np.empty((0, ny, nx), dtype)
-    lon, _ = pixel_to_lonlat(want, np.arange(px[0], px[2] + 1), 0)
-    _, lat = pixel_to_lonlat(want, 0, np.arange(px[3], px[1] - 1, -1))
-    tcoord = np.array(
-        [np.datetime64(datetime.fromtimestamp(t, UTC).replace(tzinfo=None), "ns") for t in times],
-        dtype="datetime64[ns]",
-    )
+    tcoord, lat, lon = grid_coords(want, px, times)
     return xr.DataArray(
         data,
         dims=("time", "lat", "lon"),

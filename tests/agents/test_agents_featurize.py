@@ -15,30 +15,18 @@ from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.schemas.common import TimeRange
-from gravitas.schemas.events import FeatureResult, Featurize, OverviewsUpdated, SceneAnnounced
+from gravitas.schemas.events import FeatureResult, Featurize, OverviewsUpdated
 from gravitas.schemas.settings import load_settings
 from gravitas.storage.pixels.read import read_layer
 from gravitas.storage.pixels.search import search_pixels
-from gravitas.storage.sampledata import fetch
 from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.node import EmbeddedNode
+from tests.agents.test_agents_pixels import FLORENCE, WINDOW, stageiv_event
 from tests.fixtures.nodes import kafka_harness
-
-FLORENCE = (-80.7, 32.3, -74.8, 37.7)
-WINDOW = TimeRange(start=datetime(2018, 9, 13, tzinfo=UTC), end=datetime(2018, 9, 15, tzinfo=UTC))
 
 
 def _rid() -> str:
     return f"f-{uuid.uuid4().hex[:10]}"
-
-
-def stageiv_event() -> SceneAnnounced:
-    return SceneAnnounced(
-        scene_id="stageiv-florence",
-        collection="stageiv",
-        hrefs=[str(fetch("stageiv_nc"))],
-        layer="stageiv",
-    )
 
 
 def featurize(expression: str, reducers: list[str], **more: object) -> Featurize:
