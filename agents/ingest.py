@@ -75,10 +75,14 @@ def gdal_env() -> AbstractContextManager[object]:
     return nullcontext() if hasenv() else Env()
 
 
-def indexed_events(scene_id: str, families: Sequence[FamilyWrite]) -> list[BlocksIndexed]:
+def indexed_events(
+    scene_id: str, families: Sequence[FamilyWrite], onboards: tuple[str, str] | None = None
+) -> list[BlocksIndexed]:
     """One :class:`BlocksIndexed` per pyramid the scene touched: the block families of a
     layer and time that share a top-level ancestor (one partition key) travel together,
-    so their common ancestors are rebuilt once."""
+    so their common ancestors are rebuilt once. The overview agent that owns the key
+    merges the scene's staged blocks (the single writer of every block and pyramid);
+    ``onboards`` names an item to flag onboarded when all pyramids are built."""
     from datetime import UTC, datetime
 
     merged: dict[str, list[FamilyWrite]] = {}
@@ -94,8 +98,10 @@ def indexed_events(scene_id: str, families: Sequence[FamilyWrite]) -> list[Block
             timestamp=datetime.fromtimestamp(fams[0].timestamp, UTC),
             mortons=sorted(m for f in fams for m in f.mortons),
             valid_pixels=sum(f.valid_pixels for f in fams),
+            pyramids=len(merged),
+            onboards=onboards,
         )
-        for key, fams in merged.items()
+        for key, fams in sorted(merged.items())
     ]
 
 
@@ -106,15 +112,18 @@ def index_scene(
     *,
     paths: Sequence[Path] | None = None,
     mask_path: Path | None = None,
+    onboards: tuple[str, str] | None = None,
 ) -> list[BlocksIndexed]:
-    """Read, warp and write a scene; one :class:`BlocksIndexed` per pyramid touched.
+    """Read, warp and stage a scene; one :class:`BlocksIndexed` per pyramid touched.
 
     ``paths`` (and ``mask_path``) give local copies the node made itself (onboarding);
     otherwise the event's hrefs are resolved under the allowed roots. Raises InputError
     subclasses (corrupt, unsupported, unsafe, out of range) before anything is written.
     """
     with gdal_env():
-        return _index_scene(event, services, progress, paths=paths, mask_path=mask_path)
+        return _index_scene(
+            event, services, progress, paths=paths, mask_path=mask_path, onboards=onboards
+        )
 
 
 def _index_scene(
@@ -124,6 +133,7 @@ def _index_scene(
     *,
     paths: Sequence[Path] | None,
     mask_path: Path | None,
+    onboards: tuple[str, str] | None,
 ) -> list[BlocksIndexed]:
     if paths is None:
         roots = allowed_roots(services)
@@ -150,7 +160,7 @@ def _index_scene(
         plan,
         progress=lambda m, f: progress(m, 0.6 + 0.4 * f),
     )
-    return indexed_events(event.scene_id, families)
+    return indexed_events(event.scene_id, families, onboards)
 
 
 def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
@@ -173,7 +183,8 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     else:
         item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=False)
         emits = []
-    return [*emits, Emit("stac.registrations", register_item(services, item))]
+    registered = register_item(services, item, source=str(event.event_id))
+    return [*emits, Emit("stac.registrations", registered)]
 
 
 class IngestAgent(Agent):

@@ -3,8 +3,9 @@
 :func:`ensure_onboarded` is called by any agent whose request needs pixels of a layer:
 it finds the local items of that layer that are registered but not indexed, emits one
 ``OnboardRequested`` per item, and waits (with progress events) until the onboarding
-agent has indexed them. The onboarding agent is keyed by scene id, so concurrent
-requests for one scene onboard it once: the second finds it already done.
+agent has staged them and the overview agent has built their pyramids and flagged
+them onboarded. The onboarding agent is keyed by scene id, so concurrent requests for
+one scene onboard it once: the second finds it already done.
 """
 
 from __future__ import annotations
@@ -17,20 +18,12 @@ from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datamodes import import_assets, local_copy
-from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import RequestError
-from gravitas.schemas.events import (
-    BlocksIndexed,
-    OnboardRequested,
-    OverviewsUpdated,
-    Progress,
-    SceneAnnounced,
-)
+from gravitas.schemas.events import OnboardRequested, Progress, SceneAnnounced
 from gravitas.storage.catalog.base import SearchParams
-from gravitas.storage.keys import to_epoch
-from gravitas.storage.pixels.overviews import update_pyramid
 
 
 def layer_matches(prefix: str, layer: str) -> bool:
@@ -192,8 +185,13 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
 
 
 def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
-    """Import (lazy) or read in place (external), index, and re-register one item."""
+    """Import (lazy) or read in place (external) and stage one item.
+
+    The overview agent merges the staged blocks, builds the pyramids and flags the item
+    onboarded after the last one (:mod:`gravitas.agents.pyramids`): the waiting request
+    wakes on that. Every step repeats exactly on a replay."""
     from gravitas.agents.ingest import index_scene
+    from gravitas.agents.pyramids import flag_onboarded
 
     services = ctx.services
     item = services.catalog.get_item(event.collection, event.item_id)
@@ -206,37 +204,23 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     hrefs = [str(assets[k]["href"]) for k in data_keys]
     mode = props.get(MODE, "lazy")
     scene = _announcement(item, hrefs)
-    if mode == "lazy":
-        managed = import_assets(services, scene, hrefs)
-        for key, href in zip(data_keys, managed, strict=True):
-            assets[key] = {**assets[key], "href": href}
-        hrefs = managed
+    if mode == "lazy":  # copied under keys of their names: a repeat writes the same bytes
+        hrefs = import_assets(services, scene, hrefs)
     with ExitStack() as stack:
         paths = [stack.enter_context(local_copy(services, h)) for h in hrefs]
         mask = scene.mask_href
         mask_path = stack.enter_context(local_copy(services, mask)) if mask else None
-        indexed = index_scene(scene, services, paths=paths, mask_path=mask_path)
-    # Build the overviews now: the waiting request searches through them right after.
-    updated = [_overviews(services, e) for e in indexed]
-    item["assets"] = assets
-    item["properties"] = {**props, ONBOARDED: True}
-    registered = register_item(services, item)
-    services.onboarded.post((event.collection, event.item_id))
-    return [Emit("overviews.updated", u) for u in updated] + [
-        Emit("stac.registrations", registered)
-    ]
-
-
-def _overviews(services: NodeServices, event: BlocksIndexed) -> OverviewsUpdated:
-    info = services.layers.get(event.layer)
-    n = update_pyramid(services.block_store, info, to_epoch(event.timestamp), event.mortons)
-    return OverviewsUpdated(
-        layer=event.layer,
-        timestamp=event.timestamp,
-        base_level=event.level,
-        top_level=info.top_level,
-        blocks_updated=n,
-    )
+        indexed = index_scene(
+            scene,
+            services,
+            paths=paths,
+            mask_path=mask_path,
+            onboards=(event.collection, event.item_id),
+        )
+    if indexed:  # the overview agent flags the item (with the imported hrefs) at the end
+        return [Emit("pixels.indexed", e) for e in indexed]
+    registered = flag_onboarded(services, event.collection, event.item_id)  # no pixels
+    return [Emit("stac.registrations", registered)]
 
 
 class OnboardingAgent(Agent):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from gravitas.agents.notices import Notices
 from gravitas.schemas.settings import Settings
 from gravitas.storage.ledger import EffectLedger
+from gravitas.storage.locks import KeyedLocks
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,6 +63,11 @@ class NodeServices:
         """Notices of ``(collection, item id)`` onboarded in this process (the catalog
         stays the truth; see :mod:`gravitas.agents.notices`)."""
         return Notices[tuple[str, str]]()
+
+    @cached_property
+    def writers(self) -> KeyedLocks:
+        """One writer per pyramid in this process (partition keys of ``pixels.indexed``)."""
+        return KeyedLocks()
 
     @cached_property
     def ledger(self) -> EffectLedger:

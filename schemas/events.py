@@ -8,6 +8,7 @@ right class, and ``KEY_FIELD`` names the field that keys it on its topic.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -89,6 +90,17 @@ class BlocksIndexed(Event):
     timestamp: UtcDatetime
     mortons: list[int] = Field(min_length=1)
     valid_pixels: int = Field(ge=0)
+    pyramids: int = Field(default=1, ge=1)
+    """How many ``BlocksIndexed`` this indexing of the scene emitted (one per pyramid)."""
+    onboards: tuple[str, str] | None = None
+    """``(collection, item id)`` to flag onboarded once all ``pyramids`` are built."""
+
+    @field_validator("onboards")
+    @classmethod
+    def _ids(cls, v: tuple[str, str] | None) -> tuple[str, str] | None:
+        if v is not None and not all(re.match(ID_PATTERN, part) for part in v):
+            raise ValueError(f"onboards {v!r} is not a (collection, item id) pair of ids")
+        return v
 
 
 class OverviewsUpdated(Event):
@@ -103,6 +115,8 @@ class OverviewsUpdated(Event):
     base_level: int = Field(ge=1, le=29)
     top_level: int = Field(ge=1, le=29)
     blocks_updated: int = Field(ge=0)
+    scene_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    """The scene whose blocks were merged (None for older events)."""
 
 
 class Progress(Event):
