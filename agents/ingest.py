@@ -183,7 +183,7 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     else:
         item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=False)
         emits = []
-    registered = register_item(services, item, source=str(event.event_id))
+    registered = register_item(services, item, str(event.event_id), event.occurred_at)
     return [*emits, Emit("stac.registrations", registered)]
 
 

@@ -240,7 +240,7 @@ def run_methane(
         progress("indexing", 0.0)
         updated = _index(services, event, product, cog)
         item = _item(services, event, source, product, cog, cog_key, plumes_key)
-    registered = register_item(services, item, source=str(event.event_id))
+    registered = register_item(services, item, str(event.event_id), event.occurred_at)
     progress("indexing", 1.0)
     enhanced = MethaneEnhanced(
         request_id=event.request_id,

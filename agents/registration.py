@@ -39,15 +39,14 @@ def current_version(services: NodeServices, collection: str, item_id: str) -> in
 
 
 def _settled(
-    services: NodeServices, source: str | None, collection: str, item_id: str
+    services: NodeServices, source: str | None, collection: str, item_id: str, at: str
 ) -> tuple[int, str]:
     """The version and ``registered_at`` of this registration: new ones, or (a replay of
     ``source``) the ones its first handling chose."""
     version = current_version(services, collection, item_id) + 1
-    now = datetime.now(UTC).isoformat()
     if source is None:
-        return version, now
-    fresh = orjson.dumps({"version": version, "registered_at": now}).decode()
+        return version, at
+    fresh = orjson.dumps({"version": version, "registered_at": at}).decode()
     stored = orjson.loads(
         services.ledger.settle(source, "registration", f"{collection}/{item_id}", fresh)
     )
@@ -55,17 +54,23 @@ def _settled(
 
 
 def register_item(
-    services: NodeServices, item: Mapping[str, Any], source: str | None = None
+    services: NodeServices,
+    item: Mapping[str, Any],
+    source: str | None = None,
+    at: datetime | None = None,
 ) -> ItemRegistered:
     """Upsert an item this node owns (next version) and build its registration event.
 
     ``source`` is the id of the event this registration is the effect of: a replay of it
     repeats the first registration (same version, same ``registered_at``; a newer
-    stored version is kept)."""
+    stored version is kept). ``registered_at`` is ``at`` (the source event's
+    ``occurred_at``, so two runs of the same events agree), else the item's own (a
+    re-registration keeps when it was first registered), else now."""
     doc = dict(item)
     collection, item_id = str(doc["collection"]), str(doc["id"])
-    version, registered_at = _settled(services, source, collection, item_id)
     props = dict(doc.get("properties") or {})
+    stamp = at.isoformat() if at else str(props.get(REGISTERED_AT) or datetime.now(UTC).isoformat())
+    version, registered_at = _settled(services, source, collection, item_id, stamp)
     props[VERSION] = version
     if source is not None:
         props[REGISTERED_AT] = registered_at

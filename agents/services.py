@@ -112,6 +112,12 @@ class NodeServices:
 
         return NodeDirectory(self.data_dir / "nodes.sqlite")
 
+    def claim(self) -> None:
+        """Open the stores only one process may hold (a RocksDB block store) now, so a
+        second worker on the same dir fails at start rather than in its first event."""
+        if not self.settings.block_store or self.settings.block_store.startswith("rocksdb:"):
+            _ = self.block_store
+
     def close(self) -> None:
         """Close everything that was opened."""
         if "compute" in self.__dict__:

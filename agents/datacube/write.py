@@ -276,5 +276,5 @@ def write_datacube(
             hrefs[f"quicklook_{mod.name}"] = services.object_store.href(f"{prefix}/{png.name}")
     services.catalog.upsert_collection(_collection(req, a, r, hrefs))
     source = str(req.event_id)
-    regs = [register_item(services, it, source=source) for it in _items(req, a, r, hrefs)]
+    regs = [register_item(services, it, source, req.occurred_at) for it in _items(req, a, r, hrefs)]
     return Written(collection_id(req), hrefs, regs)
