@@ -70,7 +70,8 @@ def local_copy(services: NodeServices, href: str) -> Iterator[Path]:
             _download(href, target)
         elif parsed.scheme == "s3":
             key = parsed.path.lstrip("/")
-            prefix = getattr(services.object_store, "prefix", "")
+            loc = getattr(services.object_store, "loc", None)  # S3ObjectStore: bucket/prefix
+            prefix = str(getattr(loc, "prefix", "") or "")
             if prefix and key.startswith(prefix.strip("/") + "/"):
                 key = key[len(prefix.strip("/")) + 1 :]
             services.object_store.download(key, target)

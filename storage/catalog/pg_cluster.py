@@ -215,6 +215,26 @@ class PostgresCluster(StartStop):
             raise
         return self
 
+    def restart(self) -> None:
+        """Restart the server in place (same port, same data): clients see their
+        connections dropped, as after a database failover."""
+        if self.root is None or not self._started:
+            raise PostgresClusterError("restart() needs a started cluster")
+        self._run(
+            [
+                str(find_pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-l",
+                str(self.log_path),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ],
+            "pg_ctl restart",
+        )
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its directory; safe to repeat."""
         root, self.root = self.root, None
