@@ -115,10 +115,11 @@ async def test_sigkill_at_seeded_points_then_restart_ends_as_without_faults(
 ) -> None:
     expected = await baseline(services, tmp_path, events, inputs)
     rng = random.Random(SEED)
-    delays = [rng.uniform(0.5, 6.0) for _ in range(KILLS)]
+    # output records of a clean run: about 110 (blocks, overviews, registrations, progress)
+    points = sorted(rng.sample(range(1, 100), KILLS))
 
     async def kill(run: Run) -> None:
-        await run.kill_at(delays, rng)
+        await run.kill_on_progress(points, rng)
 
     outcome, stats = await run_workload(
         services,
@@ -133,7 +134,11 @@ async def test_sigkill_at_seeded_points_then_restart_ends_as_without_faults(
     )
     assert outcome == expected
     assert stats.kills == KILLS
-    print(f"SIGKILL: {stats.kills} kill points, {stats.restarts} restarts, {stats.seconds:.1f}s")
+    print(
+        f"SIGKILL: {stats.kills} kill points at output records {stats.kill_records} "
+        f"({stats.kills_before_answer} before the search was answered), "
+        f"{stats.restarts} restarts, {stats.seconds:.1f}s"
+    )
 
 
 async def test_broker_s3_and_postgres_restarted_mid_stream(
