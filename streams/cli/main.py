@@ -47,7 +47,9 @@ def main() -> None:
     try:
         app()
     except GravitasError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        console.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+        )  # one line, however narrow the terminal
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
