@@ -169,10 +169,13 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     from gravitas.agents.registration import register_item
 
     if event.mode == "direct":
+        # the overview agent flags the item onboarded once its pyramids are built (a
+        # request arriving before waits for that, as for a lazy item)
         with gdal_env():
-            indexed = index_scene(event, services)  # reads and validates before any write
+            onboards = (event.collection, event.scene_id)
+            indexed = index_scene(event, services, onboards=onboards)  # validates first
             managed = import_assets(services, event, list(event.hrefs))
-            item = scene_item(services, event, managed, onboarded=True, read_file=True)
+            item = scene_item(services, event, managed, onboarded=not indexed, read_file=True)
         emits = [Emit("pixels.indexed", e) for e in indexed]
     elif event.mode == "external":
         for href in event.hrefs:
