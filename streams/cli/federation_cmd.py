@@ -104,7 +104,10 @@ def register_scene(
                     async def first_match() -> ItemRegistered:
                         async for ev in _decoded(client, sub):
                             if isinstance(ev, ItemRegistered) and ev.item_id == sid:
-                                return ev
+                                props = ev.item.get("properties", {})
+                                # direct: its pixels are searchable once flagged onboarded
+                                if mode != "direct" or props.get("gravitas:onboarded"):
+                                    return ev
                         raise TransportError("subscription ended")
 
                     reg = await asyncio.wait_for(first_match(), timeout)
