@@ -2,8 +2,10 @@
 
 :func:`failure_answers` builds the answer for any event that has a requester (a pixel
 search, a Featurize, a datacube request, an onboarding request); events without one
-(scenes, pings) get none and are dead-lettered instead. The runner uses it when it gives
-up on an event, and the parking agent when onboarding fails under a parked request.
+(scenes, pings) get none and are dead-lettered instead; blocks staged for an onboarding
+request have its requester (a failed merge is answered ``OnboardingFailed``). The runner
+uses it when it gives up on an event, and the parking agent when onboarding fails under
+a parked request.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from gravitas.agents.base import Emit
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import (
+    BlocksIndexed,
     DatacubeReady,
     DatacubeRequested,
     FeatureResult,
@@ -31,6 +34,8 @@ def cause_of(exc: BaseException) -> str:
 
 def has_requester(event: Event) -> bool:
     """Whether somebody waits for an answer to ``event``."""
+    if isinstance(event, BlocksIndexed):
+        return event.onboards is not None and event.requested_by is not None
     return isinstance(event, PixelSearch | Featurize | DatacubeRequested | OnboardRequested)
 
 
@@ -58,6 +63,17 @@ def failure_answers(
             scene_id=event.scene_id,
             collection=event.collection,
             item_id=event.item_id,
+            requested_by=event.requested_by,
+            error_class=error_class or cause.split(":", 1)[0],
+            cause=cause,
+        )
+        return [Emit("onboard.results", failed)]
+    if isinstance(event, BlocksIndexed) and event.onboards and event.requested_by:
+        collection, item_id = event.onboards
+        failed = OnboardingFailed(
+            scene_id=event.scene_id,
+            collection=collection,
+            item_id=item_id,
             requested_by=event.requested_by,
             error_class=error_class or cause.split(":", 1)[0],
             cause=cause,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,7 +23,21 @@ from gravitas.storage.hrefs import parse_href
 from gravitas.storage.pixels.index import FamilyWrite, prepare_scene, write_scene
 from gravitas.storage.pixels.layers import top_level_of
 
-__all__ = ["IngestAgent", "index_scene", "partition_key"]
+__all__ = ["IngestAgent", "Onboard", "index_scene", "partition_key"]
+
+
+@dataclass(frozen=True)
+class Onboard:
+    """The item a staging finishes once all its pyramids are built (see
+    :mod:`gravitas.agents.pyramids`)."""
+
+    item: tuple[str, str]
+    """``(collection, item id)``."""
+    round_id: str
+    """The id of the event that staged the blocks (a scene or an onboarding request)."""
+    requested_by: str | None = None
+    """The request waiting for it (answered ``OnboardingDone``), if any."""
+
 
 Progress = Callable[[str, float], None]
 
@@ -49,10 +64,15 @@ def gdal_env() -> AbstractContextManager[object]:
     return nullcontext() if hasenv() else Env()
 
 
-def indexed_events(scene_id: str, families: Sequence[FamilyWrite]) -> list[BlocksIndexed]:
+def indexed_events(
+    scene_id: str, families: Sequence[FamilyWrite], onboard: Onboard | None = None
+) -> list[BlocksIndexed]:
     """One :class:`BlocksIndexed` per pyramid the scene touched: the block families of a
     layer and time that share a top-level ancestor (one partition key) travel together,
-    so their common ancestors are rebuilt once."""
+    so their common ancestors are rebuilt once. The overview agent that owns the key
+    merges the scene's staged blocks (the single writer of every block and pyramid);
+    ``onboard`` names the item to finish when all pyramids are built, the round (the id
+    of the event that staged them) and the request waiting for it, if any."""
     from datetime import UTC, datetime
 
     merged: dict[str, list[FamilyWrite]] = {}
@@ -68,8 +88,12 @@ def indexed_events(scene_id: str, families: Sequence[FamilyWrite]) -> list[Block
             timestamp=datetime.fromtimestamp(fams[0].timestamp, UTC),
             mortons=sorted(m for f in fams for m in f.mortons),
             valid_pixels=sum(f.valid_pixels for f in fams),
+            pyramids=len(merged),
+            onboards=onboard.item if onboard else None,
+            round_id=onboard.round_id if onboard else None,
+            requested_by=onboard.requested_by if onboard else None,
         )
-        for key, fams in merged.items()
+        for key, fams in sorted(merged.items())
     ]
 
 
@@ -80,15 +104,18 @@ def index_scene(
     *,
     paths: Sequence[Path] | None = None,
     mask_path: Path | None = None,
+    onboard: Onboard | None = None,
 ) -> list[BlocksIndexed]:
-    """Read, warp and write a scene; one :class:`BlocksIndexed` per pyramid touched.
+    """Read, warp and stage a scene; one :class:`BlocksIndexed` per pyramid touched.
 
     ``paths`` (and ``mask_path``) give local copies the node made itself (onboarding);
     otherwise the event's hrefs are resolved under the allowed roots. Raises InputError
     subclasses (corrupt, unsupported, unsafe, out of range) before anything is written.
     """
     with gdal_env():
-        return _index_scene(event, services, progress, paths=paths, mask_path=mask_path)
+        return _index_scene(
+            event, services, progress, paths=paths, mask_path=mask_path, onboard=onboard
+        )
 
 
 def _index_scene(
@@ -98,6 +125,7 @@ def _index_scene(
     *,
     paths: Sequence[Path] | None,
     mask_path: Path | None,
+    onboard: Onboard | None,
 ) -> list[BlocksIndexed]:
     if paths is None:
         paths = [_local(services, h) for h in event.hrefs]
@@ -127,7 +155,7 @@ def _index_scene(
         plan,
         progress=lambda m, f: progress(m, 0.6 + 0.4 * f),
     )
-    return indexed_events(event.scene_id, families)
+    return indexed_events(event.scene_id, families, onboard)
 
 
 def _local(services: NodeServices, href: str) -> Path:
@@ -146,10 +174,13 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
 
     check_scene_hrefs(services, event)  # every href of every mode, before anything is done
     if event.mode == "direct":
+        # the overview agent flags the item onboarded once its pyramids are built (a
+        # request arriving before waits for that, as for a lazy item)
         with gdal_env():
-            indexed = index_scene(event, services)  # reads and validates before any write
+            onboard = Onboard((event.collection, event.scene_id), str(event.event_id))
+            indexed = index_scene(event, services, onboard=onboard)  # validates first
             managed = import_assets(services, event, list(event.hrefs))
-            item = scene_item(services, event, managed, onboarded=True, read_file=True)
+            item = scene_item(services, event, managed, onboarded=not indexed, read_file=True)
         emits = [Emit("pixels.indexed", e) for e in indexed]
     elif event.mode == "external":
         local = urlparse(event.hrefs[0]).scheme in ("", "file")
@@ -158,7 +189,8 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     else:
         item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=False)
         emits = []
-    return [*emits, Emit("stac.registrations", register_item(services, item))]
+    registered = register_item(services, item, str(event.event_id), event.occurred_at)
+    return [*emits, Emit("stac.registrations", registered)]
 
 
 class IngestAgent(Agent):

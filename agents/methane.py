@@ -8,7 +8,8 @@ For one :class:`MethaneRequested` it runs the matched filter on a local radiance
 - a STAC item in collection ``methane-enhancement`` (processing extension, a
   ``derived_from`` link to the radiance, raster band in ``ppm m``), registered and
   published on ``stac.registrations``,
-- the pixel layer ``ch4_enhancement`` (indexed, overviews built before the reply),
+- the pixel layer ``ch4_enhancement`` (staged; the overview agent merges it and
+  announces ``overviews.updated`` with the scene id),
 - the plumes as GeoJSON in the object store and in the vector layer ``ch4_plumes``.
 
 It answers on ``methane.enhanced`` with one :class:`MethaneEnhanced` first, then one
@@ -37,9 +38,9 @@ from gravitas.agents.methane_retrieval import (
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import (
+    BlocksIndexed,
     MethaneEnhanced,
     MethaneRequested,
-    OverviewsUpdated,
     PlumeDetected,
     Progress,
     SceneAnnounced,
@@ -176,10 +177,11 @@ def _version() -> str:
 
 def _index(
     services: NodeServices, event: MethaneRequested, product: MethaneProduct, cog: Path
-) -> list[OverviewsUpdated]:
-    """Index the COG as layer ``ch4_enhancement`` and build its overviews now."""
+) -> list[BlocksIndexed]:
+    """Stage the COG as layer ``ch4_enhancement``; the overview agent (the single writer
+    of its blocks and pyramids) merges it and announces ``overviews.updated`` with the
+    scene id."""
     from gravitas.agents.ingest import index_scene
-    from gravitas.agents.onboarding import _overviews
 
     announced = SceneAnnounced(
         scene_id=event.scene_id,
@@ -188,8 +190,7 @@ def _index(
         datetime=product.acquired,
         layer=LAYER,
     )
-    indexed = index_scene(announced, services, paths=[cog])
-    return [_overviews(services, e) for e in indexed]
+    return index_scene(announced, services, paths=[cog])
 
 
 def _plume_layer(services: NodeServices) -> None:
@@ -239,7 +240,7 @@ def run_methane(
         progress("indexing", 0.0)
         updated = _index(services, event, product, cog)
         item = _item(services, event, source, product, cog, cog_key, plumes_key)
-    registered = register_item(services, item)
+    registered = register_item(services, item, str(event.event_id), event.occurred_at)
     progress("indexing", 1.0)
     enhanced = MethaneEnhanced(
         request_id=event.request_id,
@@ -267,7 +268,7 @@ def run_methane(
     return [
         Emit("methane.enhanced", enhanced),
         *(Emit("methane.enhanced", p) for p in plumes),
-        *(Emit("overviews.updated", u) for u in updated),
+        *(Emit("pixels.indexed", u) for u in updated),
         Emit("stac.registrations", registered),
     ]
 

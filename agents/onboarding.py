@@ -2,11 +2,13 @@
 
 :func:`pending_items` finds the local items a request needs that are registered but not
 indexed; :func:`gravitas.agents.parking.parking` is what the request emits instead of
-waiting (one ``OnboardRequested`` per item and a ``RequestParked``). The onboarding agent answers
-each ``OnboardRequested`` with ``OnboardingDone`` or ``OnboardingFailed`` on
-``onboard.results``, where the parking agent resumes or fails the parked request. The
-onboarding agent is keyed by scene id, so concurrent requests for one scene onboard it
-once: the second finds it already done (and is told so).
+waiting (one ``OnboardRequested`` per item and a ``RequestParked``). The onboarding agent
+imports (lazy) or reads in place (external) and stages each item's blocks; the overview
+agent, the single writer of every block and pyramid, merges them and, after the item's
+last pyramid, flags it (:mod:`gravitas.agents.pyramids`) and answers ``OnboardingDone``
+on ``onboard.results``, where the parking agent resumes the parked request. A failure
+is answered with ``OnboardingFailed`` naming the cause. The onboarding agent is keyed by
+scene id; a request for an item that is already onboarded is told so at once.
 """
 
 from __future__ import annotations
@@ -18,23 +20,13 @@ from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.datamodes import import_assets, local_copy
-from gravitas.agents.external import already_read, note_read
+from gravitas.agents.external import already_read
 from gravitas.agents.hrefs import check_hrefs
-from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
 from gravitas.agents.scene_meta import read_fields
-from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
-from gravitas.schemas.events import (
-    BlocksIndexed,
-    OnboardingDone,
-    OnboardRequested,
-    OverviewsUpdated,
-    Progress,
-    SceneAnnounced,
-)
+from gravitas.schemas.events import OnboardingDone, OnboardRequested, Progress, SceneAnnounced
 from gravitas.storage.catalog.base import SearchParams
-from gravitas.storage.keys import to_epoch
-from gravitas.storage.pixels.overviews import update_pyramid
 
 
 def layer_matches(prefix: str, layer: str) -> bool:
@@ -96,57 +88,61 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
 
 
 def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
-    """Import (lazy) or read in place (external), index, and re-register one item."""
-    from gravitas.agents.ingest import index_scene
+    """Import (lazy) or read in place (external) and stage one item's blocks.
+
+    The overview agent merges the staged blocks, rebuilds the pyramids and, after the
+    last one, flags the item (lazy, direct) or notes the read (external) and answers
+    ``OnboardingDone`` for ``event.requested_by``. An item already onboarded, or one
+    without pixels on the grid, is answered here at once. Every step repeats exactly on
+    a replay (assets are copied under keys of their names, staged blocks are merged
+    order-free and idempotently, the flag is settled in the ledger)."""
+    from gravitas.agents.ingest import Onboard, index_scene
+    from gravitas.agents.pyramids import finish
 
     services = ctx.services
     item = services.catalog.get_item(event.collection, event.item_id)
     props = item["properties"]
     if props.get(ONBOARDED) or already_read(services, item):
-        return []  # a concurrent request already had it onboarded
+        return [Emit("onboard.results", _done(event))]  # a concurrent request had it done
     assets = item.get("assets", {})
     data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
     hrefs = [str(assets[k]["href"]) for k in data_keys]
     mode = props.get(MODE, "lazy")
     scene = _announcement(item, hrefs)
     check_hrefs(services, [*hrefs, *([scene.mask_href] if scene.mask_href else [])])
-    if mode == "lazy":
-        managed = import_assets(services, scene, hrefs)
-        for key, href in zip(data_keys, managed, strict=True):
-            assets[key] = {**assets[key], "href": href}
-        hrefs = managed
+    if mode == "lazy":  # copied under keys of their names: a repeat writes the same bytes
+        hrefs = import_assets(services, scene, hrefs)
     with ExitStack() as stack:
         paths = [stack.enter_context(local_copy(services, h)) for h in hrefs]
         mask = scene.mask_href
         mask_path = stack.enter_context(local_copy(services, mask)) if mask else None
-        indexed = index_scene(scene, services, paths=paths, mask_path=mask_path)
-    # Build the overviews now: the waiting request searches through them right after.
-    updated = [_overviews(services, e) for e in indexed]
-    if mode == "external":  # read in place: the registration stays as its owner made it
-        note_read(services, item, hrefs)  # waiters find it with onboarded_among
-        return [Emit("overviews.updated", u) for u in updated]
-    item["assets"] = assets
-    item["properties"] = {**props, ONBOARDED: True}
-    registered = register_item(services, item)
-    return [Emit("overviews.updated", u) for u in updated] + [
-        Emit("stac.registrations", registered)
-    ]
+        indexed = index_scene(
+            scene,
+            services,
+            paths=paths,
+            mask_path=mask_path,
+            onboard=Onboard(
+                (event.collection, event.item_id), str(event.event_id), event.requested_by
+            ),
+        )
+    if indexed:  # the overview agent finishes the item after its last pyramid
+        return [Emit("pixels.indexed", e) for e in indexed]
+    # no pixels on the grid: nothing to merge, finished here
+    finished = finish(services, event.collection, event.item_id, str(event.event_id))
+    return [*finished, Emit("onboard.results", _done(event))]
 
 
-def _overviews(services: NodeServices, event: BlocksIndexed) -> OverviewsUpdated:
-    info = services.layers.get(event.layer)
-    n = update_pyramid(services.block_store, info, to_epoch(event.timestamp), event.mortons)
-    return OverviewsUpdated(
-        layer=event.layer,
-        timestamp=event.timestamp,
-        base_level=event.level,
-        top_level=info.top_level,
-        blocks_updated=n,
+def _done(event: OnboardRequested) -> OnboardingDone:
+    return OnboardingDone(
+        scene_id=event.scene_id,
+        collection=event.collection,
+        item_id=event.item_id,
+        requested_by=event.requested_by,
     )
 
 
 class OnboardingAgent(Agent):
-    """``onboard.requests`` -> indexed pixels and an updated registration."""
+    """``onboard.requests`` -> staged pixels (or ``OnboardingDone`` when nothing is left)."""
 
     name = "onboarding"
     topic = "onboard.requests"
@@ -163,13 +159,7 @@ class OnboardingAgent(Agent):
             ),
         )
         out = await ctx.services.run_compute(onboard, ctx, event)
-        ctx.log.info("onboarded %s/%s", event.collection, event.item_id)
+        ctx.log.info("staged %s/%s", event.collection, event.item_id)
         # A failure raises instead: the runner retries what is transient, then answers
         # with OnboardingFailed naming the cause (agents.answers).
-        done = OnboardingDone(
-            scene_id=event.scene_id,
-            collection=event.collection,
-            item_id=event.item_id,
-            requested_by=event.requested_by,
-        )
-        return [*out, Emit("onboard.results", done)]
+        return out

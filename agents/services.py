@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from gravitas.schemas.settings import Settings
 from gravitas.storage.ledger import EffectLedger
+from gravitas.storage.locks import KeyedLocks
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +67,11 @@ class NodeServices:
         return ParkedRequests(self.data_dir / "parked.sqlite")
 
     @cached_property
+    def writers(self) -> KeyedLocks:
+        """One writer per pyramid in this process (partition keys of ``pixels.indexed``)."""
+        return KeyedLocks()
+
+    @cached_property
     def ledger(self) -> EffectLedger:
         """The effect ledger (SQLite, shared by the node's worker processes)."""
         return EffectLedger(self.data_dir / "ledger.sqlite")
@@ -114,6 +120,12 @@ class NodeServices:
         from gravitas.storage.nodes import NodeDirectory
 
         return NodeDirectory(self.data_dir / "nodes.sqlite")
+
+    def claim(self) -> None:
+        """Open the stores only one process may hold (a RocksDB block store) now, so a
+        second worker on the same dir fails at start rather than in its first event."""
+        if not self.settings.block_store or self.settings.block_store.startswith("rocksdb:"):
+            _ = self.block_store
 
     def close(self) -> None:
         """Close everything that was opened."""

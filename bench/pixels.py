@@ -40,6 +40,7 @@ from gravitas.storage.blocks import Block, open_block_store
 from gravitas.storage.keys import encode_key
 from gravitas.storage.pixels import LayerRegistry
 from gravitas.storage.pixels.index import prepare_scene, write_scene
+from gravitas.storage.pixels.merge import merge_staged
 from gravitas.storage.pixels.overviews import update_pyramid
 from gravitas.storage.pixels.search import search_pixels
 from gravitas.storage.sampledata import fetch
@@ -93,6 +94,8 @@ def main() -> None:
             plan = prepare_scene(path.stem, "bench", [path], layer="t850", level=LEVEL)
             t1 = time.perf_counter()
             fams = write_scene(store, registry, plan)
+            for f in fams:  # what the overview agent does first: merge the staged blocks
+                merge_staged(store, f.layer, plan.scene_id, f.level, f.timestamp, f.mortons)
             t_write += time.perf_counter() - t1
             t_prep += t1 - t0
             wl = plan.layers[0]

@@ -183,6 +183,23 @@ class BlocksIndexed(Event):
     timestamp: UtcDatetime
     mortons: list[int] = Field(min_length=1)
     valid_pixels: int = Field(ge=0)
+    pyramids: int = Field(default=1, ge=1)
+    """How many ``BlocksIndexed`` this indexing of the scene emitted (one per pyramid)."""
+    onboards: tuple[str, str] | None = None
+    """``(collection, item id)`` to finish (flag onboarded, or note an external read)
+    once all ``pyramids`` are built."""
+    round_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    """The id of the event that staged these blocks (a scene, an onboarding request):
+    the item is finished once per round."""
+    requested_by: str | None = Field(default=None, pattern=ID_PATTERN)
+    """The request waiting for the item: answered ``OnboardingDone`` when it is finished."""
+
+    @field_validator("onboards")
+    @classmethod
+    def _ids(cls, v: tuple[str, str] | None) -> tuple[str, str] | None:
+        if v is not None and not all(re.match(ID_PATTERN, part) for part in v):
+            raise ValueError(f"onboards {v!r} is not a (collection, item id) pair of ids")
+        return v
 
 
 class OverviewsUpdated(Event):
@@ -197,6 +214,8 @@ class OverviewsUpdated(Event):
     base_level: int = Field(ge=1, le=29)
     top_level: int = Field(ge=1, le=29)
     blocks_updated: int = Field(ge=0)
+    scene_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    """The scene whose blocks were merged (None for older events)."""
 
 
 class Progress(Event):

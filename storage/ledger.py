@@ -20,6 +20,13 @@ CREATE TABLE IF NOT EXISTS effects (
     applied_at REAL NOT NULL,
     replays INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (event_id, agent)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    event_id TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (event_id, agent, subject)
 )
 """
 
@@ -34,7 +41,7 @@ class EffectLedger:
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def record(self, event_id: str, agent: str, subject: str = "") -> bool:
         """Record an effect; True if it is new, False if it was already applied.
@@ -53,6 +60,31 @@ class EffectLedger:
                 (event_id, agent),
             )
             return False
+
+    def settle(self, event_id: str, agent: str, subject: str, value: str) -> str:
+        """The outcome of ``agent`` handling ``event_id`` for ``subject``: ``value`` the
+        first time, the value stored then on every replay (a version, a timestamp), so a
+        replayed effect repeats the original one exactly."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO outcomes VALUES (?, ?, ?, ?)",
+                (event_id, agent, subject, value),
+            )
+            row = self._db.execute(
+                "SELECT value FROM outcomes WHERE event_id = ? AND agent = ? AND subject = ?",
+                (event_id, agent, subject),
+            ).fetchone()
+        return str(row[0])
+
+    def subjects(self, agent: str, prefix: str) -> set[str]:
+        """Distinct subjects ``agent`` recorded effects on that start with ``prefix``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT subject FROM effects "
+                "WHERE agent = ? AND substr(subject, 1, ?) = ?",
+                (agent, len(prefix), prefix),
+            ).fetchall()
+        return {str(r[0]) for r in rows}
 
     def seen(self, event_id: str, agent: str) -> bool:
         """True if the effect of ``event_id`` by ``agent`` was applied."""

@@ -97,7 +97,7 @@ class SeaweedS3(StartStop):
         }
         config.write_text(json.dumps({"identities": [identity]}))
         config.chmod(0o600)
-        p = free_ports(10)
+        p = self._ports or free_ports(10)  # a restart keeps its ports
         self.port = p[6]
         cmd = [
             weed, "mini", f"-dir={self.data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",
@@ -163,6 +163,16 @@ class SeaweedS3(StartStop):
             return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Stop the server process and start it again on the same ports and data."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        self._remove_stray_sockets()
+        self.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server (SIGTERM, SIGKILL after ``timeout``) and delete its temp files."""

@@ -42,6 +42,7 @@ def run_kafka_node(
     agents = list(agents) if agents is not None else select_agents(settings.agents)
     run_sync_prepare(settings, topology)
     services = NodeServices(settings)
+    services.claim()  # a RocksDB dir another process holds fails here, in one line
     metrics = NodeMetrics()
     app = build_app(settings)
     runner = KafkaRunner(app, settings, topology, agents, services, metrics)

@@ -82,6 +82,7 @@ class EmbeddedNode:
 
     async def start(self) -> None:
         """Start the agents, then the edge."""
+        self.services.claim()
         await self.runner.start()
         if self.serve_http:
             app = node_edge_app(

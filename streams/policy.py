@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+import urllib3
+
 from gravitas.schemas import errors
 
 
@@ -32,6 +34,7 @@ ERROR_POLICY: dict[type[BaseException], Action] = {
     errors.StorageError: Action.RETRY,
     TimeoutError: Action.RETRY,
     ConnectionError: Action.RETRY,
+    urllib3.exceptions.HTTPError: Action.RETRY,  # the S3 client's connection failures
     errors.EventDecodeError: Action.DEADLETTER,
     errors.EventValidationError: Action.DEADLETTER,
     errors.InputError: Action.ANSWER,

@@ -61,6 +61,20 @@ def outbound(topology: Topology, topic: str, event: Event) -> Outbound:
     return Outbound(topic, event.key(), encode(event))
 
 
+def with_stable_id(event: Event, topic: str, value: bytes) -> Event:
+    """``event`` with the id it arrived with, or (none on the wire) one derived from its
+    topic and bytes, so every decode of the same record (a replay) gives the same id."""
+    if "event_id" in event.model_fields_set:
+        return event
+    return event.model_copy(update={"event_id": content_event_id(topic, value)})
+
+
+def content_event_id(topic: str, value: bytes) -> uuid.UUID:
+    """The id of an event published without one: uuid5 of its topic and content hash."""
+    digest = hashlib.sha256(value).hexdigest()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"gravitas:{topic}:{digest}")
+
+
 class Processor:
     """Runs one agent on records of its topic under the error policy."""
 
@@ -138,7 +152,7 @@ class Processor:
     async def _process(self, record: Record, *, count: bool) -> tuple[list[Outbound], bool]:
         name = self.agent.name
         try:
-            event = decode(record.value, self._types)
+            event = with_stable_id(decode(record.value, self._types), record.topic, record.value)
         except (EventDecodeError, EventValidationError) as exc:
             return [self._reject(record, exc, attempts=1)], False
         log = event_logger(name, str(event.event_id))

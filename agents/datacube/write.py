@@ -282,5 +282,6 @@ def write_datacube(
                 services.object_store.put_file(f"{prefix}/{png.name}", png)
             hrefs[f"quicklook_{mod.name}"] = services.object_store.href(f"{prefix}/{png.name}")
     services.catalog.upsert_collection(_collection(req, a, r, hrefs))
-    regs = [register_item(services, item) for item in _items(req, a, r, hrefs)]
+    source = str(req.event_id)
+    regs = [register_item(services, it, source, req.occurred_at) for it in _items(req, a, r, hrefs)]
     return Written(collection_id(req), hrefs, regs)

@@ -19,3 +19,7 @@ class CorruptBlockError(CorruptFileError):
 
 class BlockStoreError(StorageError):
     """A block store backend failed or was configured wrongly."""
+
+
+class BlockStoreLockedError(BlockStoreError):
+    """A RocksDB block store directory is already open in another process."""

@@ -32,7 +32,7 @@ from gravitas.storage.blocks.codec import (
     decode_window,
     encode_block,
 )
-from gravitas.storage.blocks.errors import BlockStoreError
+from gravitas.storage.blocks.errors import BlockStoreError, BlockStoreLockedError
 
 __all__ = ["RocksBlockStore"]
 
@@ -61,10 +61,13 @@ class RocksBlockStore:
             access = AccessType.read_only() if read_only else AccessType.read_write()
             self._db: Rdict | None = Rdict(str(self.path), options=opts, access_type=access)
         except Exception as exc:
-            raise BlockStoreError(
-                f"cannot open RocksDB block store at {self.path}: {exc} "
-                "(is another process holding its LOCK?)"
-            ) from exc
+            if "lock" in str(exc).lower():
+                raise BlockStoreLockedError(
+                    f"RocksDB block store {self.path} is open in another process; one process "
+                    "per RocksDB dir is supported: give each worker its own --data dir, or run "
+                    "N workers on GRAVITAS_BLOCK_STORE=s3://... with a pgstac catalog"
+                ) from None
+            raise BlockStoreError(f"cannot open RocksDB block store at {self.path}: {exc}") from exc
 
     @property
     def db(self) -> Rdict:

@@ -1,8 +1,9 @@
 """Index scene files: read, mask, warp every band once, then write all blocks at the end.
 
 Nothing is written until every file of the scene has been read and warped, so a
-corrupt band leaves the store as it was. A block that already holds pixels (an
-adjacent scene at the same time) is merged: new valid pixels win, the rest is kept.
+corrupt band leaves the store as it was. Blocks are written to the scene's staging key
+space (:mod:`gravitas.storage.pixels.merge`): the overview agent, the single writer of
+each pyramid, merges them into the layer's blocks.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import numpy as np
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.errors import InputError
 from gravitas.storage.blocks import Block, BlockStore
-from gravitas.storage.keys import encode_key, to_epoch
+from gravitas.storage.keys import to_epoch
 from gravitas.storage.pixels.layers import LayerRegistry
+from gravitas.storage.pixels.merge import staged_key
 from gravitas.storage.pixels.sources import (
     SourceRaster,
     apply_mask,
@@ -172,50 +174,37 @@ def prepare_scene(
     return plan
 
 
-def _merge(new: np.ndarray, old: Block, w: WarpedRaster) -> np.ndarray:
-    if old.array.shape != new.shape or old.array.dtype != new.dtype:
-        return new
-    valid = w.valid(new)
-    return np.where(valid, new, old.array)
-
-
 def _blocks(
     w: WarpedRaster,
     counts: np.ndarray,
     cells: list[tuple[int, int]],
     mortons: list[int],
     keys: list[bytes],
-    olds: list[Block | None],
     groups: dict[int, list[tuple[int, int]]],
 ) -> Iterator[tuple[bytes, Block]]:
-    """The blocks to write, merged with the stored ones; fills ``groups`` (parent ->
-    ``(morton, valid pixels)``) as it goes. New blocks are views into the warped window
-    (no copies): the store encodes them while this generator produces the next."""
-    for (r, c), m, key, old in zip(cells, mortons, keys, olds, strict=True):
-        arr = w.block_view(r, c)
-        valid = int(counts[r, c])
-        if old is not None:
-            arr = _merge(arr, old, w)
-            valid = int(w.valid(arr).sum())
-        groups[m >> 2].append((m, valid))
-        yield key, Block(arr, nodata=w.nodata)
+    """The staged blocks to write; fills ``groups`` (parent -> ``(morton, valid
+    pixels)``) as it goes. Blocks are views into the warped window (no copies): the
+    store encodes them while this generator produces the next."""
+    for (r, c), m, key in zip(cells, mortons, keys, strict=True):
+        groups[m >> 2].append((m, int(counts[r, c])))
+        yield key, Block(w.block_view(r, c), nodata=w.nodata)
 
 
 def write_scene(
     store: BlockStore, registry: LayerRegistry, plan: ScenePlan, progress: ProgressFn = _quiet
 ) -> list[FamilyWrite]:
-    """Write every block of a prepared scene, record the layers, return the families."""
+    """Stage every block of a prepared scene, record the layers, return the families
+    (the overview agent merges them: :func:`gravitas.storage.pixels.merge.merge_staged`)."""
     families: list[FamilyWrite] = []
     for i, wl in enumerate(plan.layers):
         w = wl.warped
         counts = w.block_counts()
         cells = [(int(r), int(c)) for r, c in zip(*np.nonzero(counts), strict=True)]
         mortons = [int(morton_encode(w.bx0 + c, w.by1 - r)) for r, c in cells]
-        keys = [encode_key(wl.layer, w.level, m, wl.timestamp) for m in mortons]
-        olds = store.get_many(keys) if keys else []
+        keys = [staged_key(plan.scene_id, wl.layer, w.level, m, wl.timestamp) for m in mortons]
         groups: dict[int, list[tuple[int, int]]] = defaultdict(list)
 
-        written = store.put_many(_blocks(w, counts, cells, mortons, keys, olds, groups))
+        written = store.put_many(_blocks(w, counts, cells, mortons, keys, groups))
         registry.record(
             wl.layer,
             dtype=str(w.array.dtype),

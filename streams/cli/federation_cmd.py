@@ -113,11 +113,19 @@ def register_scene(
             if not wait:
                 await client.publish(event)
                 return
+
+            def registered(ev: object) -> bool:
+                if not (isinstance(ev, ItemRegistered) and ev.item_id == sid):
+                    return False
+                # direct: its pixels are searchable once the overview agent flags it onboarded
+                props = ev.item.get("properties", {})
+                return mode != "direct" or bool(props.get("gravitas:onboarded"))
+
             with console.status(f"waiting for {sid} to be registered ({mode}) ..."):
                 reg = await client.publish_and_wait(
                     event,
                     "stac.registrations",
-                    lambda ev: isinstance(ev, ItemRegistered) and ev.item_id == sid,
+                    registered,
                     timeout,
                     what=f"registration of {sid}",
                 )

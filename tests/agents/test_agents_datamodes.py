@@ -136,8 +136,10 @@ async def test_direct_import_copies_indexes_and_registers_the_managed_href(
     scene = _announce("direct", [str(_band3())])
     await node.client().publish(scene)
     regs = await _registrations(node, scene.scene_id)
-    assert len(regs) == 1
-    item = regs[0].item
+    # registered when imported, flagged onboarded by the overview agent (its pixels merged)
+    assert [r.version for r in regs] == [1, 2]
+    assert regs[0].item["properties"]["gravitas:onboarded"] is False
+    item = regs[1].item
     assert item["properties"]["gravitas:onboarded"] is True
     assert item["properties"]["gravitas:mode"] == "direct"
     href = item["assets"]["data"]["href"]

