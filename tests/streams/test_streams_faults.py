@@ -186,11 +186,6 @@ async def test_broker_and_s3_restarted_mid_stream(
     await _restarted_run(services, tmp_path, events, inputs, ["kafka", "s3"])
 
 
-@pytest.mark.xfail(
-    reason="the pgstac catalog turns a dropped connection into InvalidItemError/"
-    "InvalidSearchError (dead-lettered); the catalog workstream adds pool/reconnect",
-    strict=False,
-)
 async def test_postgres_restarted_mid_stream(
     services: Services, tmp_path: Path, events: list[Event], inputs: Path
 ) -> None:
