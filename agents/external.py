@@ -1,8 +1,9 @@
 """External References stay external: a read indexes their pixels, never changes them.
 
 The onboarding agent reads an External Reference in place when a request first needs
-it and notes the read in :class:`~gravitas.storage.external_reads.ExternalReads`
-(keyed by item and version); the item keeps its registration (mode ``external``,
+it and stages its blocks; the overview agent, once they are merged, notes the read in
+:class:`~gravitas.storage.external_reads.ExternalReads` (keyed by item and version;
+:mod:`gravitas.agents.pyramids`); the item keeps its registration (mode ``external``,
 ``gravitas:onboarded`` false, same version) and nothing enters the object store.
 """
 

@@ -48,7 +48,7 @@ def build(services: NodeServices, event: BlocksIndexed) -> list[Emit]:
     ts = to_epoch(event.timestamp)
     with services.writers.hold(event.partition_key):
         info = services.layers.get(event.layer)
-        merged = merge_staged(
+        merge_staged(
             services.block_store, event.layer, event.scene_id, event.level, ts, event.mortons
         )
         n = update_pyramid(services.block_store, info, ts, event.mortons)
@@ -60,7 +60,7 @@ def build(services: NodeServices, event: BlocksIndexed) -> list[Emit]:
                 timestamp=event.timestamp,
                 base_level=event.level,
                 top_level=info.top_level,
-                blocks_updated=merged + n,
+                blocks_updated=len(set(event.mortons)) + n,  # the same on a replay
                 scene_id=event.scene_id,
             ),
         )

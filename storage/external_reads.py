@@ -4,8 +4,9 @@ An External Reference stays what its owner registered: its STAC item never chang
 when a request reads it (no ``gravitas:onboarded`` flag, no new version, nothing in the
 object store). The pixels read from the source are indexed into the block store, and
 this table says so, keyed by item and version: a new registration of the item (new
-hrefs) is read again. The onboarding agent (keyed by scene id) is its one writer;
-SQLite in WAL mode lets the node's worker processes share it.
+hrefs) is read again. It is written when the read's staged blocks are merged (by the
+overview agent, once per onboarding round; a record is idempotent); SQLite in WAL mode
+lets the node's worker processes share it.
 """
 
 from __future__ import annotations

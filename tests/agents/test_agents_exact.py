@@ -229,3 +229,77 @@ async def test_an_event_without_an_id_is_the_same_event_each_time(tmp_path: Path
         assert first == again  # the same derived ids and items: duplicates
     finally:
         await node.stop()
+
+
+async def test_a_request_parked_on_a_direct_import_in_flight_resumes_once_merged(
+    tmp_path: Path,
+) -> None:
+    """A search that finds a Direct Import registered but not yet merged parks on it; its
+    onboarding stages the imported copy again. Whichever staging completes its pyramids
+    first flags the item (version 2, once); the request is answered ``OnboardingDone`` by
+    the completion of its own round, and a replay repeats exactly those outputs."""
+    import logging
+
+    from gravitas.agents.base import AgentContext
+    from gravitas.agents.ingest import accept_scene
+    from gravitas.agents.onboarding import onboard
+    from gravitas.agents.pyramids import build
+    from gravitas.agents.services import NodeServices
+    from gravitas.schemas.events import BlocksIndexed, OnboardingDone, OnboardRequested
+
+    west, _east = _tiles(tmp_path)
+    scene = _tile_event(west, "west")
+    services = NodeServices(_settings(tmp_path / "n"))  # type: ignore[arg-type]
+
+    async def no_emit(topic: str, event: object) -> None:
+        return None
+
+    ctx = AgentContext("n", services, no_emit, logging.LoggerAdapter(logging.getLogger("t")))
+    try:
+        ingest = accept_scene(scene, services)
+        staged = [e.event for e in ingest if isinstance(e.event, BlocksIndexed)]
+        v1 = next(e.event for e in ingest if isinstance(e.event, ItemRegistered))
+        assert staged and v1.version == 1 and not v1.item["properties"]["gravitas:onboarded"]
+        request = OnboardRequested(
+            scene_id=scene.scene_id, collection="tiles", item_id=scene.scene_id, requested_by="q-1"
+        )
+        again = [e.event for e in onboard(ctx, request)]  # the request's round
+        assert [type(e) for e in again] == [BlocksIndexed] * len(staged)
+        assert all(e.requested_by == "q-1" and e.round_id == str(request.event_id) for e in again)
+
+        outs = [build(services, e) for e in again]  # the request's round completes first
+        last = [e.event for e in outs[-1]]
+        flagged = [e for e in last if isinstance(e, ItemRegistered)]
+        done = [e for e in last if isinstance(e, OnboardingDone)]
+        assert [r.version for r in flagged] == [2] and flagged[0].item["properties"][
+            "gravitas:onboarded"
+        ]
+        assert [(d.requested_by, d.item_id) for d in done] == [("q-1", scene.scene_id)]
+        assert not any(
+            isinstance(e.event, OnboardingDone | ItemRegistered) for o in outs[:-1] for e in o
+        )
+        before = _state_of(services)
+
+        ingest_outs = [build(services, e) for e in staged]  # the import's own round: no flag
+        assert not any(
+            isinstance(e.event, ItemRegistered | OnboardingDone) for o in ingest_outs for e in o
+        )
+        replay = [e.event for e in build(services, again[-1])]  # the completing event again
+        assert [_content(e) for e in replay] == [_content(e) for e in last]
+        assert _state_of(services) == before  # same bytes, versions, registered_at
+        item = services.catalog.get_item("tiles", scene.scene_id)
+        assert item["properties"]["gravitas:version"] == 2
+    finally:
+        services.close()
+
+
+def _content(event: object) -> dict[str, object]:
+    """An output without the ids and times the runner stamps (derived from the input's)
+    and the signature over them."""
+    skip = {"event_id", "occurred_at", "node_id", "signature"}
+    return {k: v for k, v in event.model_dump(mode="json").items() if k not in skip}  # type: ignore[attr-defined]
+
+
+def _state_of(services: object) -> dict[str, object]:
+    s = services
+    return state_parts(s.block_store, s.catalog, s.object_store)  # type: ignore[attr-defined]
