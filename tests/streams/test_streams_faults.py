@@ -24,7 +24,7 @@ from gravitas.storage.s3server import SeaweedS3
 from gravitas.streams.broker import KafkaBroker
 from tests.fixtures.faultrun import TEMPLATE, Outcome, Run, Services, run_workload, workload
 
-pytestmark = [pytest.mark.kafka, pytest.mark.fault]
+pytestmark = [pytest.mark.kafka, pytest.mark.fault, pytest.mark.slow]
 
 DATES = 6
 """Landsat dates of west/east tiles: 12 Direct Import scenes."""

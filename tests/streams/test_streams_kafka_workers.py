@@ -69,7 +69,9 @@ async def test_two_worker_processes_share_the_partitions(
 ) -> None:
     async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name) as h:
         first = h.workers[0]
-        env = dict(first.env, GRAVITAS_NODE_ID="w1")
+        # one process per RocksDB dir: a second one on the same dir fails at start
+        # (test_storage_rocksdb_lock.py); workers sharing stores: test_streams_faults.py
+        env = dict(first.env, GRAVITAS_NODE_ID="w1", GRAVITAS_DATA_DIR=str(tmp_path / "node-w1"))
         second = Worker(env, tmp_path / "worker-second.log")
         second.start()
         h.workers.append(second)
