@@ -55,7 +55,12 @@ def run_kafka_node(
             ctx = EdgeContext(settings, topology, transport, metrics, [a.name for a in agents])
             registrations = PublishedRegistrations(services, transport, asyncio.get_running_loop())
             routers = [
-                stac_router(services.catalog, settings, registrations=registrations),
+                stac_router(
+                    services.catalog,
+                    settings,
+                    registrations=registrations,
+                    objects=services.object_store,
+                ),
                 federation_router(services),
             ]
             edge = EdgeServer(create_app(ctx, routers), settings.http_host, settings.http_port)

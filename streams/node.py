@@ -99,7 +99,12 @@ class EmbeddedNode:
                 self.services, self.transport, asyncio.get_running_loop()
             )
             routers = [
-                stac_router(self.services.catalog, self.settings, registrations=registrations),
+                stac_router(
+                    self.services.catalog,
+                    self.settings,
+                    registrations=registrations,
+                    objects=self.services.object_store,
+                ),
                 federation_router(self.services),
             ]
             self.edge = EdgeServer(

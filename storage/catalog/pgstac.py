@@ -5,9 +5,10 @@ Collections and items go through pgstac's own SQL functions (``upsert_collection
 exactly what this class wrote. The owning node and the version live in the item's
 properties (``gravitas:node``, ``gravitas:version``): an upsert takes a per-item
 advisory lock, reads the stored version and keeps a newer one. pgstac needs an item's
-collection to exist, so an item that arrives before its collection gets a placeholder
-collection (``"gravitas:placeholder": true``), hidden from :meth:`list_collections`
-and replaced when the real collection is upserted.
+collection to exist: an item that arrives before its collection creates it, and every
+stored item grows its collection's extents, summaries and ``item_assets`` in the same
+transaction (:mod:`~gravitas.storage.catalog.collections`). Placeholder collections
+(``"gravitas:placeholder": true``) written by older versions stay hidden.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gravitas.storage.catalog.base import (
     SearchParams,
     check_item,
 )
+from gravitas.storage.catalog.collections import covering, grow, new_collection
 from gravitas.storage.catalog.errors import (
     CatalogError,
     CollectionNotFoundError,
@@ -58,22 +60,6 @@ RAW_GEOMETRY_MEMBER = "gravitas:geometry"
 
 NULLS_MEMBER = "gravitas:nulls"
 """Top-level item member listing the paths of null object members (pgstac drops them)."""
-
-
-def _placeholder(collection_id: str) -> dict[str, Any]:
-    return {
-        "type": "Collection",
-        "stac_version": "1.0.0",
-        "id": collection_id,
-        "description": f"Placeholder for items of {collection_id!r} that arrived before it.",
-        "license": "other",
-        "extent": {
-            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
-            "temporal": {"interval": [[None, None]]},
-        },
-        "links": [],
-        PLACEHOLDER_PROPERTY: True,
-    }
 
 
 class PgstacCatalog:
@@ -153,6 +139,11 @@ class PgstacCatalog:
         try:
             with self._tx() as conn:
                 self._lock_key(conn, cid)
+                rows = conn.execute(
+                    "SELECT content_hydrate(items) FROM items WHERE collection = %s ORDER BY id",
+                    (cid,),
+                )
+                doc = covering(doc, (_public(r[0]) for r in rows))
                 conn.execute("SELECT upsert_collection(%s)", (Jsonb(doc),))
         except CatalogError as exc:
             raise InvalidItemError(f"pgstac rejected collection {cid!r}: {exc}") from exc
@@ -226,10 +217,6 @@ class PgstacCatalog:
                 with self._conn.transaction():
                     conn = self._conn
                     self._lock_key(conn, cid)
-                    if conn.execute("SELECT 1 FROM collections WHERE id = %s", (cid,)).fetchone():
-                        pass
-                    else:
-                        conn.execute("SELECT create_collection(%s)", (Jsonb(_placeholder(cid)),))
                     self._lock_key(conn, cid, iid)
                     row = conn.execute(
                         "SELECT (content->'properties'->>%s) FROM items "
@@ -238,6 +225,7 @@ class PgstacCatalog:
                     ).fetchone()
                     if row is not None and _as_int(row[0]) > version:
                         return False
+                    self._grow_collection(conn, cid, item)
                     conn.execute("SELECT upsert_item(%s)", (Jsonb(doc),))
                     if repair:  # GEOS refuses predicates on invalid shapes; index a repair
                         conn.execute(
@@ -249,6 +237,23 @@ class PgstacCatalog:
             except psycopg.Error as exc:
                 raise InvalidItemError(f"pgstac rejected item {iid!r} of {cid!r}: {exc}") from exc
         return True
+
+    def _grow_collection(
+        self, conn: psycopg.Connection[Any], cid: str, item: Mapping[str, Any]
+    ) -> None:
+        """Create or grow the item's collection (before the item: pgstac needs it)."""
+        from psycopg.types.json import Jsonb
+
+        row = conn.execute("SELECT content FROM collections WHERE id = %s", (cid,)).fetchone()
+        current = row[0] if row is not None else None
+        if current is None or current.get(PLACEHOLDER_PROPERTY):
+            grown = grow(new_collection(cid, self.node_id), item)
+        else:
+            grown = grow(current, item)
+        if current is None:
+            conn.execute("SELECT create_collection(%s)", (Jsonb(grown),))
+        elif grown != current:
+            conn.execute("SELECT update_collection(%s)", (Jsonb(grown),))
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
         """The item (with ``gravitas:node``), or :class:`ItemNotFoundError`."""

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, check_item
+from gravitas.storage.catalog.collections import covering, grow, new_collection
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -119,7 +120,8 @@ class SQLiteCatalog:
     # --- collections ---------------------------------------------------------------
 
     def upsert_collection(self, collection: Mapping[str, Any]) -> None:
-        """Insert or replace a collection by id."""
+        """Insert or replace a collection by id; its extents, summaries and item_assets
+        are grown to cover the items it already holds."""
         cid = collection.get("id")
         if not isinstance(cid, str) or not cid:
             raise InvalidItemError(f"collection needs a string 'id', got {cid!r}")
@@ -128,11 +130,25 @@ class SQLiteCatalog:
         if doc["type"] != "Collection":
             raise InvalidItemError(f"collection {cid!r} has type {doc['type']!r}, not Collection")
         with self._write() as db:
-            db.execute(
-                "INSERT INTO collections (id, doc) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                (cid, orjson.dumps(doc).decode()),
-            )
+            rows = db.execute("SELECT doc FROM items WHERE collection = ? ORDER BY rid", (cid,))
+            doc = covering(doc, (orjson.loads(r[0]) for r in rows))
+            self._store_collection(db, cid, doc)
+
+    @staticmethod
+    def _store_collection(db: sqlite3.Connection, cid: str, doc: Mapping[str, Any]) -> None:
+        db.execute(
+            "INSERT INTO collections (id, doc) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            (cid, orjson.dumps(doc).decode()),
+        )
+
+    def _grow_collection(self, db: sqlite3.Connection, cid: str, item: Mapping[str, Any]) -> None:
+        """Create or grow the item's collection in the item's own write transaction."""
+        row = db.execute("SELECT doc FROM collections WHERE id = ?", (cid,)).fetchone()
+        current = orjson.loads(row[0]) if row else new_collection(cid, self.node_id)
+        grown = grow(current, item)
+        if row is None or grown != current:
+            self._store_collection(db, cid, grown)
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
         """The collection dict, or :class:`CollectionNotFoundError`."""
@@ -195,6 +211,7 @@ class SQLiteCatalog:
                     "INSERT INTO items_rtree (rid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
                     (rid, min(w, e), max(w, e), s, n),
                 )
+            self._grow_collection(db, cid, doc)
         return True
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
