@@ -187,8 +187,15 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
         layer=str(props[LAYER_PREFIX]),
         mode="direct",
         datetime=props.get("datetime"),
-        mask_href=(item.get("assets", {}).get("mask") or {}).get("href"),
+        mask_href=next(
+            (str(a["href"]) for k, a in item.get("assets", {}).items() if _is_mask(k, a)), None
+        ),
     )
+
+
+def _is_mask(key: str, asset: dict[str, Any]) -> bool:
+    """The scene's quality mask: the ``mask`` role (or, from older items, the key)."""
+    return "mask" in (asset.get("roles") or []) or key == "mask"
 
 
 def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
@@ -202,7 +209,8 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
         services.onboarded.post((event.collection, event.item_id))
         return []  # a concurrent request already had it onboarded
     assets = item.get("assets", {})
-    data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
+    data_keys = sorted(k for k, a in assets.items() if "data" in (a.get("roles") or ["data"]))
+    data_keys = [k for k in data_keys if not _is_mask(k, assets[k])]
     hrefs = [str(assets[k]["href"]) for k in data_keys]
     mode = props.get(MODE, "lazy")
     scene = _announcement(item, hrefs)
