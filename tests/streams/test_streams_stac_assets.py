@@ -1,0 +1,187 @@
+"""The asset route of a live node edge (``/stac/assets/{key}``) over both object stores
+(a local directory and a real SeaweedFS S3 bucket): whole objects, byte ranges (206,
+Content-Range), unsatisfiable ranges (416), HEAD, content types, GDAL reading a COG over
+HTTP, and hostile keys refused without touching the store."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gravitas.storage.objects.public import asset_url, key_of_href, public_item
+from gravitas.storage.sampledata import fetch
+from gravitas.streams.node import EmbeddedNode
+from tests.fixtures.stac_api import running_node
+
+DATA = bytes(range(256)) * 64  # 16 KiB
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def node(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedNode]:
+    extra: dict[str, object] = {}
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        extra = {
+            "object_store": f"s3://gravitas-assets/n-{uuid.uuid4().hex[:8]}"
+            f"?endpoint={server.endpoint}",
+            "s3_access_key": server.access_key,
+            "s3_secret_key": server.secret_key,
+        }
+    with running_node(tmp_path_factory.mktemp("assets"), node_id="assets", **extra) as n:
+        store = n.services.object_store
+        store.put_bytes("assets/c/s1/blob.bin", DATA)
+        band = sorted(fetch("landsat7_series").glob("*/*_b3.tif"))[0]
+        store.put_file("assets/c/s1/b3.tif", band)
+        store.put_bytes("datacubes/r1/cube.zarr/.zmetadata", b'{"metadata": {}}')
+        yield n
+
+
+def url(node: EmbeddedNode, key: str) -> str:
+    return f"{node.edge_url}/stac/assets/{key}"
+
+
+def test_whole_object_with_length_and_type(node: EmbeddedNode) -> None:
+    r = httpx.get(url(node, "assets/c/s1/blob.bin"))
+    assert r.status_code == 200 and r.content == DATA
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.headers["content-type"] == "application/octet-stream"
+    tif = httpx.get(url(node, "assets/c/s1/b3.tif"))
+    assert tif.headers["content-type"] == "image/tiff; application=geotiff"
+    zmeta = httpx.get(url(node, "datacubes/r1/cube.zarr/.zmetadata"))
+    assert zmeta.json() == {"metadata": {}}
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=16000-", 16000, len(DATA) - 1),
+        ("bytes=-10", len(DATA) - 10, len(DATA) - 1),
+        ("bytes=16380-999999", 16380, len(DATA) - 1),  # clipped to the object
+    ],
+)
+def test_byte_ranges_are_206_with_content_range(
+    node: EmbeddedNode, header: str, first: int, last: int
+) -> None:
+    r = httpx.get(url(node, "assets/c/s1/blob.bin"), headers={"Range": header})
+    assert r.status_code == 206, r.text
+    assert r.content == DATA[first : last + 1]
+    assert r.headers["content-range"] == f"bytes {first}-{last}/{len(DATA)}"
+    assert r.headers["content-length"] == str(last - first + 1)
+
+
+@pytest.mark.parametrize("header", ["bytes=20000-", "bytes=-0", "bytes=50-10", "bytes=x-y"])
+def test_unsatisfiable_ranges_are_416_naming_the_range(node: EmbeddedNode, header: str) -> None:
+    r = httpx.get(url(node, "assets/c/s1/blob.bin"), headers={"Range": header})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(DATA)}"
+    assert header in r.json()["description"]
+
+
+def test_head_answers_the_size_without_a_body(node: EmbeddedNode) -> None:
+    r = httpx.head(url(node, "assets/c/s1/blob.bin"))
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-length"] == str(len(DATA))
+    ranged = httpx.head(url(node, "assets/c/s1/blob.bin"), headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206 and ranged.headers["content-range"] == "bytes 0-9/16384"
+
+
+def test_gdal_reads_the_cog_over_http_with_ranges(node: EmbeddedNode) -> None:
+    import rasterio
+
+    band = sorted(fetch("landsat7_series").glob("*/*_b3.tif"))[0]
+    with rasterio.open(band) as local:
+        expected = local.read(1)
+    with (
+        rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"),
+        rasterio.open(url(node, "assets/c/s1/b3.tif")) as remote,
+    ):
+        assert (remote.read(1) == expected).all()
+
+
+def test_missing_object_is_404_naming_the_key(node: EmbeddedNode) -> None:
+    r = httpx.get(url(node, "assets/c/s1/nothing.tif"))
+    assert r.status_code == 404
+    assert r.json() == {
+        "code": "NotFound",
+        "description": "no asset 'assets/c/s1/nothing.tif' on this node",
+    }
+
+
+def _raw_get(node: EmbeddedNode, raw_path: str) -> tuple[int, bytes]:
+    """GET with the path sent byte for byte (clients would normalise ``..``)."""
+    host, port = node.edge_url.removeprefix("http://").split(":")  # type: ignore[union-attr]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"GET {raw_path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        "/stac/assets/../../../etc/passwd",
+        "/stac/assets/assets/../../etc/passwd",
+        "/stac/assets//etc/passwd",
+        "/stac/assets/assets%2Fc%2Fs1%2Fblob.bin",
+        "/stac/assets/assets/c/s1/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/stac/assets/%2e%2e/%2e%2e/etc/passwd",
+        "/stac/assets/assets\\c\\s1\\blob.bin",
+        "/stac/assets/assets/c/s1/blob.bin%00.tif",
+        "/stac/assets/C:/Windows/win.ini",
+    ],
+)
+def test_hostile_keys_are_refused_and_nothing_changes(node: EmbeddedNode, raw_path: str) -> None:
+    store = node.services.object_store
+    before = {k: store.size(k) for k in store.list("")}
+    status, body = _raw_get(node, raw_path)
+    assert status in (400, 404), (status, body)
+    assert b"root:" not in body and b"[fonts]" not in body
+    assert {k: store.size(k) for k in store.list("")} == before
+
+
+def test_item_hrefs_in_the_store_become_asset_urls_others_stay(node: EmbeddedNode) -> None:
+    store = node.services.object_store
+    own = store.href("assets/c/s1/b3.tif")
+    assert key_of_href(store, own) == "assets/c/s1/b3.tif"
+    item = {
+        "type": "Feature",
+        "assets": {
+            "b3": {"href": own, "roles": ["data"]},
+            "ext": {"href": "https://example.org/x.tif"},
+            "file": {"href": "file:///etc/hostname"},
+        },
+        "links": [{"rel": "via", "href": own}],
+    }
+    out = public_item(item, store, "https://node.example")
+    assert out["assets"]["b3"]["href"] == "https://node.example/stac/assets/assets/c/s1/b3.tif"
+    assert out["links"][0]["href"] == out["assets"]["b3"]["href"]
+    assert out["assets"]["ext"]["href"] == "https://example.org/x.tif"
+    assert out["assets"]["file"]["href"] == "file:///etc/hostname"
+    assert item["assets"]["b3"]["href"] == own  # the input is not changed
+    assert asset_url("http://h/", "a b/c.tif") == "http://h/stac/assets/a%20b/c.tif"
+
+
+def test_store_hrefs_outside_the_store_are_not_keys(tmp_path: Path) -> None:
+    from gravitas.storage.objects.local import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path / "objects")
+    assert key_of_href(store, (tmp_path / "objects" / "a" / "b.tif").as_uri()) == "a/b.tif"
+    assert key_of_href(store, str(tmp_path / "objects" / "a" / "b.tif")) == "a/b.tif"
+    assert key_of_href(store, (tmp_path / "elsewhere.tif").as_uri()) is None
+    assert key_of_href(store, (tmp_path / "objects").as_uri() + "/../x.tif") is None
+    assert key_of_href(store, str(tmp_path / "objects-other" / "b.tif")) is None
