@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 VERSION_PROPERTY = "gravitas:version"
-"""Item property holding the registration version (stored; not returned by the catalog)."""
+"""Item property holding the registration version (stored and returned)."""
 
 PLACEHOLDER_PROPERTY = "gravitas:placeholder"
 """Top-level member marking a collection created only to hold early items."""
@@ -379,15 +379,13 @@ def api_item(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    """An item as the catalog returns it: with ``gravitas:node`` and its null members,
-    without the version."""
+    """An item as the catalog returns it: with ``gravitas:node``, ``gravitas:version``
+    (as the embedded catalog keeps it, and as the registrar reads it to bump versions)
+    and its null members."""
     if RAW_GEOMETRY_MEMBER in doc:
         doc["geometry"] = doc.pop(RAW_GEOMETRY_MEMBER)
     for path in doc.pop(NULLS_MEMBER, None) or []:
         _restore_null(doc, path)
-    props = doc.get("properties")
-    if isinstance(props, dict):
-        props.pop(VERSION_PROPERTY, None)
     return doc
 
 
