@@ -1,4 +1,4 @@
-"""The production catalog: PostgreSQL + pgstac (what stac-fastapi-pgstac serves).
+"""The production catalog: PostgreSQL + pgstac (served by the node's one STAC API router).
 
 Collections and items go through pgstac's own SQL functions (``upsert_collection``,
 ``upsert_item``, ``get_item``, ``search``), so the STAC API over the same database sees

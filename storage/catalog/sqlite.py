@@ -20,7 +20,13 @@ from typing import Any
 
 import orjson
 
-from gravitas.storage.catalog.base import NODE_PROPERTY, SearchPage, SearchParams, check_item
+from gravitas.storage.catalog.base import (
+    NODE_PROPERTY,
+    VERSION_PROPERTY,
+    SearchPage,
+    SearchParams,
+    check_item,
+)
 from gravitas.storage.catalog.collections import covering, grow, new_collection
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
@@ -187,6 +193,7 @@ class SQLiteCatalog:
         dt_end = _ts(props.get("end_datetime") or props.get("datetime"))
         doc = dict(item)
         doc["properties"] = {k: v for k, v in props.items() if k != NODE_PROPERTY}
+        doc["properties"][VERSION_PROPERTY] = int(version)
         geometry = orjson.dumps(item["geometry"]).decode() if item.get("geometry") else None
         node = owning_node or self.node_id
         with self._write() as db:
