@@ -31,6 +31,8 @@ STAC_VERSION = "1.1.0"
 
 MAX_VALUES = 64
 """Distinct values a set summary keeps (the smallest, in a fixed order)."""
+MAX_ITEM_ASSETS = 256
+"""Asset keys ``item_assets`` keeps (the first by name), whatever items bring."""
 
 _SET_FIELDS = ("constellation", "platform", "instruments", "gsd", "proj:code", "proj:epsg")
 _RANGE_FIELDS = ("eo:cloud_cover",)
@@ -317,4 +319,4 @@ def _grow_item_assets(coll: dict[str, Any], item: Mapping[str, Any]) -> None:
         if len(definition) < 2:
             definition.setdefault("roles", ["data"])
         merged[str(key)] = definition
-    coll["item_assets"] = dict(sorted(merged.items()))
+    coll["item_assets"] = dict(sorted(merged.items())[:MAX_ITEM_ASSETS])
