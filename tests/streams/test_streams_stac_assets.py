@@ -185,3 +185,35 @@ def test_store_hrefs_outside_the_store_are_not_keys(tmp_path: Path) -> None:
     assert key_of_href(store, (tmp_path / "elsewhere.tif").as_uri()) is None
     assert key_of_href(store, (tmp_path / "objects").as_uri() + "/../x.tif") is None
     assert key_of_href(store, str(tmp_path / "objects-other" / "b.tif")) is None
+
+
+def test_hrefs_follow_the_public_url_setting(tmp_path: Path) -> None:
+    public = "https://gravitas.example.org/node-p"
+    with running_node(tmp_path, node_id="pub", public_url=public) as n:
+        store = n.services.object_store
+        store.put_bytes("assets/c/s1/blob.bin", DATA)
+        item = {
+            "type": "Feature",
+            "stac_version": "1.1.0",
+            "id": "s1",
+            "collection": "c",
+            "bbox": [0.0, 0.0, 1.0, 1.0],
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+            },
+            "properties": {"datetime": "2020-01-01T00:00:00Z"},
+            "links": [],
+            "assets": {
+                "blob": {"href": store.href("assets/c/s1/blob.bin"), "roles": ["data"]},
+                "ext": {"href": "https://example.org/elsewhere.tif", "roles": ["data"]},
+            },
+        }
+        n.services.catalog.upsert_item(item)
+        got = httpx.get(f"{n.edge_url}/stac/collections/c/items/s1").json()
+        assert got["assets"]["blob"]["href"] == f"{public}/stac/assets/assets/c/s1/blob.bin"
+        assert got["assets"]["ext"]["href"] == "https://example.org/elsewhere.tif"
+        assert got["links"][0]["href"] == f"{public}/stac/collections/c/items/s1"
+        # the catalog itself keeps the store's href, which the agents read
+        stored = n.services.catalog.get_item("c", "s1")
+        assert stored["assets"]["blob"]["href"] == store.href("assets/c/s1/blob.bin")
