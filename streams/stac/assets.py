@@ -20,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from gravitas.schemas.errors import UnsafePathError
 from gravitas.storage.objects.base import ObjectStore
-from gravitas.storage.objects.errors import ObjectNotFoundError
+from gravitas.storage.objects.errors import ObjectNotFoundError, ObjectStoreError
 from gravitas.storage.objects.keys import check_key
 
 __all__ = ["ByteRange", "RangeNotSatisfiableError", "assets_router", "media_type", "parse_range"]
@@ -139,6 +139,10 @@ def assets_router(store: ObjectStore, prefix: str = "/stac") -> APIRouter:
             return _problem(400, "BadRequest", f"asset key {key!r} is refused: {exc}")
         except ObjectNotFoundError:
             return _problem(404, "NotFound", f"no asset {key!r} on this node")
+        except ObjectStoreError as exc:
+            return _problem(
+                503, "Unavailable", f"the object store cannot answer for {key!r}: {exc}"
+            )
         headers = {"Accept-Ranges": "bytes"}
         try:
             wanted = parse_range(request.headers.get("range"), size)

@@ -217,3 +217,17 @@ def test_hrefs_follow_the_public_url_setting(tmp_path: Path) -> None:
         # the catalog itself keeps the store's href, which the agents read
         stored = n.services.catalog.get_item("c", "s1")
         assert stored["assets"]["blob"]["href"] == store.href("assets/c/s1/blob.bin")
+
+
+def test_symlinks_out_of_a_local_store_are_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    with running_node(tmp_path / "node", node_id="links") as n:
+        root = Path(n.services.object_store.href("k").removeprefix("file://")).parent
+        (root / "assets").mkdir(parents=True, exist_ok=True)
+        (root / "assets" / "escape.txt").symlink_to(secret)
+        r = httpx.get(f"{n.edge_url}/stac/assets/assets/escape.txt")
+        assert r.status_code == 400
+        assert "assets/escape.txt" in r.json()["description"]
+        assert "root:x" not in r.text
+        assert secret.read_text() == "root:x:0:0"
