@@ -130,7 +130,8 @@ def scene_item(
         SCENE_ID: event.scene_id,
         **event.properties,
     }
-    keys = asset_keys([unquote(urlparse(h).path) or h for h in event.hrefs])
+    declared = _declared_bands(event)
+    keys = declared or asset_keys([unquote(urlparse(h).path) or h for h in event.hrefs])
     mask_key = MASK_KEY if MASK_KEY not in keys else f"{MASK_KEY}_qa"
     if read_file:
         doc = _item_from_files(services, event, props, keys, mask_key)
@@ -164,12 +165,27 @@ def _item_from_files(
             paths[0], event.collection, event.scene_id, event.datetime, props, asset_key=keys[0]
         )
         item.assets.pop(keys[0])  # rebuilt below with statistics, like the other bands
-        for path, key in zip(paths, keys, strict=True):
-            add_file_asset(item, path, key, statistics=True)
+        nodata = _declared_nodata(event)
+        for path, key, (given, fallback) in zip(paths, keys, nodata, strict=True):
+            add_file_asset(item, path, key, statistics=True, nodata=given, default_nodata=fallback)
         if event.mask_href:
             mask = stack.enter_context(local_copy(services, event.mask_href))
             add_file_asset(item, mask, mask_key, roles=("mask",))
     return item.to_dict(include_self_link=False)
+
+
+def _declared_bands(event: SceneAnnounced) -> list[str] | None:
+    """Asset keys the announcement names (``band_names``, one per href), lowercase."""
+    names: list[str] | None = getattr(event, "band_names", None)
+    return [n.lower() for n in names] if names else None
+
+
+def _declared_nodata(event: SceneAnnounced) -> list[tuple[float | None, float | None]]:
+    """Per href: the announced nodata (``band_nodata`` overrides the file; ``nodata``
+    fills in for a file without one)."""
+    per_file: list[float | None] = getattr(event, "band_nodata", None) or [None] * len(event.hrefs)
+    fallback: float | None = getattr(event, "nodata", None)
+    return [(value, fallback) for value in per_file]
 
 
 def _item_from_announcement(event: SceneAnnounced, props: dict[str, Any]) -> dict[str, Any]:

@@ -134,11 +134,13 @@ def add_raster_asset(
     statistics: bool = False,
     nodata: float | None = None,
     title: str | None = None,
+    default_nodata: float | None = None,
 ) -> pystac.Asset:
     """Add a raster file as an asset with proj, raster (data type, nodata, scale/offset,
     resolution, statistics when asked), eo (known sensors) and file fields.
 
-    ``nodata`` overrides the file's own nodata value. The first asset's projection is
+    ``nodata`` overrides the file's own nodata value; ``default_nodata`` applies to a
+    file that declares none. The first asset's projection is
     also put on the item; later assets with another grid (Sentinel-2's 10/20/60 m
     bands) carry their own proj:shape / proj:transform.
     """
@@ -148,7 +150,8 @@ def add_raster_asset(
     with rasterio.open(p) as src:
         crs, shape, transform = src.crs, src.shape, src.transform
         bounds, dtypes = src.bounds, src.dtypes
-        given = src.nodata if nodata is None else nodata
+        given = nodata if nodata is not None else src.nodata
+        given = default_nodata if given is None else given
         scales, offsets, names = src.scales, src.offsets, src.descriptions
         res = abs(transform.a)
         stats = [_band_stats(src, b + 1, given) for b in range(src.count)] if statistics else []
@@ -195,12 +198,15 @@ def add_file_asset(
     checksum: bool = True,
     statistics: bool = False,
     nodata: float | None = None,
+    default_nodata: float | None = None,
 ) -> pystac.Asset:
     """Add any file the node reads as an asset: rasters with their band metadata
     (:func:`add_raster_asset`), gridded datasets with their media type and file fields."""
     p = Path(path)
     if p.suffix.lower() in RASTER_SUFFIXES:
-        return add_raster_asset(item, p, key, roles, checksum, statistics, nodata)
+        return add_raster_asset(
+            item, p, key, roles, checksum, statistics, nodata, default_nodata=default_nodata
+        )
     asset = pystac.Asset(
         href=href_for(p), media_type=_MEDIA.get(p.suffix.lower()), roles=list(roles), title=key
     )
