@@ -24,7 +24,7 @@ from typing import Any
 from gravitas.storage.catalog.base import parse_datetime
 from gravitas.storage.catalog.errors import InvalidSearchError
 
-__all__ = ["STAC_VERSION", "covering", "grow", "new_collection"]
+__all__ = ["STAC_VERSION", "covering", "grow", "grow_in_place", "new_collection"]
 
 STAC_VERSION = "1.1.0"
 """The STAC version of every document the node writes and serves."""
@@ -74,16 +74,17 @@ def covering(collection: Mapping[str, Any], items: Iterable[Mapping[str, Any]]) 
     """``collection`` grown by every item of ``items``."""
     out = copy.deepcopy(dict(collection))
     for item in items:
-        out = _grow_in_place(out, item)
+        out = grow_in_place(out, item)
     return out
 
 
 def grow(collection: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``collection`` whose extent, summaries and ``item_assets`` cover ``item``."""
-    return _grow_in_place(copy.deepcopy(dict(collection)), item)
+    return grow_in_place(copy.deepcopy(dict(collection)), item)
 
 
-def _grow_in_place(coll: dict[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+def grow_in_place(coll: dict[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`grow` without the copy: ``coll`` itself is changed and returned."""
     extent = coll.setdefault("extent", {})
     if not isinstance(extent, dict):
         return coll
@@ -295,7 +296,7 @@ def _definition(asset: Mapping[str, Any]) -> dict[str, Any]:
                 else band
                 for band in value
             ]
-        out[key] = copy.deepcopy(value)
+        out[key] = value  # shared with the item: growth replaces values, never edits them
     return out
 
 

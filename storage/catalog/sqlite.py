@@ -27,7 +27,7 @@ from gravitas.storage.catalog.base import (
     SearchParams,
     check_item,
 )
-from gravitas.storage.catalog.collections import covering, grow, new_collection
+from gravitas.storage.catalog.collections import covering, grow_in_place, new_collection
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -152,9 +152,14 @@ class SQLiteCatalog:
         """Create or grow the item's collection in the item's own write transaction."""
         row = db.execute("SELECT doc FROM collections WHERE id = ?", (cid,)).fetchone()
         current = orjson.loads(row[0]) if row else new_collection(cid, self.node_id)
-        grown = grow(current, item)
-        if row is None or grown != current:
-            self._store_collection(db, cid, grown)
+        grown = grow_in_place(current, item)  # a fresh parse: no copy needed
+        text = orjson.dumps(grown).decode()
+        if row is None or text != row[0]:
+            db.execute(
+                "INSERT INTO collections (id, doc) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                (cid, text),
+            )
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
         """The collection dict, or :class:`CollectionNotFoundError`."""
