@@ -113,12 +113,9 @@ def stac_router(
     if objects is not None:
         router.include_router(assets_router(objects, prefix=""))
 
-    def root_url(request: Request) -> str:
-        """The edge's public URL setting, else the URL the client used."""
-        return (settings.public_url or str(request.base_url)).rstrip("/")
-
     def base(request: Request) -> str:
-        return root_url(request) + prefix
+        """Links follow the URL the client used, so paging works from wherever it is."""
+        return str(request.base_url).rstrip("/") + prefix
 
     def require_collection(request: Request, collection_id: str) -> dict[str, Any]:
         try:
@@ -143,9 +140,11 @@ def stac_router(
             )
 
     def public(b: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Hrefs into the object store as asset-route URLs: on the edge's public URL
+        setting (what the registrations carry too), else where the client asked."""
         if objects is None:
             return doc
-        return public_item(doc, objects, b.removesuffix(prefix))
+        return public_item(doc, objects, settings.public_url or b.removesuffix(prefix))
 
     def out_item(b: str, item: dict[str, Any]) -> dict[str, Any]:
         item["links"] = item_links(b, item)
