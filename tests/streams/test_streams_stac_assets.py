@@ -232,3 +232,27 @@ def test_symlinks_out_of_a_local_store_are_refused(tmp_path: Path) -> None:
         assert "assets/escape.txt" in r.json()["description"]
         assert "root:x" not in r.text
         assert secret.read_text() == "root:x:0:0"
+
+
+def test_range_header_rules() -> None:
+    from gravitas.streams.stac.assets import RangeNotSatisfiableError, media_type, parse_range
+
+    assert parse_range(None, 100) is None
+    assert parse_range("items=0-10", 100) is None  # another unit: the whole object
+    assert parse_range("bytes=0-1,5-6", 100) is None  # several ranges: the whole object
+    assert parse_range("bytes=10-", 100) == (10, 99)
+    assert parse_range("bytes=-500", 100) == (0, 99)
+    for bad in ("bytes=", "bytes=-", "bytes=0-0", "bytes=-1"):
+        with pytest.raises(RangeNotSatisfiableError, match="Range"):
+            parse_range(bad, 0)  # nothing to select in an empty object
+    assert media_type("a/b/scene_B04.JP2") == "image/jp2"
+    assert media_type("cube.nc") == "application/netcdf"
+    assert media_type("no-suffix") == "application/octet-stream"
+
+
+def test_empty_object_is_served_whole(node: EmbeddedNode) -> None:
+    node.services.object_store.put_bytes("assets/c/s1/empty.bin", b"")
+    r = httpx.get(url(node, "assets/c/s1/empty.bin"))
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+    ranged = httpx.get(url(node, "assets/c/s1/empty.bin"), headers={"Range": "bytes=0-"})
+    assert ranged.status_code == 416
