@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["asset_keys", "band_key", "eo_band_for"]
+__all__ = ["asset_keys", "band_key", "eo_band_for", "sensor_properties"]
 
 # (common name or None, centre wavelength um, full width half max um), from the ESA and
 # USGS band tables.
@@ -79,3 +79,14 @@ def eo_band_for(path: Path | str) -> dict[str, object] | None:
     if common:
         band["common_name"] = common
     return band
+
+
+def sensor_properties(path: Path | str) -> dict[str, object]:
+    """Item properties (platform, constellation, instruments) of a Sentinel-2 / Landsat 7
+    band file, from its name; empty for other files."""
+    name = Path(path).name
+    if _LE7_NAME.search(name):
+        return {"platform": "landsat-7", "constellation": "landsat", "instruments": ["etm+"]}
+    if _S2_NAME.search(name):
+        return {"constellation": "sentinel-2", "instruments": ["msi"]}
+    return {}

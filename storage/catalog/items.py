@@ -26,7 +26,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import NoDataStrings, RasterBand, RasterExtension, Statistics
 from shapely.geometry import Polygon, mapping
 
-from gravitas.storage.catalog.bands import eo_band_for
+from gravitas.storage.catalog.bands import eo_band_for, sensor_properties
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
 
@@ -121,6 +121,8 @@ def item_from_raster(
         properties=dict(properties or {}),
         collection=collection,
     )
+    for key, value in sensor_properties(p).items():
+        item.properties.setdefault(key, value)
     add_raster_asset(item, p, asset_key, checksum=checksum, statistics=statistics)
     return item
 

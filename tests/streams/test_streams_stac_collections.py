@@ -125,6 +125,7 @@ def test_summaries_and_item_assets_describe_the_bands(node: EmbeddedNode) -> Non
     assert [b["name"] for b in summaries["eo:bands"]] == ["b3", "b4", "b5"]
     assert [b["common_name"] for b in summaries["eo:bands"]] == ["red", "nir08", "swir16"]
     assert summaries["gsd"] == [30.0]
+    assert summaries["platform"] == ["landsat-7"] and summaries["instruments"] == ["etm+"]
     assert len(summaries["proj:code"]) == 1 and summaries["proj:code"][0].startswith("EPSG:")
     assets = coll["item_assets"]
     assert sorted(assets) == ["b3", "b4", "b5", "mask"]
