@@ -162,7 +162,13 @@ def _item_from_files(
     with ExitStack() as stack:
         paths = [stack.enter_context(local_copy(services, h)) for h in event.hrefs]
         item = item_from_file(
-            paths[0], event.collection, event.scene_id, event.datetime, props, asset_key=keys[0]
+            paths[0],
+            event.collection,
+            event.scene_id,
+            event.datetime,
+            props,
+            asset_key=keys[0],
+            checksum=False,  # the asset is rebuilt below, checksum and all
         )
         item.assets.pop(keys[0])  # rebuilt below with statistics, like the other bands
         nodata = _declared_nodata(event)
