@@ -193,6 +193,14 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
     )
 
 
+def _import_mask(services: NodeServices, scene: SceneAnnounced, assets: dict[str, Any]) -> None:
+    """A lazily registered scene's mask is imported with its data (the node owns both)."""
+    for key, asset in assets.items():
+        if _is_mask(key, asset):
+            (managed,) = import_assets(services, scene, [str(asset["href"])])
+            assets[key] = {**asset, "href": managed}
+
+
 def _is_mask(key: str, asset: dict[str, Any]) -> bool:
     """The scene's quality mask: the ``mask`` role (or, from older items, the key)."""
     return "mask" in (asset.get("roles") or []) or key == "mask"
@@ -219,6 +227,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
         for key, href in zip(data_keys, managed, strict=True):
             assets[key] = {**assets[key], "href": href}
         hrefs = managed
+        _import_mask(services, scene, assets)
     with ExitStack() as stack:
         paths = [stack.enter_context(local_copy(services, h)) for h in hrefs]
         mask = scene.mask_href

@@ -285,3 +285,19 @@ async def test_restart_keeps_registrations_and_replay_changes_nothing(tmp_path: 
             b.bus.publish("stac.registrations", key, value)
         await b.runner.drain()
         assert snapshot(b) == first
+
+
+async def test_lazy_scene_with_a_mask_imports_both_on_first_request(node: EmbeddedNode) -> None:
+    mask = next(_scene_dir().glob("*_fmask.tif"))
+    scene = _announce("lazy", [str(_band3())], bbox=_bbox(), datetime=_when(), mask_href=str(mask))
+    await node.client().publish(scene)
+    first = (await _registrations(node, scene.scene_id))[0].item["assets"]
+    assert first["mask"] == {"href": str(mask), "roles": ["mask"], "title": "Quality mask"}
+    result = await _search(node, "ls7_lazy")
+    assert result.status == "ok", result.error
+    assets = (await _registrations(node, scene.scene_id))[-1].item["assets"]
+    prefix = f"assets/landsat7-sr/{scene.scene_id}"
+    assert assets["b3"]["href"] == asset_url(node.services.public_url, f"{prefix}/{_band3().name}")
+    assert assets["mask"]["href"] == asset_url(node.services.public_url, f"{prefix}/{mask.name}")
+    assert assets["mask"]["roles"] == ["mask"]
+    assert sorted(_objects(node)) == sorted([f"{prefix}/{_band3().name}", f"{prefix}/{mask.name}"])
