@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -23,7 +23,7 @@ from gravitas.schemas.errors import UnsafePathError
 from gravitas.storage.objects.base import ObjectStore
 from gravitas.storage.objects.keys import check_key
 
-__all__ = ["ASSETS_PATH", "asset_url", "key_of_href", "public_item"]
+__all__ = ["ASSETS_PATH", "asset_url", "internal_item", "key_of_href", "public_item"]
 
 ASSETS_PATH = "/stac/assets"
 """Path of the edge route that serves object-store objects."""
@@ -69,24 +69,51 @@ def _public_href(store: ObjectStore, base_url: str, href: Any) -> Any:
     return asset_url(base_url, key) if key is not None else href
 
 
+def _internal_href(store: ObjectStore, base_urls: tuple[str, ...], href: Any) -> Any:
+    if not isinstance(href, str):
+        return href
+    for base in base_urls:
+        route = f"{base.rstrip('/')}{ASSETS_PATH}/"
+        if href.startswith(route):
+            try:
+                return store.href(check_key(unquote(href[len(route) :].split("?")[0])))
+            except UnsafePathError:
+                return href
+    return href
+
+
+def internal_item(
+    item: Mapping[str, Any], store: ObjectStore, base_urls: tuple[str, ...]
+) -> dict[str, Any]:
+    """The inverse of :func:`public_item`: hrefs of this node's asset route (on any of
+    ``base_urls``) back to the store's own hrefs, so an item fetched from the API and
+    written back (a STAC transaction) still names the objects the agents read."""
+    return _rewrite(item, lambda href: _internal_href(store, base_urls, href))
+
+
 def public_item(item: Mapping[str, Any], store: ObjectStore, base_url: str) -> dict[str, Any]:
     """A copy of a STAC item or collection whose object-store hrefs (assets, their
     alternates, links) are URLs of the edge at ``base_url``."""
+    return _rewrite(item, lambda href: _public_href(store, base_url, href))
+
+
+def _rewrite(item: Mapping[str, Any], change: Callable[[Any], Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(item))
     assets = out.get("assets")
     if isinstance(assets, dict):
         for asset in assets.values():
             if not isinstance(asset, dict):
                 continue
-            asset["href"] = _public_href(store, base_url, asset.get("href"))
+            if "href" in asset:
+                asset["href"] = change(asset["href"])
             alternates = asset.get("alternate")
             if isinstance(alternates, dict):
                 for alt in alternates.values():
                     if isinstance(alt, dict) and "href" in alt:
-                        alt["href"] = _public_href(store, base_url, alt["href"])
+                        alt["href"] = change(alt["href"])
     links = out.get("links")
     if isinstance(links, list):
         for link in links:
             if isinstance(link, dict) and "href" in link:
-                link["href"] = _public_href(store, base_url, link["href"])
+                link["href"] = change(link["href"])
     return out

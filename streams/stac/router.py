@@ -18,7 +18,7 @@ from gravitas.storage.catalog.base import Catalog, SearchPage, SearchParams
 from gravitas.storage.catalog.collections import STAC_VERSION
 from gravitas.storage.catalog.errors import CollectionNotFoundError, InvalidItemError
 from gravitas.storage.objects.base import ObjectStore
-from gravitas.storage.objects.public import public_item
+from gravitas.storage.objects.public import internal_item, public_item
 from gravitas.streams.stac.assets import assets_router
 from gravitas.streams.stac.conformance import CONFORMANCE
 from gravitas.streams.stac.links import (
@@ -145,6 +145,13 @@ def stac_router(
         if objects is None:
             return doc
         return public_item(doc, objects, settings.public_url or b.removesuffix(prefix))
+
+    def internal(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
+        """A written item's asset-route URLs back to the store's hrefs (round trips)."""
+        if objects is None:
+            return doc
+        bases = (str(request.base_url), *([settings.public_url] if settings.public_url else []))
+        return internal_item(doc, objects, bases)
 
     def out_item(b: str, item: dict[str, Any]) -> dict[str, Any]:
         item["links"] = item_links(b, item)
@@ -421,7 +428,7 @@ def stac_router(
                     continue
                 return _error(409, "Conflict", f"item {it.get('id')!r} exists; use PUT to replace")
             for it in batch:
-                store({**_strip_links(it), "collection": collection_id})
+                store(internal(request, {**_strip_links(it), "collection": collection_id}))
             if len(batch) == 1:
                 stored = catalog.get_item(collection_id, str(batch[0]["id"]))
                 return _json(out_item(base(request), stored), 201, GEOJSON)
@@ -447,7 +454,9 @@ def stac_router(
                     f"body id {body.get('id')!r} differs from the path id {item_id!r}"
                 )
             catalog.get_item(collection_id, item_id)
-            doc = {**_strip_links(body), "id": item_id, "collection": collection_id}
+            doc = internal(
+                request, {**_strip_links(body), "id": item_id, "collection": collection_id}
+            )
             if not store(doc):
                 return _error(409, "Conflict", f"a newer version of {item_id!r} is stored")
             stored = catalog.get_item(collection_id, item_id)

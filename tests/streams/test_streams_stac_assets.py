@@ -256,3 +256,37 @@ def test_empty_object_is_served_whole(node: EmbeddedNode) -> None:
     assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
     ranged = httpx.get(url(node, "assets/c/s1/empty.bin"), headers={"Range": "bytes=0-"})
     assert ranged.status_code == 416
+
+
+def test_items_written_back_keep_naming_the_store(tmp_path: Path) -> None:
+    token = "t-" + uuid.uuid4().hex
+    with running_node(tmp_path, node_id="rt", api_token=token) as n:
+        store = n.services.object_store
+        store.put_bytes("assets/c/s1/blob.bin", DATA)
+        item = {
+            "type": "Feature",
+            "stac_version": "1.1.0",
+            "id": "s1",
+            "collection": "c",
+            "bbox": [0.0, 0.0, 1.0, 1.0],
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+            },
+            "properties": {"datetime": "2020-01-01T00:00:00Z"},
+            "links": [],
+            "assets": {"blob": {"href": store.href("assets/c/s1/blob.bin"), "roles": ["data"]}},
+        }
+        n.services.catalog.upsert_item(item)
+        url = f"{n.edge_url}/stac/collections/c/items/s1"
+        served = httpx.get(url).json()
+        served["properties"]["title"] = "edited"
+        served["assets"]["evil"] = {"href": f"{n.edge_url}/stac/assets/../../etc/passwd"}
+        r = httpx.put(url, json=served, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        stored = n.services.catalog.get_item("c", "s1")
+        assert stored["properties"]["title"] == "edited"
+        assert stored["assets"]["blob"]["href"] == store.href("assets/c/s1/blob.bin")
+        assert stored["assets"]["evil"]["href"] == f"{n.edge_url}/stac/assets/../../etc/passwd"
+        again = httpx.get(url).json()
+        assert again["assets"]["blob"]["href"] == served["assets"]["blob"]["href"]
