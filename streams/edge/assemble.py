@@ -44,7 +44,12 @@ def node_edge_app(
     )
     registrations = PublishedRegistrations(services, transport, asyncio.get_running_loop())
     routers = [
-        stac_router(services.catalog, settings, registrations=registrations),
+        stac_router(
+            services.catalog,
+            settings,
+            registrations=registrations,
+            objects=services.object_store,
+        ),
         federation_router(services),
     ]
     return create_app(ctx, routers=routers)

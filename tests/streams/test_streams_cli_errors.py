@@ -36,6 +36,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("catalog search", ["--datetime", "notadate", "--data", "{data}"], "notadate"),
     ("catalog search", ["--bbox", "1,2,x", "--data", "{data}"], "1,2,x"),
     ("catalog search", ["--filter", "eo:cloud_cover <<< 3", "--data", "{data}"], "<<<"),
+    ("catalog collections", ["--url", "http://127.0.0.1:1/stac"], "127.0.0.1:1"),
     ("ingest", ["{tmp}/missing.tif", "--data", "{tmp}/n1"], "missing.tif"),
     ("ingest", ["{tif}", "--collection", "bad coll!", "--data", "{tmp}/n2"], "collection"),
     ("layers", ["--data", "{tmp}/nonexistent"], "nonexistent"),
