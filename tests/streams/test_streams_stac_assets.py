@@ -330,7 +330,7 @@ def test_unpublished_objects_are_not_served(node: EmbeddedNode) -> None:
         assert r.status_code == 404, (key, r.status_code)
         assert key in r.json()["description"] and "secret" not in r.text
     item = {"assets": {"r": {"href": store.href("results/req-1.json")}}, "links": []}
-    assert public_item(item, store, "http://h")["assets"]["r"]["href"] == item["assets"]["r"][
-        "href"
-    ]
+    assert (
+        public_item(item, store, "http://h")["assets"]["r"]["href"] == item["assets"]["r"]["href"]
+    )
     assert {k: store.size(k) for k in store.list("")} == before
