@@ -9,12 +9,13 @@ here first. An existing topic with the asked-for count is fine; any other count 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, for_code
 
 from gravitas.schemas.errors import BrokerError, InputError
 from gravitas.streams.broker._sync import run_sync
@@ -22,6 +23,7 @@ from gravitas.streams.broker.errors import TopicMismatchError
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _TOPIC_ALREADY_EXISTS = 36
+log = logging.getLogger(__name__)
 
 
 def _validate(topics: dict[str, int]) -> None:
@@ -81,7 +83,7 @@ async def create_topics(
     )
     try:
         async with asyncio.timeout(timeout):
-            await admin.start()
+            await _start_when_up(admin, bootstrap)
             existing = await partition_counts(admin)
             _check_counts(existing, topics)
             missing = [name for name in topics if name not in existing]
@@ -98,11 +100,29 @@ async def create_topics(
     except (TimeoutError, KafkaError) as exc:
         raise BrokerError(
             f"topics {sorted(topics)} not ready on {bootstrap} within {timeout} s "
-            f"({type(exc).__name__}: {exc}): check that the broker runs there, or raise "
+            f"({type(exc).__name__}{': ' if str(exc) else ''}{exc}): check that the broker "
+            f"runs there, or raise "
             f"the timeout"
         ) from exc
     finally:
         await admin.close()
+
+
+async def _start_when_up(admin: AIOKafkaAdminClient, bootstrap: str) -> None:
+    """Start the admin client, retrying while the broker is still starting.
+
+    A node and its broker are often started together (``gravitas broker &`` then
+    ``gravitas node``, or a compose file); the caller's timeout bounds the wait.
+    """
+    delay = 0.2
+    while True:
+        try:
+            await admin.start()
+            return
+        except KafkaConnectionError:
+            log.info("waiting for Kafka at %s ...", bootstrap)
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
 
 
 async def _create(
@@ -155,7 +175,7 @@ async def broker_ready(bootstrap: str, timeout: float = 5) -> bool:
     )
     try:
         async with asyncio.timeout(timeout):
-            await admin.start()
+            await _start_when_up(admin, bootstrap)
             cluster = await admin.describe_cluster()
             return bool(cluster.get("brokers"))
     except Exception:
