@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     each has its own secret file and topic allow-list (docs/webhooks.md)."""
     webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Largest body ``POST /webhooks/{source}`` accepts (refused with 413)."""
+    webhook_retry_schedule_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    """Delays before each retry of an outbound delivery (Standard Webhooks' schedule);
+    after the last one fails the delivery is dead-lettered with its last status."""
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    """Seconds an outbound delivery waits for the receiver's answer."""
+    webhook_delivery: bool = True
+    """Run the outbound delivery worker in each Kafka node process."""
     allowed_roots: tuple[Path, ...] = ()
     """Directories whose files any data mode may read (real paths: ``..`` and symlinks out
     are refused); empty: ``<data_dir>/files`` and the sample-data cache. The node's own

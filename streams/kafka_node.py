@@ -23,6 +23,7 @@ from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.kafka import KafkaRunner, build_app, run_sync_prepare
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import KafkaTransport, bootstrap_servers
+from gravitas.streams.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("gravitas.node")
 
@@ -46,6 +47,9 @@ def run_kafka_node(
     watch_lag(metrics, bootstrap_servers(settings.broker), [settings.consumer_group])
     app = build_app(settings)
     runner = KafkaRunner(app, settings, topology, agents, services, metrics)
+
+    if settings.webhook_delivery:
+        runner.add_task(DeliveryWorker(settings, topology, metrics).run)
 
     if serve_http:
 

@@ -19,6 +19,7 @@ from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
+from gravitas.streams.webhooks.api import subscriptions_router
 from gravitas.streams.webhooks.inbound import webhooks_router
 
 
@@ -48,5 +49,6 @@ def node_edge_app(
         stac_router(services.catalog, settings, registrations=registrations),
         federation_router(services),
         webhooks_router(ctx),
+        subscriptions_router(ctx),
     ]
     return create_app(ctx, routers=routers)
