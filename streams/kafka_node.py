@@ -49,7 +49,7 @@ def run_kafka_node(
     runner = KafkaRunner(app, settings, topology, agents, services, metrics)
 
     if settings.webhook_delivery:
-        runner.add_task(DeliveryWorker(settings, topology, metrics).run)
+        runner.add_task(DeliveryWorker(settings, topology, metrics).run_forever)
 
     if serve_http:
 

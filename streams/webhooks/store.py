@@ -9,6 +9,7 @@ after a 410. Every reader folds the whole topic, so all agree after a restart.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -85,20 +86,24 @@ class SubscriptionLog:
                     _fold(out, msg.value)
         return out
 
-    async def follow(self, into: dict[str, Subscription], ready: asyncio.Event) -> None:
-        """Keep ``into`` equal to the topic's state (runs until cancelled); ``ready`` is
-        set once everything written before the call has been read."""
+    async def follow(
+        self, into: dict[str, Subscription], ready: asyncio.Event, synced: list[float]
+    ) -> None:
+        """Keep ``into`` equal to the topic's state (runs until cancelled). ``ready`` is
+        set once everything written before the call has been read; ``synced[0]`` is the
+        latest wall time (ms) at which ``into`` held every record written before it."""
         tp = TopicPartition(self.topic, 0)
         async with self._reader() as consumer:
-            end = (await consumer.end_offsets([tp]))[tp]
-            if end == 0:
-                ready.set()
             while True:
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                for msg in batch.get(tp, []):
-                    _fold(into, msg.value)
-                if not ready.is_set() and await consumer.position(tp) >= end:
-                    ready.set()
+                asked = time.time() * 1000
+                end = (await consumer.end_offsets([tp]))[tp]
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=500)
+                    for msg in batch.get(tp, []):
+                        _fold(into, msg.value)
+                synced[0] = asked
+                ready.set()
+                await asyncio.sleep(0.2)
 
     async def close(self) -> None:
         if self._producer is not None:

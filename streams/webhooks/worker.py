@@ -58,14 +58,31 @@ class DeliveryWorker:
         self.bootstrap = bootstrap_servers(settings.broker)
         self.log = SubscriptionLog(self.bootstrap, settings.topic_prefix)
         self.subs: dict[str, Subscription] = {}
+        self.synced = [0.0]
+        self._follower: asyncio.Task[None] | None = None
+        """Wall time (ms) up to which ``subs`` holds every subscription written."""
         self.master = master_secret(settings)
         self.logical = {topology.physical(t): t for t in topology.names}
+
+    async def run_forever(self, backoff_s: float = 5.0) -> None:
+        """:meth:`run`, restarted after a failure (broker away, ...) so the node that
+        hosts the worker keeps running."""
+        while True:
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhook delivery worker stopped (%s); restarting", exc)
+                await asyncio.sleep(backoff_s)
 
     async def run(self) -> None:
         """Deliver until cancelled."""
         await self.log.ensure()
         ready = asyncio.Event()
-        follower = asyncio.create_task(self.log.follow(self.subs, ready))
+        follower = self._follower = asyncio.create_task(
+            self.log.follow(self.subs, ready, self.synced)
+        )
         consumer = AIOKafkaConsumer(
             *sorted(self.logical),
             bootstrap_servers=self.bootstrap,
@@ -77,25 +94,40 @@ class DeliveryWorker:
             await ready.wait()
             await consumer.start()
             async with httpx.AsyncClient(follow_redirects=False) as http:
+                pending: dict[TopicPartition, int] = {}
+                last_commit = time.monotonic()
                 async for record in consumer:
-                    await self._handle(http, record)
-                    tp = TopicPartition(record.topic, record.partition)
-                    await consumer.commit({tp: record.offset + 1})
+                    delivered = await self._handle(http, record)
+                    pending[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                    # after a delivery at once (a crash must not repeat it twice over);
+                    # records nobody subscribed to are committed in batches
+                    if delivered or len(pending) >= 100 or time.monotonic() - last_commit > 1:
+                        await consumer.commit(pending)
+                        pending = {}
+                        last_commit = time.monotonic()
         finally:
             follower.cancel()
             await consumer.stop()
             await self.log.close()
 
-    async def _handle(self, http: httpx.AsyncClient, record: ConsumerRecord[Any, Any]) -> None:
+    async def _handle(self, http: httpx.AsyncClient, record: ConsumerRecord[Any, Any]) -> bool:
+        """Deliver one record to its subscribers; True if it had any."""
         topic = self.logical.get(record.topic)
         if topic is None or not record.value:
-            return
+            return False
+        while self.synced[0] < record.timestamp:  # a subscription made just before it
+            if self._follower is not None and self._follower.done():
+                self._follower.result()  # the follower failed: raise its error
+                raise RuntimeError("the subscriptions reader stopped")
+            await asyncio.sleep(0.05)
+        if not any(s.topic == topic for s in list(self.subs.values())):
+            return False
         try:
             event = orjson.loads(record.value)
         except orjson.JSONDecodeError:
-            return
+            return False
         if not isinstance(event, dict):
-            return
+            return False
         stamp = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC)
         wanted = [
             s
@@ -104,6 +136,7 @@ class DeliveryWorker:
         ]
         key = str(event.get("event_id") or f"{record.topic}:{record.partition}:{record.offset}")
         await asyncio.gather(*(self._deliver(http, s, key, record.value) for s in wanted))
+        return bool(wanted)
 
     async def _deliver(
         self, http: httpx.AsyncClient, sub: Subscription, key: str, body: bytes
