@@ -60,7 +60,7 @@ def subscribe(
 
     Prints the subscription with its signing secret (shown once; the receiver verifies
     webhook-signature with it). Example:
-    gravitas subscribe methane.enhanced https://example.org/hook -f 'ppm_m>=500'
+    gravitas subscribe methane.enhanced https://example.org/hook -f 'max_ppm_m>=500'
     """
     for text in filters or []:
         parse_clause(text)  # a bad filter is named before the node is asked

@@ -3,7 +3,7 @@
 A filter is a list of clauses, all of which must hold for an event (its JSON fields):
 
 - ``request_id=a,b`` — the field equals one of the values (any dotted field path);
-- ``bbox=w,s,e,n`` — the event's ``bbox`` intersects that box;
+- ``bbox=w,s,e,n`` — the event's ``bbox`` (or its GeoJSON ``geometry``) intersects it;
 - ``properties.ppm_m>=500`` (also ``>``, ``<=``, ``<``) — a numeric threshold.
 
 The target URL passes the node's URL policy (:mod:`gravitas.storage.hrefs`): http(s)
@@ -102,9 +102,10 @@ def matches(clauses: tuple[Clause, ...], event: dict[str, Any]) -> bool:
                 return False
         elif c.op == "bbox":
             assert c.box is not None
-            if not isinstance(value, list | tuple) or len(value) < 4:
+            box = _event_box(event)
+            if box is None:
                 return False
-            w, s, e, n = (float(v) for v in (value[0], value[1], value[-2], value[-1]))
+            w, s, e, n = box
             if e < c.box[0] or w > c.box[2] or n < c.box[1] or s > c.box[3]:
                 return False
         else:
@@ -120,6 +121,34 @@ def matches(clauses: tuple[Clause, ...], event: dict[str, Any]) -> bool:
             if not ok:
                 return False
     return True
+
+
+def _points(coords: Any) -> list[tuple[float, float]]:
+    if not isinstance(coords, list | tuple):
+        return []
+    if len(coords) >= 2 and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in coords[:2]
+    ):
+        return [(float(coords[0]), float(coords[1]))]
+    return [p for c in coords for p in _points(c)]
+
+
+def _event_box(event: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The event's ``bbox`` (2D or 3D), else the bounds of its GeoJSON ``geometry``."""
+    value = event.get("bbox")
+    if isinstance(value, list | tuple) and len(value) in (4, 6):
+        try:
+            half = len(value) // 2
+            return (float(value[0]), float(value[1]), float(value[half]), float(value[half + 1]))
+        except (TypeError, ValueError):
+            return None
+    geometry = event.get("geometry")
+    if isinstance(geometry, dict):
+        points = _points(geometry.get("coordinates"))
+        if points:
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            return (min(xs), min(ys), max(xs), max(ys))
+    return None
 
 
 def check_target(settings: Settings, url: str) -> str:
