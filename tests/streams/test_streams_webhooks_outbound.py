@@ -348,3 +348,45 @@ async def test_sigkilled_worker_redelivers_with_the_same_webhook_id(
     repeated = {i for i in ids if ids.count(i) > 1}
     assert in_flight <= repeated  # the interrupted delivery came again, same id
     assert len(ids) - total <= len(in_flight)
+
+
+async def test_cli_subscribe_list_delete_through_the_edge(
+    kafka_broker: KafkaBroker, tmp_path: Path, receiver: Receiver
+) -> None:
+    prefix, topology = await _prepare(kafka_broker.bootstrap)
+    settings = _settings(tmp_path, kafka_broker.bootstrap, prefix, receiver)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
+    env |= {"GRAVITAS_API_TOKEN": TOKEN, "GRAVITAS_DATA_DIR": str(tmp_path / "cli")}
+    cli = [sys.executable, "-m", "gravitas.streams.cli"]
+
+    def gravitas(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    async with _edge(settings, topology) as edge:
+        made = await asyncio.to_thread(
+            gravitas, "subscribe", "ops.ping", f"{receiver.url}/ok", "-f", "request_id=a,b",
+            "-f", "bbox=0,0,10,10", "--edge", edge,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        sub = orjson.loads(made.stdout)
+        assert sub["secret"].startswith("whsec_")
+        assert [c["op"] for c in sub["filters"]] == ["in", "bbox"]
+        listed = await asyncio.to_thread(gravitas, "subscriptions", "list", "--edge", edge)
+        assert [s["id"] for s in orjson.loads(listed.stdout)["subscriptions"]] == [sub["id"]]
+        refused = await asyncio.to_thread(
+            gravitas, "subscribe", "ops.ping", "http://10.9.8.7/h", "--edge", edge
+        )
+        assert refused.returncode != 0
+        assert "10.9.8.7" in refused.stderr and "Traceback" not in refused.stderr
+        gone = await asyncio.to_thread(
+            gravitas, "subscriptions", "delete", sub["id"], "--edge", edge
+        )
+        assert gone.returncode == 0, gone.stderr
+        missing = await asyncio.to_thread(
+            gravitas, "subscriptions", "delete", sub["id"], "--edge", edge
+        )
+        assert missing.returncode != 0 and sub["id"] in missing.stderr
+        listed = await asyncio.to_thread(gravitas, "subscriptions", "list", "--edge", edge)
+        assert orjson.loads(listed.stdout) == {"subscriptions": []}
