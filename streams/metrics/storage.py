@@ -39,6 +39,10 @@ class _Timed:
         self._histogram = histogram
         self._backend = type(target).__name__
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self._target)
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled (e.g. to dask workers) as the wrapped store, timed again there."""
         return (_rewrap, (self._target, self._histogram is CATALOG_SECONDS))
