@@ -21,6 +21,7 @@ from gravitas.streams.cli import (
     quickstart_cmd,
     samples_cmd,
     vector_cmd,
+    webhooks_cmd,
 )
 from gravitas.streams.cli.common import console
 from gravitas.streams.cli.errors import describe, wants_traceback
@@ -46,6 +47,7 @@ catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
+webhooks_cmd.register(app)
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
+from gravitas.streams.webhooks.api import subscriptions_router
+from gravitas.streams.webhooks.inbound import webhooks_router
 
 
 def node_edge_app(
@@ -51,5 +53,7 @@ def node_edge_app(
             objects=services.object_store,
         ),
         federation_router(services),
+        webhooks_router(ctx),
+        subscriptions_router(ctx),
     ]
     return create_app(ctx, routers=routers)
