@@ -19,6 +19,7 @@ from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
+from gravitas.streams.web.tiles import tiles_router
 
 
 def node_edge_app(
@@ -46,5 +47,6 @@ def node_edge_app(
     routers = [
         stac_router(services.catalog, settings, registrations=registrations),
         federation_router(services),
+        tiles_router(services),
     ]
     return create_app(ctx, routers=routers)
