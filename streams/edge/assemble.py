@@ -19,6 +19,8 @@ from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
+from gravitas.streams.web.live import live_router
+from gravitas.streams.web.page import page_router
 from gravitas.streams.web.tiles import tiles_router
 
 
@@ -48,5 +50,7 @@ def node_edge_app(
         stac_router(services.catalog, settings, registrations=registrations),
         federation_router(services),
         tiles_router(services),
+        page_router(services),
+        live_router(settings, topology, transport),
     ]
     return create_app(ctx, routers=routers)
