@@ -191,23 +191,27 @@ def _layer(registry: LayerRegistry, name: str) -> LayerInfo:
         raise TileRequestError(f"unknown layer {name!r}; see GET /tiles for the layers") from None
 
 
+@functools.lru_cache(maxsize=4096)
 def tile_centres(z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
-    """Longitudes of the tile's 256 pixel columns and latitudes of its 256 rows (centres)."""
+    """Longitudes of the tile's 256 pixel columns and latitudes of its 256 rows (centres;
+    cached, read-only)."""
     left, bottom, right, top = _tms().xy_bounds(morecantile.Tile(x, y, z))
     step_x, step_y = (right - left) / TILE_SIZE, (top - bottom) / TILE_SIZE
     i = np.arange(TILE_SIZE) + 0.5
     xs, ys = left + i * step_x, top - i * step_y
     lon, _ = _to_lonlat().transform(xs, np.zeros_like(xs))
     _, lat = _to_lonlat().transform(np.zeros_like(ys), ys)
-    return np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    lons, lats = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
+    lons.flags.writeable = lats.flags.writeable = False
+    return lons, lats
 
 
 def tile_values(
-    store: BlockStore, registry: LayerRegistry, params: TileParams
+    store: BlockStore, registry: LayerRegistry, params: TileParams, info: LayerInfo | None = None
 ) -> tuple[np.ndarray, int, int]:
     """``(values, level, timestamp)``: the 256 x 256 values of a tile (row 0 = north;
     NaN, or the nodata of a categorical layer, where there is no data)."""
-    info = _layer(registry, params.layer)
+    info = info or _layer(registry, params.layer)
     ts = _pick_time(registry, info, params.time)
     level = tile_level(info, params.z)
     lon, lat = tile_centres(params.z, params.x, params.y)
@@ -260,14 +264,18 @@ def colorize(
     colormap: str,
 ) -> np.ndarray:
     """(256, 256, 4) RGBA: ``values`` through ``rescale`` onto the colormap's 256 colours
-    (as matplotlib indexes them: ``floor(norm * 256)`` clipped), nodata transparent."""
+    exactly as matplotlib indexes them (``(v - min) / (max - min) * 256`` in the values'
+    float type, truncated, clipped to 0..255), nodata transparent."""
     lo, hi = rescale
-    with np.errstate(invalid="ignore"):
-        norm = (np.where(valid, values, lo).astype(np.float64) - lo) / (hi - lo)
-    idx = np.clip(np.floor(norm * 256.0), 0, 255).astype(np.intp)
-    rgba = colormap_lut(colormap)[idx]
+    x = values if values.dtype.kind == "f" else values.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norm = (x - lo) / (hi - lo)
+        norm *= 256
+        np.clip(norm, 0, 255, out=norm)
+        idx = norm.astype(np.uint8)
+    rgba = colormap_lut(colormap).view(np.uint32)[:, 0].take(idx)
     rgba[~valid] = 0
-    return rgba
+    return rgba.view(np.uint8).reshape(*values.shape, 4)
 
 
 def _valid(values: np.ndarray, info: LayerInfo) -> np.ndarray:
@@ -302,8 +310,8 @@ class RenderedTile:
 
 def render_tile(store: BlockStore, registry: LayerRegistry, params: TileParams) -> RenderedTile:
     """The PNG of one checked tile request."""
-    values, level, ts = tile_values(store, registry, params)
-    info = registry.get(params.layer)
+    info = _layer(registry, params.layer)
+    values, level, ts = tile_values(store, registry, params, info)
     valid = _valid(values, info)
     rescale = params.rescale or layer_range(store, info, ts) or (0.0, 1.0)
     return RenderedTile(

@@ -44,7 +44,7 @@ async def edge(data_dir: Path) -> AsyncIterator[tuple[EmbeddedNode, httpx.AsyncC
     settings = load_settings(data_dir=data_dir, http_port=0, broker="memory://")
     async with EmbeddedNode(settings, serve_http=True) as node:
         assert node.edge_url
-        async with httpx.AsyncClient(base_url=node.edge_url, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=node.edge_url, timeout=90) as http:
             yield node, http
 
 
