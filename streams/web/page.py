@@ -9,6 +9,7 @@ Content-Security-Policy says so (``default-src 'self'``).
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".html": "text/html",
 }
+_STATIC_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")
+"""Static paths: plain names (no NUL, no backslash, no leading dot or slash)."""
 QUICKLOOK_ROLES = ("overview", "thumbnail", "visual")
 
 
@@ -131,7 +134,9 @@ def page_router(services: NodeServices) -> APIRouter:
 
     @router.get("/static/{path:path}", include_in_schema=False)
     async def static(path: str) -> Response:
-        target = (STATIC_DIR / path).resolve()
+        target = STATIC_DIR / "-"  # not a file
+        if _STATIC_PATH.fullmatch(path):
+            target = (STATIC_DIR / path).resolve()
         if (
             not target.is_relative_to(STATIC_DIR)
             or not target.is_file()
