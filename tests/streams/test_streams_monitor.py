@@ -51,7 +51,7 @@ async def test_monitor_once_json_sees_rates_lag_deadletters_and_requests(
         )
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gravitas.streams.cli", "monitor", "--once", "--json",
-            "--window", "6", "--broker", f"kafka://{bootstrap}",
+            "--window", "4", "--broker", f"kafka://{bootstrap}",
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
 
