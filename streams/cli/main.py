@@ -16,6 +16,7 @@ from gravitas.streams.cli import (
     ingest_cmd,
     keys_cmd,
     methane_cmd,
+    monitor_cmd,
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
@@ -48,6 +49,7 @@ datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
 webhooks_cmd.register(app)
+monitor_cmd.register(app)
 
 
 def main() -> None:

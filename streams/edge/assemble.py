@@ -21,6 +21,9 @@ from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
 from gravitas.streams.webhooks.api import subscriptions_router
 from gravitas.streams.webhooks.inbound import webhooks_router
+from gravitas.streams.web.live import live_router
+from gravitas.streams.web.page import page_router
+from gravitas.streams.web.tiles import tiles_router
 
 
 def node_edge_app(
@@ -55,5 +58,8 @@ def node_edge_app(
         federation_router(services),
         webhooks_router(ctx),
         subscriptions_router(ctx),
+        tiles_router(services),
+        page_router(services),
+        live_router(settings, topology, transport),
     ]
     return create_app(ctx, routers=routers)

@@ -50,6 +50,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("publish", ["no.such.topic", "{tmp}/notjson.json", "--data", "{data}"], "no.such.topic"),
     ("tail", ["no.such.topic", "--data", "{data}", "--idle-timeout", "1"], "no.such.topic"),
     ("ping", ["--count", "-1", "--data", "{data}"], "--count"),
+    ("monitor", ["--once", "--interval", "0", "--data", "{data}"], "--interval"),
     ("nodes", ["--edge", "http://127.0.0.1:1"], "127.0.0.1:1"),
     ("node", ["--broker", "ftp://nowhere", "--data", "{tmp}/n4"], "ftp://nowhere"),
     ("broker", ["--port", "99999", "--data", "{tmp}/k"], "99999"),
