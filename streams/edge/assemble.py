@@ -19,11 +19,11 @@ from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
-from gravitas.streams.webhooks.api import subscriptions_router
-from gravitas.streams.webhooks.inbound import webhooks_router
 from gravitas.streams.web.live import live_router
 from gravitas.streams.web.page import page_router
 from gravitas.streams.web.tiles import tiles_router
+from gravitas.streams.webhooks.api import subscriptions_router
+from gravitas.streams.webhooks.inbound import webhooks_router
 
 
 def node_edge_app(
