@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     """Largest selection one process graph may load (bytes of its input cubes)."""
     graph_max_seconds: float = Field(default=600.0, gt=0)
     """Longest one process graph may compute before it is answered as failed."""
+    graph_overviews: bool = True
+    """Serve exact zonal statistics of whole blocks from the overview pyramids."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None

@@ -103,7 +103,7 @@ def aggregate(
                 positional_parameters={"data": 0},
                 named_parameters={},
                 context=context,
-            )  # fmt: skip
+            )
         )
     out = xr.concat(parts, dim="geometry").assign_coords(geometry=np.arange(len(geoms)))
     return out.drop_vars("spatial_ref", errors="ignore")

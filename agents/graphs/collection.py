@@ -11,7 +11,6 @@ stored block and time step, nothing read until computed, CRS EPSG:4326 (rioxarra
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,17 +34,17 @@ from gravitas.storage.pixels.lazy import open_layers
 WORLD = (-180.0, -90.0, 180.0, 90.0)
 EARLIEST, LATEST = 0, 4_102_444_800  # 1970 .. 2100
 
-_COMMON: dict[str, str | None] = {}
+_COMMON: dict[str, tuple[str, str | None]] = {}
 
 
-def _common_names() -> dict[str, str | None]:
-    """Lower-case band code -> common name (Sentinel-2 and Landsat tables)."""
+def _common_names() -> dict[str, tuple[str, str | None]]:
+    """Lower-case band code -> (band code, common name) (Sentinel-2 and Landsat tables)."""
     if not _COMMON:
         from gravitas.storage.catalog import bands
 
         for table in (bands._SENTINEL2, bands._LANDSAT7):
             for code, (common, _, _) in table.items():
-                _COMMON.setdefault(code.lower(), common)
+                _COMMON.setdefault(code.lower(), (code, common))
     return _COMMON
 
 
@@ -56,6 +55,17 @@ class Band:
     common_name: str | None
 
 
+def _prefix(names: list[str], collection: str) -> str:
+    """The ``<prefix>_`` every layer name of a collection starts with ('' if none)."""
+    if all(n.startswith(f"{collection}_") for n in names):
+        return f"{collection}_"
+    first = names[0]
+    cut = first.rfind("_") + 1
+    while cut > 0 and not all(n.startswith(first[:cut]) and len(n) > cut for n in names):
+        cut = first.rfind("_", 0, cut - 1) + 1
+    return first[:cut]
+
+
 def collection_bands(registry: LayerRegistry, collection: str) -> list[Band]:
     """The bands of ``collection`` (its layers), sorted by layer name."""
     infos = [i for i in registry.list() if i.collection == collection]
@@ -64,12 +74,12 @@ def collection_bands(registry: LayerRegistry, collection: str) -> list[Band]:
     if not infos:
         return []
     names = [i.name for i in infos]
-    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
-    prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+    prefix = _prefix(names, collection)
     out = []
     for info in infos:
-        band = info.name[len(prefix) :] or info.name
-        out.append(Band(band, info.name, _common_names().get(band.lower())))
+        band = info.name[len(prefix) :]
+        code, common = _common_names().get(band.lower(), (band, None))
+        out.append(Band(code, info.name, common))
     commons = {b.common_name for b in out}
     if "nir" not in commons:  # Landsat's b4 is 'nir08': the NIR band ndvi looks for
         out = [Band(b.name, b.layer, "nir") if b.common_name == "nir08" else b for b in out]
@@ -82,11 +92,11 @@ def collections(registry: LayerRegistry) -> dict[str, list[Band]]:
     return {c: collection_bands(registry, c) for c in ids}
 
 
-def _bbox(node: str, extent: Any) -> tuple[float, float, float, float]:
+def bbox_of(node: str, extent: Any) -> tuple[float, float, float, float]:
     if extent is None:
         return WORLD
-    if isinstance(extent, Mapping) and extent.get("type") in {"Polygon", "MultiPolygon",
-                                                               "Feature", "FeatureCollection"}:  # fmt: skip
+    kinds = {"Polygon", "MultiPolygon", "Feature", "FeatureCollection"}
+    if isinstance(extent, Mapping) and extent.get("type") in kinds:
         from shapely.geometry import shape
 
         geom = extent if "coordinates" in extent else _merge(extent)
@@ -185,10 +195,10 @@ def load(
         if not isinstance(bands, list | tuple) or not all(isinstance(b, str) for b in bands):
             raise ProcessArgumentInvalid("bands must be a list of band names",
                                          node=node, argument="bands")  # fmt: skip
-        by_name = {b.name: b for b in available} | {
+        by_name = {b.name.lower(): b for b in available} | {
             b.common_name: b for b in available if b.common_name
         }
-        unknown = [b for b in bands if b not in by_name]
+        unknown = [b for b in bands if b.lower() not in by_name and b not in by_name]
         if unknown:
             raise BandNotFound(
                 f"band(s) {unknown} not in collection {collection_id!r}; it has "
@@ -196,10 +206,10 @@ def load(
                 node=node,
                 argument="bands",
             )
-        chosen = [by_name[b] for b in bands]
+        chosen = [by_name.get(b) or by_name[b.lower()] for b in bands]
     else:
         chosen = available
-    bbox = _bbox(node, spatial_extent)
+    bbox = bbox_of(node, spatial_extent)
     t0, t1 = _interval(node, temporal_extent)
     try:
         cube = open_layers(store, registry, [b.layer for b in chosen], bbox, t0, t1)
@@ -221,7 +231,9 @@ def load(
         )
     )
     cube = cube.rio.set_spatial_dims(x_dim="x", y_dim="y").rio.write_crs("EPSG:4326")
-    cube.attrs.update(collection=collection_id, layers=[b.layer for b in chosen])
+    cube.attrs.update(
+        collection=collection_id, layers=[b.layer for b in chosen], level=int(cube.attrs["level"])
+    )
     if max_bytes is not None and cube.nbytes > max_bytes:
         raise ResourceLimitExceeded(
             f"the selection is {cube.nbytes / 1e9:.2f} GB, over the limit of "

@@ -8,6 +8,7 @@ engine, for a graph without it) computes the result, chunk by chunk.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from gravitas.agents.graphs.errors import (
     ProcessParameterMissing,
     ResourceLimitExceeded,
 )
+from gravitas.agents.graphs.overrides import OVERRIDES
 from gravitas.agents.graphs.registry import implementations, spec_of
 from gravitas.agents.graphs.result import GraphResult
 from gravitas.agents.graphs.scheduler import check_spec, is_distributed, scheduler_get
@@ -118,6 +120,8 @@ class _Run:
         settings = services.settings
         self.max_bytes = int(getattr(settings, "graph_max_bytes", 8 * 1024**3))
         self.registry = services.layers
+        self.loaded: dict[int, overviews.Loaded] = {}
+        self.served_from_overviews = 0
         self.store: Any = services.block_store
         if distributed:
             url = settings.block_store or ""
@@ -146,8 +150,11 @@ class _Run:
                 node=node,
                 argument="properties",
             )
-        return collection.load(self.store, self.registry, node, id, spatial_extent,
+        cube = collection.load(self.store, self.registry, node, id, spatial_extent,
                                temporal_extent, bands, self.max_bytes)  # fmt: skip
+        overviews.remember(self, cube, collection.infos(self.registry, cube),
+                           collection.bbox_of(node, spatial_extent))  # fmt: skip
+        return cube
 
     def save_result(self, data: Any, format: str, options: Any = None, **_: Any) -> GraphResult:
         node = self.node("save_result")
@@ -160,7 +167,9 @@ class _Run:
         target_dimension: str = "result", context: Any = None, **_: Any,
     ) -> xr.DataArray:  # fmt: skip
         node = self.node("aggregate_spatial")
-        fast = overviews.try_aggregate(self, data, geometries, node)
+        fast = None
+        if getattr(self.services.settings, "graph_overviews", True):
+            fast = overviews.try_aggregate(self, data, geometries, node)
         if fast is not None:
             return fast
         return aggregate(data, geometries, reducer, target_dimension, context, node)
@@ -171,11 +180,12 @@ class _Run:
 
         reg = ProcessRegistry()
         for pid, fn in implementations().items():
+            if pid in OVERRIDES:
+                fn = OVERRIDES[pid](fn)
             reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, fn, self.graph))
         for pid in ("load_collection", "save_result", "aggregate_spatial"):
             reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, getattr(self, pid),
                                                                  self.graph))  # fmt: skip
-        overviews.install(self, reg)
         return reg
 
 
@@ -221,6 +231,7 @@ def execute(
     except ConfigError as exc:
         raise GraphError(str(exc)) from None
     seconds = float(getattr(settings, "graph_max_seconds", 600.0))
+    started = time.monotonic()
     try:
         run = _Run(services, graph, is_distributed(spec))
         from openeo_pg_parser_networkx import OpenEOProcessGraph
@@ -253,4 +264,9 @@ def execute(
         ) from None
     if progress is not None:
         progress(1.0, "done")
-    return result
+    details = {
+        "seconds": round(time.monotonic() - started, 3),
+        "scheduler": spec,
+        "served_from_overviews": run.served_from_overviews,
+    }
+    return dataclasses.replace(result, details=details)

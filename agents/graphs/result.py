@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class GraphResult:
     filename: str
     format: str
     path: Path | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """How it ran: ``seconds``, ``scheduler``, ``served_from_overviews`` (geometries
+    answered from the pyramid statistics)."""
 
     def read(self) -> bytes:
         """The result's bytes, whether held in memory or on disk."""

@@ -124,7 +124,7 @@ def _check_graph(graph: Mapping[str, Any], problems: list[GraphError], count: li
                     problems.append(
                         ProcessGraphInvalid(
                             "callback process graph is empty", node=node_id, argument=name
-                        )  # fmt: skip
+                        )
                     )
                     continue
                 _check_graph(cb, problems, count)
@@ -181,7 +181,7 @@ def _check_arguments(
             problems.append(
                 ProcessParameterMissing(
                     f"{pid} needs argument {name!r}", node=node_id, argument=name
-                )  # fmt: skip
+                )
             )
     if pid == "load_collection" and "id" in args and not isinstance(args["id"], str):
         problems.append(
