@@ -23,7 +23,6 @@ from gravitas.agents.services import NodeServices
 from gravitas.kernels.grid import bbox_to_block_range, block_bounds
 from gravitas.storage.pixels.sources import FMASK_CLEAR
 from tests.agents.graphs_data import (
-    FLORENCE,
     LANDSAT_BOX,
     graph,
     ingest,
