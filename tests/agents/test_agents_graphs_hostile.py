@@ -178,9 +178,7 @@ def test_limits_and_scheduler_settings(services: NodeServices, tmp_path: Path) -
     # the sync scheduler gives the same bytes as the threaded default
     a = graphs.execute(good(), services)
     b = graphs.execute(good(), services, scheduler="sync")
-    with rasterio.MemoryFile(a.data) as m1, m1.open() as r1:
-        with rasterio.MemoryFile(b.data) as m2, m2.open() as r2:
-            assert (r1.read() == r2.read()).sum() == r1.read().size - (r1.read() != r1.read()).sum()
+    assert a.data == b.data
     assert b.details["scheduler"] == "sync"
     assert graphs.validate(good()) == []
 
