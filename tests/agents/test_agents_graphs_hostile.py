@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rasterio
 
 from gravitas.agents import graphs
 from gravitas.agents.discovery import DiscoveryAgent
