@@ -85,7 +85,7 @@ def aggregate(
         rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
         if rows.size == 0:
             part = data.isel(y=slice(0, 1), x=slice(0, 1)).where(False)
-            sub_mask = np.zeros((1, 1), bool)
+            sub_mask: np.ndarray = np.zeros((1, 1), bool)
         else:
             ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
             part = data.isel(y=ys, x=xs)

@@ -102,7 +102,10 @@ def bbox_of(node: str, extent: Any) -> tuple[float, float, float, float]:
         geom = extent if "coordinates" in extent else _merge(extent)
         x0, y0, x1, y1 = shape(geom).bounds
         return (x0, y0, x1, y1)
-    get = extent.get if isinstance(extent, Mapping) else lambda k: getattr(extent, k, None)
+
+    def get(key: str) -> Any:
+        return extent.get(key) if isinstance(extent, Mapping) else getattr(extent, key, None)
+
     try:
         west, south, east, north = (float(get(k)) for k in ("west", "south", "east", "north"))
     except (TypeError, ValueError):

@@ -143,8 +143,9 @@ def try_aggregate(run: Any, data: Any, geometries: Any, node: str) -> xr.DataArr
         return None
     from gravitas.agents.graphs.aggregate import geometries_of
 
-    ranges = [_block_range(loaded, g) for g in geometries_of(geometries, node)]
-    if any(r is None for r in ranges):
+    found = [_block_range(loaded, g) for g in geometries_of(geometries, node)]
+    ranges = [r for r in found if r is not None]
+    if len(ranges) != len(found):
         return None
     times = data["t"].values.astype("datetime64[s]").astype(np.int64)
     values = np.empty((len(ranges), len(times), len(loaded.infos)), np.float64)

@@ -248,3 +248,10 @@ async def test_featurize_with_a_process_graph_through_the_discovery_agent(
             Featurize(request_id="x-1", bbox=LANDSAT_BOX, time=window)
         assert n.services.object_store.list(RESULTS_PREFIX)
         del before  # the results written by reference are the only change (checked above)
+
+
+def test_docs_list_exactly_the_supported_processes() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "compute.md").read_text()
+    block = text.split("<!-- processes:start -->")[1].split("<!-- processes:end -->")[0]
+    listed = [p.strip().strip("`") for p in block.replace("\n", " ").split(",") if p.strip()]
+    assert listed == [p["id"] for p in graphs.processes()]
