@@ -66,8 +66,8 @@ def _best(fn: Any, n: int = 3) -> float:
 def main() -> None:
     with SeaweedS3() as s3, tempfile.TemporaryDirectory() as tmp:
         url = f"s3://gravitas-pixels/bench?endpoint={s3.endpoint}"
-        settings = load_settings(data_dir=Path(tmp), block_store=url,
-                                 s3_access_key=s3.access_key, s3_secret_key=s3.secret_key)  # fmt: skip
+        keys = {"s3_access_key": s3.access_key, "s3_secret_key": s3.secret_key}
+        settings = load_settings(data_dir=Path(tmp), block_store=url, **keys)
         services = NodeServices(settings)
         root = Path(fetch("s2_l1c"))
         plan = prepare_scene("T33UUU_20170216T102101", "s2",
