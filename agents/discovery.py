@@ -125,6 +125,10 @@ class DiscoveryAgent(Agent):
         """Compute features next to the data; failures are answered, naming the cause."""
         s = ctx.services
         try:
+            if event.process_graph is not None:  # the openEO engine (agents/graphs)
+                from gravitas.agents.graphs.features import graph_features
+
+                return await s.run_compute(graph_features, event, s, ctx.node_id)
             return await s.run_compute(
                 compute_features, event, s.block_store, s.layers, ctx.node_id
             )

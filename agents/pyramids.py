@@ -23,9 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from gravitas.agents.base import Emit
-from gravitas.agents.datamodes import asset_key
 from gravitas.agents.external import is_external, note_read
-from gravitas.agents.registration import MODE, ONBOARDED, SCENE_ID, register_item
+from gravitas.agents.onboarding import data_hrefs, managed_hrefs
+from gravitas.agents.registration import MODE, ONBOARDED, register_item
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.events import (
     BlocksIndexed,
@@ -108,9 +108,7 @@ def finish(services: NodeServices, collection: str, item_id: str, round_id: str)
     except ItemNotFoundError:
         return []  # retracted meanwhile: nothing to flag
     if is_external(item):  # stays external: its registration is not changed
-        assets = item.get("assets", {})
-        keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
-        note_read(services, item, [str(assets[k]["href"]) for k in keys])
+        note_read(services, item, data_hrefs(item))
         return []
     flagged = bool(item["properties"].get(ONBOARDED))
     decided = services.ledger.settle(
@@ -127,13 +125,7 @@ def flag_onboarded(services: NodeServices, item: dict[str, Any], round_id: str) 
     doc = dict(item)
     props = dict(doc["properties"])
     collection, item_id = str(doc["collection"]), str(doc["id"])
-    assets = {k: dict(v) for k, v in (doc.get("assets") or {}).items()}
-    if props.get(MODE, "lazy") == "lazy":  # its assets now live in the object store
-        scene_id = str(props.get(SCENE_ID, item_id))
-        for key, asset in assets.items():
-            if key == "data" or key.startswith("data_"):
-                managed = services.object_store.href(asset_key(collection, scene_id, asset["href"]))
-                assets[key] = {**asset, "href": managed}
-    doc["assets"] = assets
+    if props.get(MODE, "lazy") == "lazy":  # its data and mask now live in the object store
+        doc["assets"] = managed_hrefs(services, item)
     doc["properties"] = {**props, ONBOARDED: True}
     return register_item(services, doc, source=f"onboarded|{collection}|{item_id}|{round_id}")

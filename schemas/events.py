@@ -470,14 +470,28 @@ class Featurize(Event):
     type: Literal["discovery.featurize"] = "discovery.featurize"
 
     request_id: str = Field(pattern=ID_PATTERN)
-    layers: dict[str, str] = Field(min_length=1)
+    layers: dict[str, str] = Field(default_factory=dict)
     """Variable name in ``expression`` -> layer name."""
-    expression: str = Field(min_length=1, max_length=2000)
+    expression: str = Field(default="", max_length=2000)
+    """User math over ``layers`` (or empty when ``process_graph`` is given)."""
+    process_graph: dict[str, Any] | None = None
+    """An openEO process graph instead of ``expression`` (run by gravitas.agents.graphs;
+    its load_collection nodes name the data, ``bbox``/``time`` are not applied)."""
     reducers: list[Reducer] = Field(default_factory=lambda: list[Reducer](["mean"]))
     bbox: BBox
     time: TimeRange
     level: int | None = Field(default=None, ge=1, le=29)
     reply_topic: str = "discovery.results"
+
+    @model_validator(mode="after")
+    def _expression_or_graph(self) -> Featurize:
+        if bool(self.expression.strip()) == (self.process_graph is not None):
+            raise ValueError("give either expression (with layers) or process_graph")
+        if self.expression and not self.layers:
+            raise ValueError("an expression needs layers: {variable: layer}")
+        if self.process_graph is not None and len(orjson.dumps(self.process_graph)) > 256_000:
+            raise ValueError("process_graph is larger than 256 kB")
+        return self
 
 
 class PixelMatch(BaseModel):
@@ -528,6 +542,11 @@ class FeatureResult(Event):
     """Per time step (ISO string) the reducer values."""
     served_by: str = ""
     error: str | None = None
+    result_ref: str | None = None
+    """A process graph's raster result in the object store (``results/<id>.<ext>``)."""
+    result_format: str | None = None
+    result_sha256: str | None = None
+    result_bytes: int | None = None
 
 
 # --------------------------------------------------------------------------- catalog
