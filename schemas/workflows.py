@@ -102,4 +102,6 @@ class WorkflowStatus(Event):
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     failed_step: str | None = None
+    attempt: int = Field(default=0, ge=0)
+    """The attempt (retries) of the run request this status answers."""
     fraction: float = Field(default=0.0, ge=0.0, le=1.0)
