@@ -16,11 +16,13 @@ from gravitas.streams.cli import (
     ingest_cmd,
     keys_cmd,
     methane_cmd,
+    module_cmd,
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
     samples_cmd,
     vector_cmd,
+    workflow_cmd,
 )
 from gravitas.streams.cli.common import console
 from gravitas.streams.cli.errors import describe, wants_traceback
@@ -46,6 +48,8 @@ catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
+module_cmd.register(app)
+workflow_cmd.register(app)
 
 
 def main() -> None:
