@@ -230,7 +230,7 @@ class Client:
         """Run a workflow spec (see :func:`gravitas.streams.workflow_client.run_workflow`)."""
         from gravitas.streams.workflow_client import run_workflow
 
-        return await run_workflow(self, spec, params, **options)
+        return await run_workflow(self, spec, params, **options)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         """Close the transport."""

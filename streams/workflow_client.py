@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -42,8 +43,9 @@ async def run_workflow(
 ) -> WorkflowStatus | str:
     """Start a run (or retry one from a step); with ``wait`` return its final status."""
     run_id = run_id or new_run_id(str(spec.get("name", "run")))
-    request = WorkflowRunRequested(run_id=run_id, spec=spec, params=params or {},
-                                   retry_from=retry_from, attempt=attempt)  # fmt: skip
+    request = WorkflowRunRequested(
+        run_id=run_id, spec=spec, params=params or {}, retry_from=retry_from, attempt=attempt
+    )
     if not wait:
         await client.publish(request, "workflows.requests")
         return run_id
@@ -64,8 +66,10 @@ async def run_workflow(
     try:
         return await asyncio.wait_for(task, timeout)
     except TimeoutError:
-        raise RequestError(f"run {run_id} did not finish within {timeout:.0f} s; "
-                           f"see `gravitas workflow status {run_id}`") from None
+        raise RequestError(
+            f"run {run_id} did not finish within {timeout:.0f} s; "
+            f"see `gravitas workflow status {run_id}`"
+        ) from None
 
 
 async def run_status(client: Client, run_id: str, timeout: float = 5.0) -> WorkflowStatus:
@@ -77,13 +81,12 @@ async def run_status(client: Client, run_id: str, timeout: float = 5.0) -> Workf
         async for status in statuses(client, run_id):
             last = status
 
-    try:
+    with contextlib.suppress(TimeoutError):  # the stream never ends: read what is there
         await asyncio.wait_for(scan(), timeout)
-    except TimeoutError:
-        pass
     if last is None:
-        raise RequestError(f"no run {run_id!r} on this node; start one with "
-                           "`gravitas workflow run SPEC`")  # fmt: skip
+        raise RequestError(
+            f"no run {run_id!r} on this node; start one with `gravitas workflow run SPEC`"
+        )
     return last
 
 

@@ -21,7 +21,7 @@ from gravitas.agents.modules.registry import ModuleRegistry
 from gravitas.agents.services import NodeServices
 from gravitas.agents.signing import trusted_keys
 from gravitas.schemas.base import Event
-from gravitas.schemas.errors import GravitasError, StorageError, TransportError
+from gravitas.schemas.errors import StorageError, TransportError
 from gravitas.schemas.workflows import ModuleRecord, StepFinished, StepRequested
 
 
@@ -38,7 +38,9 @@ class StepResults:
 
     def get(self, step_id: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute("SELECT answer FROM steps WHERE step_id=?", (step_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT answer FROM steps WHERE step_id=?", (step_id,)
+            ).fetchone()
         return None if row is None else orjson.loads(row[0])  # type: ignore[no-any-return]
 
     def put(self, step_id: str, answer: dict[str, Any]) -> None:
@@ -75,17 +77,27 @@ def run_python_step(event: StepRequested, services: NodeServices) -> StepFinishe
         fn = load_function(module.target)
         ctx = ModuleContext(event.step_id, services.settings.node_id, services)
         outputs = fn(dict(event.inputs), ctx)
-        return StepFinished(run_id=event.run_id, step_id=event.step_id, module=event.module,
-                            outputs=outputs, served_by=services.settings.node_id,
-                            warnings=warnings)  # fmt: skip
+        return StepFinished(
+            run_id=event.run_id,
+            step_id=event.step_id,
+            module=event.module,
+            outputs=outputs,
+            served_by=services.settings.node_id,
+            warnings=warnings,
+        )
     except (StorageError, TransportError):
         raise  # transient: retried by the runner's policy
     except Exception as exc:  # a module's own failure fails its step, naming it
-        cause = f"{type(exc).__name__}: {exc}" if not isinstance(exc, GravitasError) else (
-            f"{type(exc).__name__}: {exc}")  # fmt: skip
-        return StepFinished(run_id=event.run_id, step_id=event.step_id, module=event.module,
-                            status="failed", error=cause[:2000],
-                            served_by=services.settings.node_id, warnings=warnings)  # fmt: skip
+        cause = f"{type(exc).__name__}: {exc}"
+        return StepFinished(
+            run_id=event.run_id,
+            step_id=event.step_id,
+            module=event.module,
+            status="failed",
+            error=cause[:2000],
+            served_by=services.settings.node_id,
+            warnings=warnings,
+        )
 
 
 class ModuleAgent(Agent):
@@ -140,6 +152,11 @@ class ModuleRegistryAgent(Agent):
                 reg.close()
 
         stored = await asyncio.to_thread(apply)  # SignatureError etc.: dead-lettered
-        ctx.log.info("module %s rev %d from %s %s", event.ref, event.revision, event.owner,
-                     "stored" if stored else "already known")  # fmt: skip
+        ctx.log.info(
+            "module %s rev %d from %s %s",
+            event.ref,
+            event.revision,
+            event.owner,
+            "stored" if stored else "already known",
+        )
         return []

@@ -81,8 +81,14 @@ REGISTER = Module(
     lifecycle="published",
     kind="agent",
     target="scenes.new",
-    inputs=schema({"scene_id": {"type": "string"}, "collection": {"type": "string"},
-                   "hrefs": {"type": "array"}}, ["scene_id", "collection", "hrefs"]),  # fmt: skip
+    inputs=schema(
+        {
+            "scene_id": {"type": "string"},
+            "collection": {"type": "string"},
+            "hrefs": {"type": "array"},
+        },
+        ["scene_id", "collection", "hrefs"],
+    ),
     outputs=schema({"layers": {"type": "array"}}),
     provenance=BUILTIN,
 )
@@ -109,8 +115,9 @@ METHANE = Module(
     lifecycle="published",
     kind="agent",
     target="methane.requests",
-    inputs=schema({"scene_id": {"type": "string"}, "href": {"type": "string"}},
-                  ["scene_id", "href"]),  # fmt: skip
+    inputs=schema(
+        {"scene_id": {"type": "string"}, "href": {"type": "string"}}, ["scene_id", "href"]
+    ),
     outputs=schema({"plumes": {"type": "array"}, "layer": {"type": "string"}}),
     provenance=BUILTIN,
 )

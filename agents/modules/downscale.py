@@ -42,8 +42,9 @@ def quantile_map(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return mapped.reshape(values.shape)
 
 
-def downscale(coarse: np.ndarray, lat: np.ndarray, lon: np.ndarray, factor: int,
-              noise: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def downscale(
+    coarse: np.ndarray, lat: np.ndarray, lon: np.ndarray, factor: int, noise: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fine field with its latitude and longitude axes."""
     flat, flon = fine_axis(lat, factor), fine_axis(lon, factor)
     flat = np.clip(flat, min(lat[0], lat[-1]), max(lat[0], lat[-1]))
@@ -54,9 +55,10 @@ def downscale(coarse: np.ndarray, lat: np.ndarray, lon: np.ndarray, factor: int,
     smooth = interp(grid)
     mapped = quantile_map(smooth, coarse)
     rng = np.random.default_rng(seed)
-    roughness = float(
-        np.mean(np.abs(np.diff(coarse, axis=0))) + np.mean(np.abs(np.diff(coarse, axis=1)))
-    ) / 2.0
+    roughness = (
+        float(np.mean(np.abs(np.diff(coarse, axis=0))) + np.mean(np.abs(np.diff(coarse, axis=1))))
+        / 2.0
+    )
     eps = rng.normal(0.0, noise * roughness, size=mapped.shape)
     ny, nx = coarse.shape
     blocks = eps.reshape(ny, factor, nx, factor)
@@ -64,13 +66,16 @@ def downscale(coarse: np.ndarray, lat: np.ndarray, lon: np.ndarray, factor: int,
     return mapped + blocks.reshape(mapped.shape), flat, flon
 
 
-def read_era5(path: str, variable: str, member: int, time_index: int, level: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def read_era5(
+    path: str, variable: str, member: int, time_index: int, level: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One ERA5 field (lat, lon) of the sample file."""
     with xr.open_dataset(path) as ds:
         if variable not in ds.data_vars:
-            raise ModuleError(f"variable {variable!r} is not in the ERA5 sample; use one of "
-                              f"{sorted(str(v) for v in ds.data_vars)}")  # fmt: skip
+            raise ModuleError(
+                f"variable {variable!r} is not in the ERA5 sample; use one of "
+                f"{sorted(str(v) for v in ds.data_vars)}"
+            )
         da = ds[variable]
         if member not in da["number"].values:
             raise ModuleError(f"member {member} is not in the ERA5 sample (0..9)")
@@ -79,9 +84,11 @@ def read_era5(path: str, variable: str, member: int, time_index: int, level: flo
         if level not in da["isobaricInhPa"].values:
             raise ModuleError(f"level {level} hPa is not in the ERA5 sample (850, 500)")
         field = da.sel(number=member, isobaricInhPa=level).isel(time=time_index)
-        return (np.asarray(field.values, dtype=np.float64),
-                np.asarray(field["latitude"].values, dtype=np.float64),
-                np.asarray(field["longitude"].values, dtype=np.float64))  # fmt: skip
+        return (
+            np.asarray(field.values, dtype=np.float64),
+            np.asarray(field["latitude"].values, dtype=np.float64),
+            np.asarray(field["longitude"].values, dtype=np.float64),
+        )
 
 
 def run(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
@@ -90,11 +97,15 @@ def run(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
 
     path = fetch(str(inputs["sample"]))
     coarse, lat, lon = read_era5(
-        str(path), inputs["variable"], int(inputs["member"]), int(inputs["time_index"]),
+        str(path),
+        inputs["variable"],
+        int(inputs["member"]),
+        int(inputs["time_index"]),
         float(inputs["level"]),
-    )  # fmt: skip
-    fine, _, _ = downscale(coarse, lat, lon, int(inputs["factor"]), float(inputs["noise"]),
-                           int(inputs["seed"]))  # fmt: skip
+    )
+    fine, _, _ = downscale(
+        coarse, lat, lon, int(inputs["factor"]), float(inputs["noise"]), int(inputs["seed"])
+    )
     key, digest = save_array(ctx, fine)
     return {
         "mean": float(fine.mean()),

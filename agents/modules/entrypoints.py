@@ -29,8 +29,9 @@ def discovered_modules() -> list[Module]:
             obj = ep.load()
             module = obj() if callable(obj) and not isinstance(obj, Module) else obj
             if not isinstance(module, Module):
-                raise ModuleError(f"entry point {ep.name!r} gives {type(module).__name__}, "
-                                  "not a gravitas Module")  # fmt: skip
+                raise ModuleError(
+                    f"entry point {ep.name!r} gives {type(module).__name__}, not a gravitas Module"
+                )
             if module.kind != "python":
                 raise ModuleError(f"entry point {ep.name!r}: only python modules may be added")
             dist = ep.dist

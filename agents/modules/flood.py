@@ -87,17 +87,24 @@ def fill_level(z: np.ndarray, area: np.ndarray, spill: float, volume: float) -> 
     return float(np.interp(volume, stored, np.append(zs[:1], breaks[1:])))
 
 
-def screen(dem: np.ndarray, lat: np.ndarray, res_deg: tuple[float, float],
-           rain_mm: float, infiltration_mm: float) -> FloodResult:  # fmt: skip
+def screen(
+    dem: np.ndarray,
+    lat: np.ndarray,
+    res_deg: tuple[float, float],
+    rain_mm: float,
+    infiltration_mm: float,
+) -> FloodResult:
     """Flood depth of every cell for one rain event."""
-    ny, nx = dem.shape
+    nx = dem.shape[1]
     filled, parent = priority_flood(dem)
     valid = np.isfinite(dem)
     in_dep = valid & (filled > dem)
     labels, count = ndimage.label(in_dep, structure=np.ones((3, 3), dtype=bool))
-    area = (res_deg[1] * EARTH_M_PER_DEG) * (
-        res_deg[0] * EARTH_M_PER_DEG * np.cos(np.radians(lat))[:, None]
-    ) * np.ones((1, nx))  # fmt: skip
+    area = (
+        (res_deg[1] * EARTH_M_PER_DEG)
+        * (res_deg[0] * EARTH_M_PER_DEG * np.cos(np.radians(lat))[:, None])
+        * np.ones((1, nx))
+    )
     excess = max(rain_mm - infiltration_mm, 0.0) / 1000.0 * area * valid
     flat_labels = labels.ravel()
     target = np.zeros(dem.size, dtype=np.int64)  # depression each cell drains into
@@ -155,9 +162,16 @@ def run(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
     wet = np.nan_to_num(result.depth) >= float(inputs["min_depth_m"])
     key, digest = save_array(ctx, result.depth)
     cell_km2 = float(
-        (res[0] * EARTH_M_PER_DEG * np.cos(np.radians(lat))[:, None] * res[1] * EARTH_M_PER_DEG
-         * np.ones((1, dem.shape[1])))[wet].sum() / 1e6
-    )  # fmt: skip
+        (
+            res[0]
+            * EARTH_M_PER_DEG
+            * np.cos(np.radians(lat))[:, None]
+            * res[1]
+            * EARTH_M_PER_DEG
+            * np.ones((1, dem.shape[1]))
+        )[wet].sum()
+        / 1e6
+    )
     max_depth = float(np.nanmax(result.depth)) if np.isfinite(result.depth).any() else 0.0
     return {
         "flooded_cells": int(wet.sum()),

@@ -100,9 +100,7 @@ class Module(BaseModel):
 
     def check_inputs(self, values: dict[str, Any]) -> None:
         """Validate concrete inputs against the schema; :class:`ModuleError` names the path."""
-        errors = sorted(
-            jsonschema.Draft202012Validator(self.inputs).iter_errors(values), key=str
-        )
+        errors = sorted(jsonschema.Draft202012Validator(self.inputs).iter_errors(values), key=str)
         if errors:
             e = errors[0]
             where = ".".join(str(p) for p in e.absolute_path) or "(inputs)"

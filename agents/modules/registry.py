@@ -80,9 +80,14 @@ class ModuleRegistry:
                     return False
             self._db.execute(
                 "INSERT OR REPLACE INTO modules VALUES (?, ?, ?, ?, ?)",
-                (module.name, module.version, record.owner, record.revision,
-                 orjson.dumps(record.model_dump(mode="json"))),
-            )  # fmt: skip
+                (
+                    module.name,
+                    module.version,
+                    record.owner,
+                    record.revision,
+                    orjson.dumps(record.model_dump(mode="json")),
+                ),
+            )
         return True
 
     def records(self) -> list[ModuleRecord]:

@@ -36,8 +36,11 @@ QUANTILES = Module(
     inputs=schema(
         {
             "values": {"type": "array", "items": {"type": "number"}},
-            "q": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1},
-                  "default": [0.05, 0.5, 0.95]},  # fmt: skip
+            "q": {
+                "type": "array",
+                "items": {"type": "number", "minimum": 0, "maximum": 1},
+                "default": [0.05, 0.5, 0.95],
+            },
         },
         ["values"],
     ),

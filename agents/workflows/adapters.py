@@ -44,8 +44,11 @@ def agent_request(module: str, instance_id: str, inputs: dict[str, Any]) -> tupl
 def answer_outputs(answer: Event) -> tuple[str, dict[str, Any], str | None, str]:
     """(status, outputs, error, served_by) of an agent's answer."""
     if isinstance(answer, SearchResult):
-        outs = {"total_matches": answer.total_matches,
-                "counts_per_time": answer.counts_per_time, "served_by": answer.served_by}  # fmt: skip
+        outs = {
+            "total_matches": answer.total_matches,
+            "counts_per_time": answer.counts_per_time,
+            "served_by": answer.served_by,
+        }
         return answer.status, outs, answer.error, answer.served_by
     if isinstance(answer, FeatureResult):
         means = {t: v["mean"] for t, v in sorted(answer.values.items()) if "mean" in v}

@@ -29,8 +29,14 @@ from gravitas.schemas.base import Event
 
 EMITTABLE: dict[str, type[Event]] = {
     c.__name__: c
-    for c in (wf.StepRequested, wf.WorkflowStatus, wf.WorkflowRunRequested,
-              wf.WorkflowCancelRequested, ev.PixelSearch, ev.Featurize)  # fmt: skip
+    for c in (
+        wf.StepRequested,
+        wf.WorkflowStatus,
+        wf.WorkflowRunRequested,
+        wf.WorkflowCancelRequested,
+        ev.PixelSearch,
+        ev.Featurize,
+    )
 }
 STORE_FILE = "workflows.sqlite"
 
@@ -55,15 +61,25 @@ class WorkflowIntakeAgent(Agent):
                 raise SpecError("retry_from", f"unknown step {event.retry_from!r}")
         except (SpecError, StepInputError) as exc:
             ctx.log.info("refused run %s: %s", event.run_id, exc)
-            return [Emit("workflows.status", wf.WorkflowStatus(
-                run_id=event.run_id, status="failed", error=str(exc)))]  # fmt: skip
+            return [
+                Emit(
+                    "workflows.status",
+                    wf.WorkflowStatus(run_id=event.run_id, status="failed", error=str(exc)),
+                )
+            ]
         return [Emit("workflows.runs", event)]
 
 
 def _outcome(data: dict[str, Any]) -> Outcome:
-    return Outcome(data["status"], data["outputs"], data.get("error"), data["module"],
-                   data.get("served_by", ""), data.get("inputs", {}),
-                   tuple(data.get("warnings", ())))  # fmt: skip
+    return Outcome(
+        data["status"],
+        data["outputs"],
+        data.get("error"),
+        data["module"],
+        data.get("served_by", ""),
+        data.get("inputs", {}),
+        tuple(data.get("warnings", ())),
+    )
 
 
 class WorkflowAgent(Agent):
@@ -91,8 +107,7 @@ class WorkflowAgent(Agent):
         eid = str(event.event_id)
         again = await asyncio.to_thread(store.handled, eid)
         if again is not None:  # a replay: the same emits, nothing changes
-            return [Emit(e["topic"], EMITTABLE[e["cls"]].model_validate(e["event"]))
-                    for e in again]  # fmt: skip
+            return [Emit(e["topic"], EMITTABLE[e["cls"]].model_validate(e["event"])) for e in again]
         return await asyncio.to_thread(self._handle, event, ctx, store)
 
     def _handle(self, event: Event, ctx: AgentContext, store: WorkflowStore) -> list[Emit]:
@@ -112,8 +127,7 @@ class WorkflowAgent(Agent):
                 again = {event.retry_from} | _descendants(plan, event.retry_from)
                 for step in again:
                     attempts[step] = attempts.get(step, 0) + 1
-                req = {**known["request"], "retry_from": event.retry_from,
-                       "attempt": event.attempt}  # fmt: skip
+                req = {**known["request"], "retry_from": event.retry_from, "attempt": event.attempt}
             run_change = (run_id, req, attempts, False)
         elif isinstance(event, wf.WorkflowCancelRequested):
             known = store.run(event.run_id)
@@ -129,23 +143,50 @@ class WorkflowAgent(Agent):
                 store.commit(eid, [])
                 return []  # not a step of ours
             run_id, request = found
+            state: str
             if isinstance(event, wf.StepFinished):
-                status, outs, error, node = (event.status, event.outputs, event.error,
-                                             event.served_by)  # fmt: skip
+                state, outs, error, node = (
+                    event.status,
+                    event.outputs,
+                    event.error,
+                    event.served_by,
+                )
                 warnings = list(event.warnings)
             else:
-                status, outs, error, node = answer_outputs(event)
+                state, outs, error, node = answer_outputs(event)
                 warnings = []
-            outcome = (iid, run_id, {"status": status, "outputs": outs, "error": error,
-                                     "module": request["module"], "served_by": node,
-                                     "inputs": request["inputs"], "warnings": warnings})  # fmt: skip
+            outcome = (
+                iid,
+                run_id,
+                {
+                    "status": state,
+                    "outputs": outs,
+                    "error": error,
+                    "module": request["module"],
+                    "served_by": node,
+                    "inputs": request["inputs"],
+                    "warnings": warnings,
+                },
+            )
         else:
             return []
-        emits, instances, status = self._advance(run_id, store, ctx, run_change, outcome)
-        records = [{"topic": e.topic, "cls": type(e.event).__name__,
-                    "event": e.event.model_dump(mode="json")} for e in emits]  # fmt: skip
-        store.commit(eid, records, run=run_change, outcome=outcome, instances=instances,
-                     status=(run_id, status) if status else None)  # fmt: skip
+        emits, instances, latest = self._advance(run_id, store, ctx, run_change, outcome)
+        records = [
+            {
+                "topic": e.topic,
+                "cls": type(e.event).__name__,
+                "event": e.event.model_dump(mode="json"),
+            }
+            for e in emits
+        ]
+        store.commit(
+            eid,
+            records,
+            run=run_change,
+            outcome=outcome,
+            instances=instances,
+            status=(run_id, latest) if latest else None,
+        )
         return emits
 
     def _plan(self, spec: dict[str, Any], ctx: AgentContext) -> Plan:
@@ -179,15 +220,29 @@ class WorkflowAgent(Agent):
                 continue
             module = plan.modules[r.step]
             if module.kind == "python":
-                emits.append(Emit("modules.requests", wf.StepRequested(
-                    run_id=run_id, step_id=r.instance_id, module=r.module, inputs=r.inputs,
-                    reply_topic=REPLY_TOPIC)))  # fmt: skip
+                emits.append(
+                    Emit(
+                        "modules.requests",
+                        wf.StepRequested(
+                            run_id=run_id,
+                            step_id=r.instance_id,
+                            module=r.module,
+                            inputs=r.inputs,
+                            reply_topic=REPLY_TOPIC,
+                        ),
+                    )
+                )
             else:
                 try:
                     topic, req = agent_request(r.module, r.instance_id, r.inputs)
                 except (ValueError, KeyError) as exc:  # pydantic errors are ValueErrors
-                    failed = {"status": "failed", "outputs": {}, "module": r.module,
-                              "error": f"inputs refused: {exc}"[:2000], "inputs": r.inputs}  # fmt: skip
+                    failed = {
+                        "status": "failed",
+                        "outputs": {},
+                        "module": r.module,
+                        "error": f"inputs refused: {exc}"[:2000],
+                        "inputs": r.inputs,
+                    }
                     outcomes[r.instance_id] = _outcome(failed)
                     view = advance(plan, run_id, params, attempts, outcomes, cancelled)
                     emits = []
@@ -197,17 +252,23 @@ class WorkflowAgent(Agent):
             instances.append((r.instance_id, run_id, {"module": r.module, "inputs": r.inputs}))
         provenance = {
             iid: {"module": o.module, "inputs": o.inputs, "node": o.served_by}
-            for iid, o in sorted(outcomes.items()) if o.status == "ok"
-        }  # fmt: skip
+            for iid, o in sorted(outcomes.items())
+            if o.status == "ok"
+        }
         warnings = sorted({*plan.warnings, *(w for o in outcomes.values() for w in o.warnings)})
         fraction = view.instances_done / view.instances_known if view.instances_known else 1.0
         status = wf.WorkflowStatus(
-            run_id=run_id, status=view.status,  # type: ignore[arg-type]
-            steps=view.steps, outputs=view.outputs, provenance=provenance, warnings=warnings,
-            error=view.error, failed_step=view.failed_step,
+            run_id=run_id,
+            status=view.status,  # type: ignore[arg-type]
+            steps=view.steps,
+            outputs=view.outputs,
+            provenance=provenance,
+            warnings=warnings,
+            error=view.error,
+            failed_step=view.failed_step,
             attempt=int(request.get("attempt", 0)),
             fraction=1.0 if view.status == "succeeded" else min(fraction, 1.0),
-        )  # fmt: skip
+        )
         data = status.model_dump(mode="json", exclude={"event_id", "occurred_at", "node_id"})
         last = known["status"] if known else None
         if data != last:

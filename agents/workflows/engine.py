@@ -16,8 +16,14 @@ from gravitas.agents.workflows.spec import Plan, Ref, parse_ref
 from gravitas.schemas.workflows import StepState
 
 MAX_FOR_EACH = 1000
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
-       "==": operator.eq, "!=": operator.ne}  # fmt: skip
+OPS = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,9 @@ def resolve_params(plan: Plan, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lookup(ref: Ref, params: dict[str, Any], outs: dict[str, dict[str, Any]],
-            local: dict[str, Any]) -> Any:  # fmt: skip
+def _lookup(
+    ref: Ref, params: dict[str, Any], outs: dict[str, dict[str, Any]], local: dict[str, Any]
+) -> Any:
     if ref.kind == "params":
         return params[ref.parts[0]]
     if ref.kind == "iteration":
@@ -97,8 +104,9 @@ def _lookup(ref: Ref, params: dict[str, Any], outs: dict[str, dict[str, Any]],
     return src.get(ref.parts[1]) if len(ref.parts) > 1 else src
 
 
-def substitute(value: Any, params: dict[str, Any], outs: dict[str, dict[str, Any]],
-               local: dict[str, Any]) -> Any:  # fmt: skip
+def substitute(
+    value: Any, params: dict[str, Any], outs: dict[str, dict[str, Any]], local: dict[str, Any]
+) -> Any:
     """``value`` with every reference replaced by what it names."""
     if isinstance(value, dict):
         return {k: substitute(v, params, outs, local) for k, v in value.items()}
@@ -127,8 +135,14 @@ def instance_prefix(run_id: str, attempt: int, step: str) -> str:
     return f"{run_id}.a{attempt}.{step}"
 
 
-def advance(plan: Plan, run_id: str, params: dict[str, Any], attempts: dict[str, int],
-            outcomes: dict[str, Outcome], cancelled: bool = False) -> View:  # fmt: skip
+def advance(
+    plan: Plan,
+    run_id: str,
+    params: dict[str, Any],
+    attempts: dict[str, int],
+    outcomes: dict[str, Outcome],
+    cancelled: bool = False,
+) -> View:
     """The next requests and the state of every step."""
     view = View()
     outs = view.step_outputs
@@ -156,22 +170,33 @@ def advance(plan: Plan, run_id: str, params: dict[str, Any], attempts: dict[str,
         if "for_each" in spec:
             items = substitute(spec["for_each"], params, outs, {})
             if not isinstance(items, list) or len(items) > MAX_FOR_EACH:
-                _fail(view, step, f"for_each {spec['for_each']} must be a list of at most "
-                      f"{MAX_FOR_EACH} elements, got {type(items).__name__}")  # fmt: skip
+                _fail(
+                    view,
+                    step,
+                    f"for_each {spec['for_each']} must be a list of at most "
+                    f"{MAX_FOR_EACH} elements, got {type(items).__name__}",
+                )
                 continue
             name = spec.get("as", "item")
             inst = [
-                Request(f"{prefix}.{i}", step, spec["module"],
-                        _with_defaults(plan, step, substitute(base_inputs, params, outs,
-                                                              {name: it})))
+                Request(
+                    f"{prefix}.{i}",
+                    step,
+                    spec["module"],
+                    _with_defaults(plan, step, substitute(base_inputs, params, outs, {name: it})),
+                )
                 for i, it in enumerate(items)
-            ]  # fmt: skip
+            ]
             _collect(view, step, inst, outcomes, plan, spec.get("max_parallel", 16))
         elif "repeat" in spec:
             _repeat(view, plan, step, spec, prefix, params, outcomes)
         else:
-            req = Request(prefix, step, spec["module"],
-                          _with_defaults(plan, step, substitute(base_inputs, params, outs, {})))
+            req = Request(
+                prefix,
+                step,
+                spec["module"],
+                _with_defaults(plan, step, substitute(base_inputs, params, outs, {})),
+            )
             _collect(view, step, [req], outcomes, plan, 1, single=True)
     if cancelled and view.status == "running":
         view.status = "cancelled"
@@ -192,13 +217,23 @@ def _fail(view: View, step: str, error: str) -> None:
         view.status, view.error, view.failed_step = "failed", error, step
 
 
-def _collect(view: View, step: str, inst: list[Request], outcomes: dict[str, Outcome],
-             plan: Plan, parallel: int, single: bool = False) -> None:  # fmt: skip
+def _collect(
+    view: View,
+    step: str,
+    inst: list[Request],
+    outcomes: dict[str, Outcome],
+    plan: Plan,
+    parallel: int,
+    single: bool = False,
+) -> None:
     view.instances_known += len(inst)
     done = [outcomes[r.instance_id] for r in inst if r.instance_id in outcomes]
     view.instances_done += len(done)
-    failed = [(r, outcomes[r.instance_id]) for r in inst
-              if r.instance_id in outcomes and outcomes[r.instance_id].status != "ok"]  # fmt: skip
+    failed = [
+        (r, outcomes[r.instance_id])
+        for r in inst
+        if r.instance_id in outcomes and outcomes[r.instance_id].status != "ok"
+    ]
     if failed:
         r, o = failed[0]
         _fail(view, step, f"step {step} ({r.instance_id}, {o.module}) failed: {o.error}")
@@ -216,18 +251,25 @@ def _collect(view: View, step: str, inst: list[Request], outcomes: dict[str, Out
     view.requests.extend(waiting[:parallel])
 
 
-def _repeat(view: View, plan: Plan, step: str, spec: dict[str, Any], prefix: str,
-            params: dict[str, Any], outcomes: dict[str, Outcome]) -> None:  # fmt: skip
+def _repeat(
+    view: View,
+    plan: Plan,
+    step: str,
+    spec: dict[str, Any],
+    prefix: str,
+    params: dict[str, Any],
+    outcomes: dict[str, Outcome],
+) -> None:
     until, bound = spec["repeat"]["until"], int(spec["repeat"]["max"])
     k = 0
     while True:
         iid = f"{prefix}.r{k}"
         view.instances_known += 1
         if iid not in outcomes:
-            inputs = substitute(spec.get("inputs", {}), params, view.step_outputs,
-                                {"iteration": k})  # fmt: skip
-            view.requests.append(Request(iid, step, spec["module"],
-                                         _with_defaults(plan, step, inputs)))  # fmt: skip
+            inputs = substitute(spec.get("inputs", {}), params, view.step_outputs, {"iteration": k})
+            view.requests.append(
+                Request(iid, step, spec["module"], _with_defaults(plan, step, inputs))
+            )
             view.steps[step] = "running"
             return
         o = outcomes[iid]

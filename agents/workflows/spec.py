@@ -74,8 +74,10 @@ def parse_ref(value: Any, item_names: set[str] | None = None) -> Ref | None:
         return Ref("iteration", ())
     if item_names is not None and parts[0] in item_names:
         return Ref("item", parts)
-    raise ValueError(f"{value!r} names nothing: use params.NAME, steps.STEP.outputs.NAME, "
-                     "the for_each item or iteration")  # fmt: skip
+    raise ValueError(
+        f"{value!r} names nothing: use params.NAME, steps.STEP.outputs.NAME, "
+        "the for_each item or iteration"
+    )
 
 
 def refs_in(value: Any, path: str) -> list[tuple[str, Any]]:
@@ -130,8 +132,11 @@ def validate(spec: dict[str, Any], catalog: ModuleCatalog) -> Plan:
         except (ModuleError, UnknownModuleError) as exc:
             raise SpecError(f"steps.{name}.module", str(exc)) from None
         if module.kind == "agent" and module.name not in RUNNABLE_AGENT_MODULES:
-            raise SpecError(f"steps.{name}.module", f"{module.ref} cannot run as a step yet "
-                            f"(runnable agent modules: {sorted(RUNNABLE_AGENT_MODULES)})")  # fmt: skip
+            raise SpecError(
+                f"steps.{name}.module",
+                f"{module.ref} cannot run as a step yet "
+                f"(runnable agent modules: {sorted(RUNNABLE_AGENT_MODULES)})",
+            )
         if module.lifecycle == "deprecated":
             warnings.append(f"step {name}: module {module.ref} is deprecated")
         if "for_each" in step and "repeat" in step:
@@ -159,15 +164,18 @@ def validate(spec: dict[str, Any], catalog: ModuleCatalog) -> Plan:
             if ref.kind == "iteration" and "repeat" not in step:
                 raise SpecError(path, "${iteration} is only defined in a repeat step")
             if ref.kind == "params" and ref.parts[0] not in params:
-                raise SpecError(path, f"unknown parameter {ref.parts[0]!r}; declared: "
-                                f"{sorted(params) or 'none'}")  # fmt: skip
+                raise SpecError(
+                    path,
+                    f"unknown parameter {ref.parts[0]!r}; declared: {sorted(params) or 'none'}",
+                )
             if ref.kind == "steps":
                 src = ref.parts[0]
                 if src not in steps:
                     raise SpecError(path, f"unknown step {src!r}; steps: {sorted(steps)}")
                 if len(ref.parts) > 1 and not modules[src].has_output(ref.parts[1]):
-                    raise SpecError(path, f"step {src!r} ({modules[src].ref}) has no output "
-                                    f"{ref.parts[1]!r}")  # fmt: skip
+                    raise SpecError(
+                        path, f"step {src!r} ({modules[src].ref}) has no output {ref.parts[1]!r}"
+                    )
                 graph.add_edge(src, name, path=path)
         _check_types(name, step, modules, params, steps)
     try:
@@ -176,18 +184,22 @@ def validate(spec: dict[str, Any], catalog: ModuleCatalog) -> Plan:
         cycle = []
     if cycle:
         names = " -> ".join([str(e[0]) for e in cycle] + [str(cycle[0][0])])
-        raise SpecError(str(graph.edges[cycle[-1][0], cycle[-1][1]]["path"]),
-                        f"steps form a cycle: {names}")  # fmt: skip
+        raise SpecError(
+            str(graph.edges[cycle[-1][0], cycle[-1][1]]["path"]), f"steps form a cycle: {names}"
+        )
     order = list(nx.lexicographical_topological_sort(graph))
     deps = {n: set(graph.predecessors(n)) for n in steps}
     for name, step in steps.items():
         for key in step.get("inputs", {}):
-            if modules[name].inputs.get("properties") and key not in modules[name].inputs[
-                "properties"
-            ]:
-                raise SpecError(f"steps.{name}.inputs.{key}",
-                                f"{modules[name].ref} has no input {key!r}; inputs: "
-                                f"{sorted(modules[name].inputs['properties'])}")  # fmt: skip
+            if (
+                modules[name].inputs.get("properties")
+                and key not in modules[name].inputs["properties"]
+            ):
+                raise SpecError(
+                    f"steps.{name}.inputs.{key}",
+                    f"{modules[name].ref} has no input {key!r}; inputs: "
+                    f"{sorted(modules[name].inputs['properties'])}",
+                )
         missing = [
             k for k in modules[name].inputs.get("required", []) if k not in step.get("inputs", {})
         ]
@@ -196,13 +208,19 @@ def validate(spec: dict[str, Any], catalog: ModuleCatalog) -> Plan:
         if "repeat" in step:
             out = step["repeat"]["until"]["output"]
             if not modules[name].has_output(out):
-                raise SpecError(f"steps.{name}.repeat.until.output",
-                                f"{modules[name].ref} has no output {out!r}")  # fmt: skip
+                raise SpecError(
+                    f"steps.{name}.repeat.until.output",
+                    f"{modules[name].ref} has no output {out!r}",
+                )
     return Plan(spec, modules, order, deps, warnings)
 
 
-def _ref_type(ref: Ref, modules: dict[str, Module], params: dict[str, dict[str, Any]],
-              steps: dict[str, dict[str, Any]]) -> str | None:  # fmt: skip
+def _ref_type(
+    ref: Ref,
+    modules: dict[str, Module],
+    params: dict[str, dict[str, Any]],
+    steps: dict[str, dict[str, Any]],
+) -> str | None:
     if ref.kind == "params":
         return str(params[ref.parts[0]]["type"])
     if ref.kind == "iteration":
@@ -216,8 +234,13 @@ def _ref_type(ref: Ref, modules: dict[str, Module], params: dict[str, dict[str, 
     return None
 
 
-def _check_types(name: str, step: dict[str, Any], modules: dict[str, Module],
-                 params: dict[str, dict[str, Any]], steps: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+def _check_types(
+    name: str,
+    step: dict[str, Any],
+    modules: dict[str, Module],
+    params: dict[str, dict[str, Any]],
+    steps: dict[str, dict[str, Any]],
+) -> None:
     items = {step.get("as", "item")} if "for_each" in step else set()
     for key, value in step.get("inputs", {}).items():
         ref = parse_ref(value, items) if isinstance(value, str) else None
@@ -226,9 +249,10 @@ def _check_types(name: str, step: dict[str, Any], modules: dict[str, Module],
         have = _ref_type(ref, modules, params, steps)
         want = modules[name].input_type(key)
         if not _type_ok(have, want):
-            raise SpecError(f"steps.{name}.inputs.{key}",
-                            f"{value} is {have} but {modules[name].ref} input {key!r} takes "
-                            f"{want}")  # fmt: skip
+            raise SpecError(
+                f"steps.{name}.inputs.{key}",
+                f"{value} is {have} but {modules[name].ref} input {key!r} takes {want}",
+            )
     if "for_each" in step:
         ref = parse_ref(step["for_each"])
         have = _ref_type(ref, modules, params, steps) if ref else None

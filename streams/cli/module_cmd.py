@@ -27,8 +27,9 @@ from gravitas.streams.cli.common import (
 )
 from gravitas.streams.client import Client
 
-module_app = typer.Typer(help="Versioned modules (name@version) workflows run.",
-                         no_args_is_help=True)  # fmt: skip
+module_app = typer.Typer(
+    help="Versioned modules (name@version) workflows run.", no_args_is_help=True
+)
 
 
 @module_app.command("list")
@@ -113,8 +114,9 @@ def deprecate_cmd(
     finally:
         reg.close()
     if record is None:
-        raise UnknownModuleError(f"module {ref} is not in this node's registry; only "
-                                 "published modules can be deprecated")  # fmt: skip
+        raise UnknownModuleError(
+            f"module {ref} is not in this node's registry; only published modules can be deprecated"
+        )
     changed = change_lifecycle(record, "deprecated", NodeIdentity.load(settings))
 
     async def go() -> None:

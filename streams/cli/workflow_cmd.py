@@ -15,7 +15,15 @@ from gravitas.agents.workflows.shipped import template_names, template_text
 from gravitas.agents.workflows.spec import load_spec, validate
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.workflows import WorkflowStatus
-from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, console, out, run, settings_from
+from gravitas.streams.cli.common import (
+    BrokerOpt,
+    DataOpt,
+    EdgeOpt,
+    console,
+    out,
+    run,
+    settings_from,
+)
 from gravitas.streams.client import Client
 from gravitas.streams.workflow_client import cancel_workflow, run_status, run_workflow
 
@@ -75,15 +83,19 @@ def run_cmd(
             if not wait:
                 return await run_workflow(c, spec, params, wait=False)
             with Live(Tree("starting"), console=console, refresh_per_second=4) as live:
-                return await run_workflow(c, spec, params, timeout=timeout,
-                                          on_status=lambda s: live.update(tree(s)))  # fmt: skip
+                return await run_workflow(
+                    c, spec, params, timeout=timeout, on_status=lambda s: live.update(tree(s))
+                )
 
     result = run(go())
     if isinstance(result, str):
         out.print(result)
         return
-    out.print_json(result.model_dump_json(include={"run_id", "status", "outputs", "error",
-                                                   "failed_step", "warnings"}))  # fmt: skip
+    out.print_json(
+        result.model_dump_json(
+            include={"run_id", "status", "outputs", "error", "failed_step", "warnings"}
+        )
+    )
     if result.status != "succeeded":
         raise typer.Exit(1)
 

@@ -17,7 +17,7 @@ from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.streams.node import EmbeddedNode
 from tests.agents.test_agents_workflows_run import agents
 
-PKG = '''
+PKG = """
 from gravitas.agents.modules.model import Module, schema
 
 
@@ -34,7 +34,7 @@ def module():
                   target="scaler_pkg:scale",
                   inputs=schema({{"x": {{"type": "number"}}}}, ["x"]),
                   outputs=schema({{"y": {{"type": "number"}}}}))
-'''
+"""
 
 
 def install(root: Path, version: str, factor: int) -> None:
@@ -48,9 +48,12 @@ def install(root: Path, version: str, factor: int) -> None:
 
 
 def spec(version: str) -> dict[str, object]:
-    return {"name": "scale", "version": "1.0.0",
-            "steps": {"s": {"module": f"scaler@{version}", "inputs": {"x": 21}}},
-            "outputs": {"y": "${steps.s.outputs.y}"}}  # fmt: skip
+    return {
+        "name": "scale",
+        "version": "1.0.0",
+        "steps": {"s": {"module": f"scaler@{version}", "inputs": {"x": 21}}},
+        "outputs": {"y": "${steps.s.outputs.y}"},
+    }
 
 
 async def test_an_entry_point_module_runs_and_its_version_is_in_the_provenance(

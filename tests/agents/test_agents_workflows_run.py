@@ -13,7 +13,7 @@ import pytest
 
 from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
-from gravitas.agents.modules import downscale, flood, stats
+from gravitas.agents.modules import downscale, flood
 from gravitas.agents.modules.agent import ModuleAgent, ModuleRegistryAgent
 from gravitas.agents.modules.context import ModuleContext
 from gravitas.agents.overviews import OverviewAgent
@@ -27,12 +27,20 @@ from tests.agents.test_agents_pixels import FLORENCE, WINDOW, stageiv_event
 
 
 def agents() -> list[Any]:
-    return [IngestAgent(), OverviewAgent(), DiscoveryAgent(), ModuleRegistryAgent(),
-            ModuleAgent(), WorkflowIntakeAgent(), WorkflowAgent()]  # fmt: skip
+    return [
+        IngestAgent(),
+        OverviewAgent(),
+        DiscoveryAgent(),
+        ModuleRegistryAgent(),
+        ModuleAgent(),
+        WorkflowIntakeAgent(),
+        WorkflowAgent(),
+    ]
 
 
-async def run(node: EmbeddedNode, spec: dict[str, Any], params: dict[str, Any] | None = None,
-              **kw: Any) -> WorkflowStatus:  # fmt: skip
+async def run(
+    node: EmbeddedNode, spec: dict[str, Any], params: dict[str, Any] | None = None, **kw: Any
+) -> WorkflowStatus:
     status = await node.client().run_workflow(spec, params, timeout=240, **kw)
     assert isinstance(status, WorkflowStatus)
     return status
@@ -50,8 +58,14 @@ async def test_python_templates_equal_the_steps_run_by_hand(tmp_path: Path) -> N
     async with EmbeddedNode(settings, agents=agents(), serve_http=False) as node:
         ens = await run(node, template_spec("era5-ensemble"), {"members": [0, 3, 9]})
         assert ens.status == "succeeded", ens.error
-        by_hand = [hand(downscale.run, {"member": m, "factor": 3, "seed": 7, "variable": "t"},
-                        downscale.MODULE) for m in (0, 3, 9)]  # fmt: skip
+        by_hand = [
+            hand(
+                downscale.run,
+                {"member": m, "factor": 3, "seed": 7, "variable": "t"},
+                downscale.MODULE,
+            )
+            for m in (0, 3, 9)
+        ]
         assert ens.outputs["member_means"] == [h["mean"] for h in by_hand]
         q = np.quantile([h["mean"] for h in by_hand], [0.05, 0.5, 0.95])
         assert ens.outputs["quantiles"] == pytest.approx({"q05": q[0], "q50": q[1], "q95": q[2]})
@@ -68,8 +82,10 @@ async def test_python_templates_equal_the_steps_run_by_hand(tmp_path: Path) -> N
 
         fl = await run(node, template_spec("flood-screening"), {"rain_mm": [40, 150]})
         assert fl.status == "succeeded", fl.error
-        want = [hand(flood.run, {"rain_mm": r, "infiltration_mm": 10}, flood.MODULE)["flooded_km2"]
-                for r in (40, 150)]  # fmt: skip
+        want = [
+            hand(flood.run, {"rain_mm": r, "infiltration_mm": 10}, flood.MODULE)["flooded_km2"]
+            for r in (40, 150)
+        ]
         assert fl.outputs["flooded_km2"] == want and want[0] < want[1]
 
 
@@ -78,26 +94,45 @@ def loop_spec() -> dict[str, Any]:
     return {
         "name": "loops",
         "version": "1.0.0",
-        "params": {"xs": {"type": "array", "default": [1.0, 2.0, 4.0]},
-                   "gate": {"type": "number", "default": 1}},  # fmt: skip
-        "steps": {
-            "each": {"module": "quantiles@1.0.0", "for_each": "${params.xs}", "as": "x",
-                     "inputs": {"values": ["${x}"], "q": [0.5]}},  # fmt: skip
-            "all": {"module": "quantiles@1.0.0",
-                    "inputs": {"values": "${steps.each.outputs.spread}", "q": [0.5]}},  # fmt: skip
-            "big": {"module": "quantiles@1.0.0",
-                    "when": {"ref": "${steps.all.outputs.count}", "op": ">=", "value": 2},
-                    "inputs": {"values": [1.0], "q": [0.5]}},  # fmt: skip
-            "small": {"module": "quantiles@1.0.0",
-                      "when": {"ref": "${steps.all.outputs.count}", "op": "<", "value": 2},
-                      "inputs": {"values": [2.0], "q": [0.5]}},  # fmt: skip
-            "grow": {"module": "quantiles@1.0.0",
-                     "repeat": {"until": {"output": "spread", "op": ">=", "value": 100},
-                                "max": 4},  # fmt: skip
-                     "inputs": {"values": [0, "${iteration}"], "q": [0.5]}},
+        "params": {
+            "xs": {"type": "array", "default": [1.0, 2.0, 4.0]},
+            "gate": {"type": "number", "default": 1},
         },
-        "outputs": {"n": "${steps.all.outputs.count}", "grown": "${steps.grow.outputs.spread}",
-                    "big": "${steps.big.outputs.count}"},  # fmt: skip
+        "steps": {
+            "each": {
+                "module": "quantiles@1.0.0",
+                "for_each": "${params.xs}",
+                "as": "x",
+                "inputs": {"values": ["${x}"], "q": [0.5]},
+            },
+            "all": {
+                "module": "quantiles@1.0.0",
+                "inputs": {"values": "${steps.each.outputs.spread}", "q": [0.5]},
+            },
+            "big": {
+                "module": "quantiles@1.0.0",
+                "when": {"ref": "${steps.all.outputs.count}", "op": ">=", "value": 2},
+                "inputs": {"values": [1.0], "q": [0.5]},
+            },
+            "small": {
+                "module": "quantiles@1.0.0",
+                "when": {"ref": "${steps.all.outputs.count}", "op": "<", "value": 2},
+                "inputs": {"values": [2.0], "q": [0.5]},
+            },
+            "grow": {
+                "module": "quantiles@1.0.0",
+                "repeat": {
+                    "until": {"output": "spread", "op": ">=", "value": 100},
+                    "max": 4,
+                },
+                "inputs": {"values": [0, "${iteration}"], "q": [0.5]},
+            },
+        },
+        "outputs": {
+            "n": "${steps.all.outputs.count}",
+            "grown": "${steps.grow.outputs.spread}",
+            "big": "${steps.big.outputs.count}",
+        },
     }
 
 
@@ -136,7 +171,9 @@ async def test_failing_step_then_retry_and_bad_params(tmp_path: Path) -> None:
         assert bad.status == "failed" and bad.failed_step == "downscale"
         assert "member" in (bad.error or "") and "12" in (bad.error or "")
         refused = await run(node, spec, {"nope": 1})
-        assert refused.status == "failed" and "unknown parameter(s) ['nope']" in (refused.error or "")
+        assert refused.status == "failed" and "unknown parameter(s) ['nope']" in (
+            refused.error or ""
+        )
         broken = copy.deepcopy(spec)
         broken["steps"]["spread"]["inputs"]["values"] = "${steps.downscale.outputs.nothing}"
         refused = await run(node, broken)
@@ -145,8 +182,9 @@ async def test_failing_step_then_retry_and_bad_params(tmp_path: Path) -> None:
         # retry from the failed step of a run (same run id)
         ok = await run(node, spec, {"members": [1, 2]}, run_id="retry-me")
         assert ok.status == "succeeded"
-        again = await run(node, spec, {"members": [1, 2]}, run_id="retry-me",
-                          retry_from="spread", attempt=1)  # fmt: skip
+        again = await run(
+            node, spec, {"members": [1, 2]}, run_id="retry-me", retry_from="spread", attempt=1
+        )
         assert again.status == "succeeded" and again.outputs == ok.outputs
         assert any(".a1.spread" in i for i in again.provenance)
 
@@ -160,8 +198,9 @@ async def test_stageiv_template_branches_both_ways_against_the_agents(tmp_path: 
         taken = await run(node, spec, {"threshold_mm": 50})
         assert taken.status == "succeeded", taken.error
         s = node.services
-        hits = search_pixels(s.block_store, s.layers, "stageiv", ">", 50.0, FLORENCE,
-                             WINDOW.start, WINDOW.end)  # fmt: skip
+        hits = search_pixels(
+            s.block_store, s.layers, "stageiv", ">", 50.0, FLORENCE, WINDOW.start, WINDOW.end
+        )
         assert taken.outputs["exceedances"] == hits.total > 100
         assert taken.steps["frequency"] == "ok" and len(taken.outputs["frequency"]) == 23
         dry = await run(node, spec, {"threshold_mm": 5000})

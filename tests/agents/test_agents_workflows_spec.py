@@ -20,8 +20,8 @@ from gravitas.agents.modules.registry import (
 )
 from gravitas.agents.signing import NodeIdentity, OwnerMismatchError, SignatureError
 from gravitas.agents.workflows.errors import SpecError
-from gravitas.agents.workflows.spec import validate
 from gravitas.agents.workflows.shipped import template_names, template_spec
+from gravitas.agents.workflows.spec import validate
 from gravitas.schemas.settings import load_settings
 
 CATALOG = ModuleCatalog(builtin_modules())
@@ -57,31 +57,66 @@ def test_a_good_spec_is_ordered_by_its_data() -> None:
         (lambda s: s["steps"]["q"].update(bogus=1), "steps.q", "bogus"),
         (lambda s: s["steps"]["q"].update(module="quantiles"), "steps.q.module", "does not match"),
         (lambda s: s["steps"]["q"].update(module="nope@1.0.0"), "steps.q.module", "unknown module"),
-        (lambda s: s["steps"]["q"].update(module="quantiles@9.0.0"), "steps.q.module",
-         "no version '9.0.0'; known: 1.0.0"),
-        (lambda s: s["steps"]["down"]["inputs"].update(seed="${steps.q.outputs.count}"),
-         "steps.down.inputs.seed", "cycle: down -> q -> down"),
-        (lambda s: s["steps"]["q"]["inputs"].update(values="${steps.q2.outputs.x}"),
-         "steps.q.inputs.values", "unknown step 'q2'"),
-        (lambda s: s["steps"]["q"]["inputs"].update(values="${params.nope}"),
-         "steps.q.inputs.values", "unknown parameter 'nope'"),
-        (lambda s: s["steps"]["q"]["inputs"].update(values="${steps.down.outputs.nope}"),
-         "steps.q.inputs.values", "has no output 'nope'"),
-        (lambda s: s["steps"]["down"]["inputs"].update(seed="${steps.q.outputs.quantiles}"),
-         "steps.down.inputs.seed", "is object but downscale@1.0.0 input 'seed' takes integer"),
-        (lambda s: s["steps"]["q"].update(repeat={"until": {"output": "count", "op": ">",
-                                                            "value": 3}}),
-         "steps.q.repeat", "'max' is a required property"),
-        (lambda s: s["steps"]["q"].update(repeat={"until": {"output": "count", "op": ">",
-                                                            "value": 3}, "max": 100000}),
-         "steps.q.repeat.max", "is greater than the maximum of 1000"),
-        (lambda s: s["steps"]["q"]["inputs"].update(values="${os.system}"),
-         "steps.q.inputs.values", "names nothing"),
+        (
+            lambda s: s["steps"]["q"].update(module="quantiles@9.0.0"),
+            "steps.q.module",
+            "no version '9.0.0'; known: 1.0.0",
+        ),
+        (
+            lambda s: s["steps"]["down"]["inputs"].update(seed="${steps.q.outputs.count}"),
+            "steps.down.inputs.seed",
+            "cycle: down -> q -> down",
+        ),
+        (
+            lambda s: s["steps"]["q"]["inputs"].update(values="${steps.q2.outputs.x}"),
+            "steps.q.inputs.values",
+            "unknown step 'q2'",
+        ),
+        (
+            lambda s: s["steps"]["q"]["inputs"].update(values="${params.nope}"),
+            "steps.q.inputs.values",
+            "unknown parameter 'nope'",
+        ),
+        (
+            lambda s: s["steps"]["q"]["inputs"].update(values="${steps.down.outputs.nope}"),
+            "steps.q.inputs.values",
+            "has no output 'nope'",
+        ),
+        (
+            lambda s: s["steps"]["down"]["inputs"].update(seed="${steps.q.outputs.quantiles}"),
+            "steps.down.inputs.seed",
+            "is object but downscale@1.0.0 input 'seed' takes integer",
+        ),
+        (
+            lambda s: s["steps"]["q"].update(
+                repeat={"until": {"output": "count", "op": ">", "value": 3}}
+            ),
+            "steps.q.repeat",
+            "'max' is a required property",
+        ),
+        (
+            lambda s: s["steps"]["q"].update(
+                repeat={"until": {"output": "count", "op": ">", "value": 3}, "max": 100000}
+            ),
+            "steps.q.repeat.max",
+            "is greater than the maximum of 1000",
+        ),
+        (
+            lambda s: s["steps"]["q"]["inputs"].update(values="${os.system}"),
+            "steps.q.inputs.values",
+            "names nothing",
+        ),
         (lambda s: s["steps"]["q"]["inputs"].pop("values"), "steps.q.inputs", "needs ['values']"),
-        (lambda s: s["steps"]["q"]["inputs"].update(extra=1), "steps.q.inputs.extra",
-         "has no input 'extra'"),
-        (lambda s: s["steps"]["q"].update(module="methane@1.0.0"), "steps.q.module",
-         "cannot run as a step yet"),
+        (
+            lambda s: s["steps"]["q"]["inputs"].update(extra=1),
+            "steps.q.inputs.extra",
+            "has no input 'extra'",
+        ),
+        (
+            lambda s: s["steps"]["q"].update(module="methane@1.0.0"),
+            "steps.q.module",
+            "cannot run as a step yet",
+        ),
     ],
 )
 def test_bad_specs_are_refused_naming_the_path(mutate: Any, path: str, words: str) -> None:
@@ -144,7 +179,9 @@ def test_registry_accepts_signed_owner_changes_and_refuses_forgeries(tmp_path: P
 
 
 def test_deprecated_module_validates_with_a_warning() -> None:
-    mods = [m.model_copy(update={"lifecycle": "deprecated"}) if m.name == "quantiles" else m
-            for m in builtin_modules()]  # fmt: skip
+    mods = [
+        m.model_copy(update={"lifecycle": "deprecated"}) if m.name == "quantiles" else m
+        for m in builtin_modules()
+    ]
     plan = validate(copy.deepcopy(ensemble()), ModuleCatalog(mods))
     assert plan.warnings == ["step q: module quantiles@1.0.0 is deprecated"]

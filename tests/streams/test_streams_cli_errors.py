@@ -103,7 +103,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     data = tmp / "node"
     (tmp / "notjson.json").write_text("not json\n")
     (tmp / "badfield.json").write_text('{"request_id": "r1", "bbox": [1, 2]}\n')
-    (tmp / "badspec.yaml").write_text("name: w\nversion: 1.0.0\nsteps:\n  a: {module: nope@1.0.0}\n")
+    (tmp / "badspec.yaml").write_text(
+        "name: w\nversion: 1.0.0\nsteps:\n  a: {module: nope@1.0.0}\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
     env.update(GRAVITAS_DATA_DIR=str(data), GRAVITAS_HTTP_PORT="0", GRAVITAS_NODE_ID="errs")
     node = subprocess.Popen(

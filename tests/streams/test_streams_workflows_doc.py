@@ -28,14 +28,20 @@ def test_the_docs_commands_run(tmp_path: Path) -> None:
     env["COLUMNS"] = "200"
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
     script += block.group(1)
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "flood-screen@1.0.0" in done.stdout and (tmp_path / "era5.yaml").is_file()
-    results = [json.loads(m) for m in re.findall(r"^\{\n.*?^\}", done.stdout, re.S | re.M)
-               if '"run_id"' in m]  # fmt: skip
+    results = [
+        json.loads(m)
+        for m in re.findall(r"^\{\n.*?^\}", done.stdout, re.S | re.M)
+        if '"run_id"' in m
+    ]
     assert [r["status"] for r in results] == ["succeeded", "succeeded"], done.stdout[-2000:]
-    want = [hand(flood.run, {"rain_mm": r, "infiltration_mm": 10}, flood.MODULE)["flooded_km2"]
-            for r in (40, 150)]  # fmt: skip
+    want = [
+        hand(flood.run, {"rain_mm": r, "infiltration_mm": 10}, flood.MODULE)["flooded_km2"]
+        for r in (40, 150)
+    ]
     assert results[0]["outputs"]["flooded_km2"] == want
     assert len(results[1]["outputs"]["member_means"]) == 3
