@@ -206,3 +206,19 @@ async def test_stageiv_template_branches_both_ways_against_the_agents(tmp_path: 
         dry = await run(node, spec, {"threshold_mm": 5000})
         assert dry.status == "succeeded" and dry.outputs["exceedances"] == 0
         assert dry.steps["frequency"] == "skipped" and dry.outputs["frequency"] is None
+
+
+async def test_cancel_stops_a_run_before_its_next_step(tmp_path: Path) -> None:
+    from gravitas.streams.workflow_client import cancel_workflow, run_status
+
+    settings = load_settings(data_dir=tmp_path / "node", http_port=0)
+    async with EmbeddedNode(settings, agents=agents(), serve_http=False) as node:
+        client = node.client()
+        spec = loop_spec()
+        spec["steps"]["grow"]["repeat"]["max"] = 50
+        run_id = await client.run_workflow(spec, wait=False, run_id="to-cancel")
+        await cancel_workflow(client, "to-cancel")  # same key: ordered after the run
+        await node.runner.drain()
+        status = await run_status(client, str(run_id), timeout=3)
+        assert status.status == "cancelled"
+        assert len([i for i in status.provenance if ".grow.r" in i]) < 50
