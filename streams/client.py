@@ -16,12 +16,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import GravitasError, RequestError
 from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected, SearchResult
 from gravitas.schemas.settings import load_settings
+from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
 from gravitas.streams.transports.edge import EdgeTransport, discover_edge, local_token
@@ -218,6 +220,17 @@ class Client:
         reply = await self.request(request, request.reply_topic, timeout)
         assert isinstance(reply, DatacubeReady)
         return reply
+
+    async def run_workflow(
+        self,
+        spec: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> WorkflowStatus | str:
+        """Run a workflow spec (see :func:`gravitas.streams.workflow_client.run_workflow`)."""
+        from gravitas.streams.workflow_client import run_workflow
+
+        return await run_workflow(self, spec, params, **options)  # type: ignore[arg-type]
 
     async def close(self) -> None:
         """Close the transport."""

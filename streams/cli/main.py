@@ -16,6 +16,7 @@ from gravitas.streams.cli import (
     ingest_cmd,
     keys_cmd,
     methane_cmd,
+    module_cmd,
     monitor_cmd,
     node_cmd,
     pixels_cmd,
@@ -23,6 +24,7 @@ from gravitas.streams.cli import (
     samples_cmd,
     vector_cmd,
     webhooks_cmd,
+    workflow_cmd,
 )
 from gravitas.streams.cli.common import console
 from gravitas.streams.cli.errors import describe, wants_traceback
@@ -50,6 +52,8 @@ methane_cmd.register(app)
 samples_cmd.register(app)
 webhooks_cmd.register(app)
 monitor_cmd.register(app)
+module_cmd.register(app)
+workflow_cmd.register(app)
 
 
 def main() -> None:
