@@ -16,11 +16,13 @@ from scipy import stats
 from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.overviews import OverviewAgent
-from gravitas.schemas.events import FeatureResult, Featurize
+from gravitas.schemas.events import FeatureResult, Featurize, OverviewsUpdated
 from gravitas.schemas.settings import Settings, load_settings
 from gravitas.storage.pixels.read import read_layer
+from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.node import EmbeddedNode
 from tests.agents.test_agents_pixels import FLORENCE, WINDOW, stageiv_event
+from tests.fixtures.nodes import kafka_harness
 from tests.fixtures.s3 import SeaweedS3
 
 
@@ -151,3 +153,43 @@ async def test_over_time_space_time_extremes_and_trends(
         assert isinstance(again, FeatureResult) and again.outputs == reply.outputs
         item2 = node.services.catalog.get_item("features", req.request_id)
         assert item2["properties"]["gravitas:version"] == version
+
+
+@pytest.mark.slow
+async def test_kafka_worker_pixel_trend_and_limits(
+    tmp_path: Path, kafka_broker: KafkaBroker, unique_name: str
+) -> None:
+    async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name) as h:
+        await h.client.publish(stageiv_event())
+        await h.collect(
+            "overviews.updated",
+            lambda evs: len({e.timestamp for e in evs if isinstance(e, OverviewsUpdated)}) >= 23,
+            timeout=120,
+        )
+        # a request over the limits is answered as failed, naming the fix
+        huge = featurize("rain", ["mean"], over="time", bbox=(-180.0, -85.0, 180.0, 85.0),
+                         level=15)  # fmt: skip
+        failed = await h.client.request(huge, "discovery.results", 120)
+        assert isinstance(failed, FeatureResult) and failed.status == "failed"
+        assert "coarser level" in (failed.error or ""), failed.error
+        # the worker is alive and computes per-pixel trends; progress is published
+        req = featurize("rain", ["trend"], over="time", quantiles=[0.9])
+        reply = await h.client.request(req, "discovery.results", 180)
+        assert isinstance(reply, FeatureResult) and reply.status == "ok", reply.error
+        assert set(reply.outputs) == {"reduced", "trend"}
+        key = reply.outputs["trend"]
+        from gravitas.storage.objects import open_object_store
+
+        store = open_object_store(f"file://{(h.data_dir / 'objects').resolve()}")
+        with rasterio.open(io.BytesIO(store.get_bytes(key[key.index("features/") :]))) as ds:
+            assert list(ds.descriptions) == ["slope_per_year", "intercept", "r2", "p_value"]
+            slope = ds.read(1)
+        assert np.isfinite(slope).sum() > 1000
+        stages = await h.collect(
+            "progress",
+            lambda evs: any(getattr(e, "request_id", "") == req.request_id
+                            and e.stage == "done" for e in evs),  # type: ignore[attr-defined]
+            timeout=30,
+        )
+        assert stages
+        assert all(w.proc is not None and w.proc.poll() is None for w in h.workers)
