@@ -14,8 +14,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -40,7 +40,6 @@ from gravitas.schemas.events import FeatureResult, Featurize
 from gravitas.storage.blocks import BlockStore
 from gravitas.storage.pixels.layers import LayerRegistry
 from gravitas.storage.pixels.lazy import open_layer
-
 
 
 class FeaturizeError(RequestError):
@@ -140,7 +139,8 @@ def featurize(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps stay NaN
         (computed,) = dask.compute(lazy)
     result = FeatureResult(request_id=event.request_id, served_by=node_id)
-    names = [r for r in reducers if r not in ("trend", "extremes") and r not in QUANTILES]
+    names: list[str] = [r for r in reducers if r not in ("trend", "extremes")]
+    names = [r for r in names if r not in QUANTILES]
     names += list(qs)
     times = fld["time"].values
     out = Computed(result)
@@ -151,7 +151,8 @@ def featurize(
         result.values["all"] = {r: _number(computed[r].values) for r in names}
     elif names:
         grids = [computed[r].transpose(*SPACE).astype(np.float64) for r in names]
-        out.rasters["reduced"] = xr.concat(grids, dim="band", coords="minimal", compat="override").assign_coords(band=names)
+        stack = xr.concat(grids, dim="band", coords="minimal", compat="override")
+        out.rasters["reduced"] = stack.assign_coords(band=names)
     if "trend" in reducers:
         if over == "time":
             out.rasters["trend"] = finish_trend(computed["_pixel_trend"])

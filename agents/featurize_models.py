@@ -11,7 +11,7 @@ pixels for the metrics. The fitted model travels as a skops file (never pickle) 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import skops.io as sio
@@ -36,7 +36,7 @@ from gravitas.storage.pixels.lazy import open_layer
 
 TRUSTED_EXTRA: tuple[str, ...] = ("sklearn.tree._tree.Tree",)
 """Types beyond skops' defaults a stored tree / forest contains (the tree structure)."""
-Model = DecisionTreeClassifier | RandomForestClassifier
+Model: TypeAlias = DecisionTreeClassifier | RandomForestClassifier
 
 
 class UntrustedModelError(InputError):

@@ -385,6 +385,9 @@ class DatacubeRequested(Event):
     spatial_split: bool = False
     seed: int = 0
     output_format: Literal["zarr", "netcdf"] = "zarr"
+    gap_fill: Literal["interpolate", "forest", "boosting"] = "interpolate"
+    """How gaps are filled: linear in time then nearest in space, or a model per band
+    (random forest / gradient boosting) on auxiliary features (other dates and bands)."""
     reply_topic: str = "datacubes.ready"
     routed_from: str | None = None
     """Set when another node forwarded this request here (it is never forwarded again)."""

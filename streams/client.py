@@ -21,8 +21,8 @@ from typing import Any
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
-from gravitas.schemas.errors import GravitasError, RequestError
 from gravitas.schemas.common import TimeRange
+from gravitas.schemas.errors import GravitasError, RequestError
 from gravitas.schemas.events import (
     DatacubeReady,
     DatacubeRequested,

@@ -62,7 +62,9 @@ def parse_reducers(text: str) -> tuple[list[str], list[float]]:
     return reducers or ["count"], quantiles
 
 
-async def _ask(settings: Settings, req: Featurize, edge: str | None, embedded: bool) -> FeatureResult:
+async def _ask(
+    settings: Settings, req: Featurize, edge: str | None, embedded: bool
+) -> FeatureResult:
     from gravitas.streams.client import Client
     from gravitas.streams.featurize_sdk import featurize
 
@@ -128,8 +130,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("features")
     def features(
-        expression: Annotated[str, typer.Argument(help="User math, e.g. 'mean(ndvi)' or "
-                                                       "'(nir - red) / (nir + red)'.")],  # fmt: skip
+        expression: Annotated[
+            str, typer.Argument(help="User math, e.g. 'rain' or '(nir - red) / (nir + red)'.")
+        ],
         layers: Annotated[
             list[str], typer.Option("--layers", help="name=layer (repeat or comma-separate).")
         ],
