@@ -16,8 +16,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from gravitas.schemas.events import PixelMatch
 from gravitas.schemas.errors import RequestError
+from gravitas.schemas.events import PixelMatch
 
 SECONDS_PER_YEAR = 365.25 * 86400
 QUANTILES = {"q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95}

@@ -187,8 +187,9 @@ async def test_kafka_worker_pixel_trend_and_limits(
         assert np.isfinite(slope).sum() > 1000
         stages = await h.collect(
             "progress",
-            lambda evs: any(getattr(e, "request_id", "") == req.request_id
-                            and e.stage == "done" for e in evs),  # type: ignore[attr-defined]
+            lambda evs: any(
+                getattr(e, "request_id", "") == req.request_id and e.stage == "done" for e in evs
+            ),  # type: ignore[attr-defined]
             timeout=30,
         )
         assert stages
