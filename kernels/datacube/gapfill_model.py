@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from threadpoolctl import threadpool_limits
 
 from gravitas.kernels.datacube.errors import BadParameterError, ShapeMismatchError
 from gravitas.kernels.datacube.gapfill import fill_spatial, fill_temporal
@@ -66,10 +67,10 @@ def _design(
 
 def _regressor(method: str, seed: int) -> Any:
     if method == "forest":
-        return RandomForestRegressor(n_estimators=40, min_samples_leaf=3, max_features=0.5,
+        return RandomForestRegressor(n_estimators=20, min_samples_leaf=3, max_features=0.5,
                                      random_state=seed, n_jobs=1)  # fmt: skip
     if method == "boosting":
-        return HistGradientBoostingRegressor(max_iter=300, learning_rate=0.08, random_state=seed)
+        return HistGradientBoostingRegressor(max_iter=100, learning_rate=0.15, random_state=seed)
     raise BadParameterError(f"unknown gap-fill model {method!r}; use 'forest' or 'boosting'")
 
 
@@ -80,11 +81,12 @@ def fill_model(
     *,
     aux: ArrayLike | None = None,
     seed: int = 0,
-    max_train: int = 50_000,
+    max_train: int = 20_000,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Fill ``(t, band, y, x)`` (or ``(t, y, x)``) with a model per band; ``times`` are
     seconds; ``aux`` static ``(k, y, x)`` layers. Returns the filled cube and the mask
     of pixels that were missing and got a value."""
+    _regressor(method, seed)  # refuses an unknown method before any work
     a = np.asarray(cube, dtype=np.float64)
     squeeze = a.ndim == 3
     if squeeze:
@@ -96,7 +98,9 @@ def fill_model(
         raise BadParameterError("fill_model: one strictly increasing time per step is needed")
     extra = None if aux is None else np.asarray(aux, dtype=np.float64)
     if extra is not None and (extra.ndim != 3 or extra.shape[1:] != a.shape[2:]):
-        raise ShapeMismatchError(f"aux must be (k, y, x) with y, x = {a.shape[2:]}")
+        raise ShapeMismatchError(
+            f"aux must be (k, y, x) with y, x = {a.shape[2:]}, got {extra.shape}"
+        )
     out = a.copy()
     rng = np.random.default_rng(seed)
     for b in range(a.shape[1]):
@@ -108,9 +112,12 @@ def fill_model(
         train = np.flatnonzero(ok)
         if train.size > max_train:
             train = np.sort(rng.choice(train, max_train, replace=False))
-        model = _regressor(method, seed).fit(X[train], y[train])
         miss = np.flatnonzero(~ok)
-        out[:, b].reshape(-1)[miss] = model.predict(X[miss])
+        with threadpool_limits(1):  # OpenMP threads thrash on a shared machine
+            model = _regressor(method, seed).fit(X[train], y[train])
+            flat = out[:, b].ravel()  # a copy: the band is not contiguous
+            flat[miss] = model.predict(X[miss])
+        out[:, b] = flat.reshape(out[:, b].shape)
     spatial, _ = fill_spatial(out)
     done = np.asarray(spatial[:, 0] if squeeze else spatial, np.float64)
     return done, ~np.isfinite(np.asarray(cube, np.float64)) & np.isfinite(done)
