@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dask
 import numpy as np
@@ -118,7 +118,8 @@ def featurize(
     if event.model is not None:
         from gravitas.agents.featurize_models import train_model
 
-        return train_model(event, store, registry, node_id, vectors_dir)
+        trained: Computed = cast(Any, train_model(event, store, registry, node_id, vectors_dir))
+        return trained
     fld, _ = build_field(event, store, registry)
     reducers = list(event.reducers)
     qs = quantile_names(reducers, event.quantiles)

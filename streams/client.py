@@ -247,7 +247,8 @@ class Client:
         from gravitas.streams.featurize_sdk import build_request, featurize
 
         req = build_request(expression, layers, bbox, time, reducers, **options)
-        return await featurize(self, req, timeout, on_progress)
+        me: Any = self  # the SDK module imports this class as gravitas.streams.client
+        return await featurize(me, req, timeout, on_progress)
 
     async def close(self) -> None:
         """Close the transport."""

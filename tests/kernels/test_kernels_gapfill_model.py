@@ -14,7 +14,7 @@ from gravitas.kernels.datacube.errors import BadParameterError, ShapeMismatchErr
 from gravitas.kernels.datacube.gapfill_model import fill_model, gap_fill_with
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from gapfill import CLOUDY, load  # noqa: E402
+from gapfill import CLOUDY, load
 
 
 def test_model_fill_on_landsat7_with_a_real_cloud_shape() -> None:
