@@ -12,6 +12,7 @@ from gravitas.streams.cli import (
     config_cmd,
     datacube_cmd,
     events_cmd,
+    features_cmd,
     federation_cmd,
     ingest_cmd,
     keys_cmd,
@@ -44,6 +45,7 @@ broker_cmd.register(app)
 config_cmd.register(app)
 ingest_cmd.register(app)
 pixels_cmd.register(app)
+features_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)
 catalog_cmd.register(app)

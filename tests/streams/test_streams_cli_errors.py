@@ -28,6 +28,13 @@ CLI = [sys.executable, "-m", "gravitas.streams.cli"]
 BAD: list[tuple[str, list[str], str]] = [
     ("search", ["stageiv", "> 50", "--bbox", "200,95,10,20", "--data", "{data}"], "200"),
     ("search", ["stageiv", "approx 5", "--data", "{data}"], "approx 5"),
+    ("features", ["rain", "--layers", "rain:stageiv", "--data", "{data}"], "rain:stageiv"),
+    (
+        "features",
+        ["rain", "--layers", "rain=stageiv", "--over", "sideways", "--data", "{data}"],
+        "sideways",
+    ),
+    ("features", ["rain", "--layers", "rain=stageiv", "--reduce", "qx", "--data", "{data}"], "qx"),
     ("search", ["stageiv", "> 50", "--time", "notadate", "--data", "{data}"], "notadate"),
     ("search", ["stageiv", "> 50", "--bbox", "1,2,3", "--data", "{data}"], "1,2,3"),
     ("register", ["{tif}", "--collection", "bad coll!", "--data", "{data}"], "bad coll!"),
