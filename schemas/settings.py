@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
     one per CPU but one, which is left to the event loop. More only adds GIL contention."""
+    dask_scheduler: str | None = None
+    """Where process graphs compute: ``threads`` (default, in the node), ``sync``,
+    ``local-cluster:N`` (N local worker processes) or ``tcp://host:port`` (a running
+    dask.distributed scheduler; its workers need the same block-store settings)."""
+    graph_max_bytes: int = Field(default=8 * 1024**3, ge=1024)
+    """Largest selection one process graph may load (bytes of its input cubes)."""
+    graph_max_seconds: float = Field(default=600.0, gt=0)
+    """Longest one process graph may compute before it is answered as failed."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None
