@@ -59,9 +59,7 @@ def resolved_graph(ctx: OpenEOContext, user: str, graph: dict[str, Any]) -> dict
     return resolve_udps(graph, lookup, engine.process_ids())
 
 
-async def run_graph(
-    ctx: OpenEOContext, graph: dict[str, Any]
-) -> tuple[bytes, str, dict[str, str]]:
+async def run_graph(ctx: OpenEOContext, graph: dict[str, Any]) -> tuple[bytes, str, dict[str, str]]:
     """Run a (resolved) graph here or on the node holding its data."""
     services = ctx.services
     ids = [str(a.get("id", "")) for a in load_collections(graph)]
@@ -110,7 +108,9 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
             return docs + remote_collections(services, base, set(local))
 
         docs = await services.run_compute(build)
-        return _json({"collections": docs, "links": [{"rel": "self", "href": f"{base}/collections"}]})
+        return _json(
+            {"collections": docs, "links": [{"rel": "self", "href": f"{base}/collections"}]}
+        )
 
     @router.get("/collections/{collection_id}")
     async def collection(collection_id: str, request: Request) -> Response:

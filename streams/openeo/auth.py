@@ -46,7 +46,9 @@ def basic_login(token: str, authorization: str | None) -> tuple[str, str]:
     try:
         raw = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise CredentialsInvalidError("the Basic credentials are not base64 of user:password")
+        raise CredentialsInvalidError(
+            "the Basic credentials are not base64 of user:password"
+        ) from None
     user, sep, password = raw.partition(":")
     if not sep or not USER_RE.match(user):
         raise CredentialsInvalidError(
@@ -71,6 +73,10 @@ def current_user(token: str, authorization: str | None) -> str:
     if hmac.compare_digest(bearer.encode(), token.encode()):
         return NODE_USER
     user, sep, mac = bearer.partition("~")
-    if sep and USER_RE.match(user) and hmac.compare_digest(mac.encode(), _mac(token, user).encode()):
+    if (
+        sep
+        and USER_RE.match(user)
+        and hmac.compare_digest(mac.encode(), _mac(token, user).encode())
+    ):
         return user
     raise TokenInvalidError("the bearer token is invalid: log in again at /credentials/basic")

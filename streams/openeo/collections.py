@@ -1,12 +1,13 @@
-"""openEO collections of a node, built from its layer registry.
+"""openEO collections of a node, built from its layer registry the way the graph engine's
+``load_collection`` reads them (:func:`gravitas.agents.graphs.collection.collection_bands`).
 
-A collection is a layer prefix: layers ``<prefix>_<band>`` (what ``gravitas ingest``
-writes for a multi-band scene, e.g. ``s2_b04``, ``s2_b08``) form collection ``<prefix>``
-with bands ``b04``, ``b08``; a single-band layer is a collection of one band named after
-the layer. Band codes of Sentinel-2 (``b01``..``b12``, ``b8a``) and Landsat 7 (``b1``..
-``b7``) carry their ``eo:bands`` common names, so the client's ``ndvi()`` finds red
-and nir. The spatial extent comes from the keys of the coarsest overview blocks (no
-values read), the temporal extent from the registry.
+A collection is the ``collection`` recorded with each layer (``gravitas ingest
+--collection s2 --layer-name s2`` writes layers ``s2_b04``, ``s2_b08`` of collection
+``s2``; without ``--collection`` it is ``local``); its bands are its layers with their
+common prefix stripped (``b04``, ``b08``). Band codes of Sentinel-2 and Landsat 7 carry
+their ``eo:bands`` common names, so the client's ``ndvi()`` finds red and nir. The
+spatial extent comes from the keys of blocks three levels above native (no values
+read), the temporal extent from the registry.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
 
 STAC_VERSION = "1.0.0"
 COLLECTION_ID_RE = re.compile(r"^[A-Za-z0-9_\-.~]{1,100}$")
-_BAND_RE = re.compile(r"^(.+)_(b\d[\da]?|b8a)$")
 _WORLD = (-180.0, -85.0, 180.0, 85.0)
 _MAX_EXTENT_KEYS = 100_000
 
@@ -36,24 +36,35 @@ class LocalCollection:
 
     id: str
     bands: dict[str, LayerInfo] = field(default_factory=dict)
+    common: dict[str, str | None] = field(default_factory=dict)
 
     def layer(self, band: str) -> str:
         return self.bands[band].name
 
 
-def group_layers(layers: list[LayerInfo]) -> dict[str, LocalCollection]:
-    """Collections of the node's layers, by id (band order: the band codes sorted)."""
+def group_layers(registry: LayerRegistry) -> dict[str, LocalCollection]:
+    """Collections of the node's layers, by id (bands as the engine names them)."""
+    from gravitas.agents.graphs.collection import collection_bands
+
+    infos = {i.name: i for i in registry.list()}
+    ids = sorted({i.collection or i.name for i in infos.values()})
     out: dict[str, LocalCollection] = {}
-    for info in sorted(layers, key=lambda i: i.name):
-        m = _BAND_RE.match(info.name)
-        cid, band = (m.group(1), m.group(2)) if m else (info.name, info.name)
-        out.setdefault(cid, LocalCollection(cid)).bands[band] = info
+    for cid in ids:
+        if not COLLECTION_ID_RE.match(cid):
+            continue
+        coll = LocalCollection(cid)
+        for band in collection_bands(registry, cid):
+            coll.bands[band.name] = infos[band.layer]
+            coll.common[band.name] = band.common_name
+        if coll.bands:
+            out[cid] = coll
     return out
 
 
-def eo_band(band: str) -> dict[str, Any]:
+def eo_band(band: str, common_name: str | None = None) -> dict[str, Any]:
     """The ``eo:bands`` entry of a band code (common name for S2 / Landsat 7 codes)."""
     entry: dict[str, Any] = {"name": band}
+    band = band.lower()
     table: dict[str, tuple[str | None, float, float]] | None = None
     key = band
     if re.fullmatch(r"b\d[\da]", band):
@@ -62,10 +73,12 @@ def eo_band(band: str) -> dict[str, Any]:
         table = _LANDSAT7
     if table is not None and key in table:
         common, centre, fwhm = table[key]
-        if common:
+        if common and not common_name:
             entry["common_name"] = common
         entry["center_wavelength"] = centre
         entry["full_width_half_max"] = fwhm
+    if common_name:
+        entry["common_name"] = common_name
     return entry
 
 
@@ -121,7 +134,7 @@ def collection_doc(
     t0 = min((i.t_min for i in infos if i.t_min), default=None)
     t1 = max((i.t_max for i in infos if i.t_max), default=None)
     bands = list(coll.bands)
-    eo_bands = [eo_band(b) for b in bands]
+    eo_bands = [eo_band(b, coll.common.get(b)) for b in bands]
     doc: dict[str, Any] = {
         "stac_version": STAC_VERSION,
         "stac_extensions": [
@@ -172,7 +185,7 @@ def collection_doc(
 
 def local_collections(registry: LayerRegistry) -> dict[str, LocalCollection]:
     """The node's collections now."""
-    return group_layers(list(registry.list()))
+    return group_layers(registry)
 
 
 def check_collection_id(collection_id: str) -> str:

@@ -89,7 +89,9 @@ def forward_result(
     path = f"{OPENEO_PREFIX}/result"
     url = f"{peer.api_url}{path}"
     headers = services.identity.sign_request(path, body)
-    log.info("openEO /result forwarded to node %s at %s (%d bytes of graph)", node_id, url, len(body))
+    log.info(
+        "openEO /result forwarded to node %s at %s (%d bytes of graph)", node_id, url, len(body)
+    )
     try:
         resp = httpx.post(
             url,
@@ -113,10 +115,6 @@ def forward_result(
             code=code,
             status=resp.status_code if 400 <= resp.status_code < 600 else 502,
         )
-    log.info(
-        "openEO /result from node %s: %d bytes of %s", node_id, len(resp.content), ctype
-    )
-    keep = {
-        k: v for k, v in resp.headers.items() if k.lower() in ("content-disposition",)
-    }
+    log.info("openEO /result from node %s: %d bytes of %s", node_id, len(resp.content), ctype)
+    keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-disposition",)}
     return resp.content, ctype, keep

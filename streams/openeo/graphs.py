@@ -45,7 +45,7 @@ def graph_of(doc: dict[str, Any]) -> dict[str, Any]:
     process = doc.get("process", doc)
     if not isinstance(process, dict) or "process_graph" not in process:
         raise ProcessGraphMissingError(
-            "no process graph: send {\"process\": {\"process_graph\": {...}}}"
+            'no process graph: send {"process": {"process_graph": {...}}}'
         )
     graph = process["process_graph"]
     check_graph(graph)
@@ -98,7 +98,7 @@ def check_graph(graph: Any, depth: int = 0, counter: list[int] | None = None) ->
             check_graph(child, depth + 1, counter)
     if results != 1:
         raise ProcessGraphInvalidError(
-            f"a process graph needs exactly one node with \"result\": true, found {results}"
+            f'a process graph needs exactly one node with "result": true, found {results}'
         )
 
 
@@ -117,7 +117,9 @@ def walk_nodes(graph: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def load_collections(graph: dict[str, Any]) -> list[dict[str, Any]]:
     """The arguments of every ``load_collection`` node (callbacks included)."""
     return [
-        n.get("arguments", {}) for n in walk_nodes(graph) if n.get("process_id") == "load_collection"
+        n.get("arguments", {})
+        for n in walk_nodes(graph)
+        if n.get("process_id") == "load_collection"
     ]
 
 

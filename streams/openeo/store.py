@@ -97,6 +97,11 @@ class OpenEOStore:
             ).fetchall()
         return [(r[0], int(r[1]), orjson.loads(r[2])) for r in rows if r[2] is not None]
 
+    def count_udps(self) -> int:
+        """Stored versions of every user's processes (deletions included)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM udps").fetchone()[0])
+
     # ---------------------------------------------------------------- jobs
     def create_job(self, job_id: str, user: str, doc: dict[str, Any]) -> None:
         now = time.time()
