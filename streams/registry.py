@@ -8,6 +8,7 @@ from gravitas.agents.harmonize import HarmonizeAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
 from gravitas.agents.onboarding import OnboardingAgent
+from gravitas.agents.openeo_jobs import OpenEOJobAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
@@ -27,6 +28,7 @@ def default_agents() -> list[Agent]:
         ParkingAgent(),
         MethaneAgent(),
         HarmonizeAgent(),
+        OpenEOJobAgent(),
     ]
 
 

@@ -16,6 +16,7 @@ from gravitas.streams.openeo.auth import current_user
 from gravitas.streams.openeo.errors import TokenInvalidError
 from gravitas.streams.openeo.store import OpenEOStore
 
+API_PREFIX = "/openeo/1.2"
 Publish = Callable[[str, Event], Awaitable[None]]
 
 
@@ -45,4 +46,4 @@ class OpenEOContext:
 
 def base_url(request: Request) -> str:
     """The openEO API root of this request (``.../openeo/1.2``)."""
-    return str(request.base_url).rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}{API_PREFIX}"

@@ -127,6 +127,16 @@ class OpenEOStore:
                 (orjson.dumps(doc), time.time(), job_id),
             )
 
+    def cancel_requested(self, job_id: str, run_id: str) -> bool:
+        """Whether the edge asked to cancel run ``run_id`` (or deleted the job)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT doc, deleted FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        if row is None or row[1]:
+            return True
+        return bool(orjson.loads(row[0]).get("cancel_run") == run_id)
+
     def delete_job(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE jobs SET deleted = 1 WHERE job_id = ?", (job_id,))
