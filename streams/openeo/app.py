@@ -37,7 +37,7 @@ from gravitas.streams.openeo.graphs import (
     parse_body,
     resolve_udps,
 )
-from gravitas.streams.openeo.remote import remote_collections
+from gravitas.streams.openeo.remote import peer_collection, remote_collections
 
 log = logging.getLogger("gravitas.openeo")
 UDP_ID_RE = re.compile(r"^\w{1,100}$")
@@ -125,6 +125,11 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
                 )
             for doc in remote_collections(services, base, set(local)):
                 if doc["id"] == collection_id:
+                    # the owner's own description (bands, common names), else the catalog's
+                    for node in doc["federation:backends"]:
+                        if (full := peer_collection(services, node, collection_id)) is not None:
+                            links = [{"rel": "self", "href": f"{base}/collections/{collection_id}"}]
+                            return {**full, "links": links, "federation:backends": [node]}
                     return doc
             return None
 

@@ -92,3 +92,29 @@ def _doc(prefix: str, g: dict[str, Any], base_url: str) -> dict[str, Any]:
         },
         "federation:backends": nodes,
     }  # fmt: skip
+
+
+def peer_collection(
+    services: NodeServices, node_id: str, collection_id: str
+) -> dict[str, Any] | None:
+    """A collection document as its owner node describes it (the configured peer's
+    ``api_url`` only; None when it is not a peer or does not answer)."""
+    import httpx
+
+    peer = services.settings.peers.get(node_id)
+    if peer is None:
+        return None
+    url = f"{peer.api_url}/openeo/1.2/collections/{collection_id}"
+    try:
+        resp = httpx.get(url, timeout=10)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200 or len(resp.content) > 4 * 1024 * 1024:
+        return None
+    try:
+        doc = resp.json()
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("id") != collection_id:
+        return None
+    return doc
