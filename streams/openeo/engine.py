@@ -10,6 +10,7 @@ status. This module turns the engine's errors into :class:`OpenEOError` s and an
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from types import ModuleType
@@ -73,14 +74,17 @@ def _engine_errors(mod: ModuleType) -> tuple[type[BaseException], ...]:
     return ()
 
 
+@functools.cache
 def processes() -> list[dict[str, Any]]:
-    """The openEO specs of the processes the engine executes (none without an engine)."""
+    """The openEO specs of the processes the engine executes (none without an engine;
+    read once per process)."""
     mod = _engine()
     return list(mod.processes()) if mod is not None else []
 
 
-def process_ids() -> set[str]:
-    return {str(p.get("id")) for p in processes()}
+@functools.cache
+def process_ids() -> frozenset[str]:
+    return frozenset(str(p.get("id")) for p in processes())
 
 
 def file_formats() -> dict[str, Any]:

@@ -139,7 +139,7 @@ UdpLookup = Callable[[str], dict[str, Any] | None]
 
 
 def resolve_udps(
-    graph: dict[str, Any], lookup: UdpLookup, known: set[str], depth: int = 0
+    graph: dict[str, Any], lookup: UdpLookup, known: frozenset[str] | set[str], depth: int = 0
 ) -> dict[str, Any]:
     """``graph`` with every user-defined process node inlined (its parameters substituted,
     its nodes prefixed with the calling node's id). ``known`` are the engine's processes:
@@ -187,7 +187,7 @@ def resolve_udps(
     return out
 
 
-def _resolve_value(value: Any, lookup: UdpLookup, known: set[str], depth: int) -> Any:
+def _resolve_value(value: Any, lookup: UdpLookup, known: frozenset[str] | set[str], depth: int) -> Any:
     if isinstance(value, dict):
         if isinstance(value.get("process_graph"), dict):
             return {

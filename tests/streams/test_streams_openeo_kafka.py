@@ -168,7 +168,7 @@ async def test_batch_job_survives_sigkill_and_finishes_once(
     await _wait_edge(a)
     con = await asyncio.to_thread(a.connect)
     job = await asyncio.to_thread(
-        lambda: _ndvi(con, WHOLE).save_result(format="GTiff").create_job(title="killed")
+        lambda: _ndvi(con, SMALL).save_result(format="GTiff").create_job(title="killed")
     )
     await asyncio.to_thread(job.start)
     deadline = time.monotonic() + 120
@@ -190,7 +190,7 @@ async def test_batch_job_survives_sigkill_and_finishes_once(
     out = tmp_path / "after-kill"
     await asyncio.to_thread(lambda: job.get_results().download_files(out))
     sync = tmp_path / "sync.tif"
-    await asyncio.to_thread(lambda: _ndvi(con, WHOLE).download(sync, format="GTiff"))
+    await asyncio.to_thread(lambda: _ndvi(con, SMALL).download(sync, format="GTiff"))
     np.testing.assert_array_equal(_read(out / "result.tif"), _read(sync))
     store = OpenEOStore.for_data_dir(a.data_dir)
     try:
