@@ -187,7 +187,9 @@ def resolve_udps(
     return out
 
 
-def _resolve_value(value: Any, lookup: UdpLookup, known: frozenset[str] | set[str], depth: int) -> Any:
+def _resolve_value(
+    value: Any, lookup: UdpLookup, known: frozenset[str] | set[str], depth: int
+) -> Any:
     if isinstance(value, dict):
         if isinstance(value.get("process_graph"), dict):
             return {
