@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_openeo_test_suite_collections_part() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
     env["PYTHON"] = sys.executable
+    env["COLUMNS"] = "4000"
+    env["SUITE_TAIL"] = "400"
     proc = subprocess.run(
-        [str(ROOT / "scripts" / "openeo-test-suite"), "-k", "not longrunning", "-rfE"],
+        [str(ROOT / "scripts" / "openeo-test-suite"), "-k", "not longrunning", "-rfE", "-vv"],
         env=env,
         capture_output=True,
         text=True,
