@@ -639,6 +639,42 @@ class ItemRetracted(Event):
     """Base64 Ed25519 signature by the owning node (see :mod:`gravitas.agents.signing`)."""
 
 
+# --------------------------------------------------------------------------- openEO jobs
+
+JobStatus = Literal["queued", "running", "finished", "error", "canceled"]
+
+
+class OpenEOJobRequested(Event):
+    """Run an openEO batch job (its graph with user-defined processes inlined)."""
+
+    TYPE: ClassVar[str] = "openeo.job_requested"
+    KEY_FIELD: ClassVar[str] = "job_id"
+    type: Literal["openeo.job_requested"] = "openeo.job_requested"
+
+    job_id: str = Field(pattern=ID_PATTERN)
+    run_id: str = Field(pattern=ID_PATTERN)
+    """One start of the job (a restarted job gets a new run; replays keep theirs)."""
+    user: str = Field(pattern=r"^[A-Za-z0-9_.~-]{1,80}$")
+    process_graph: dict[str, Any]
+
+
+class OpenEOJobUpdate(Event):
+    """Progress, success or failure of one run of an openEO batch job."""
+
+    TYPE: ClassVar[str] = "openeo.job_update"
+    KEY_FIELD: ClassVar[str] = "job_id"
+    type: Literal["openeo.job_update"] = "openeo.job_update"
+
+    job_id: str = Field(pattern=ID_PATTERN)
+    run_id: str = Field(pattern=ID_PATTERN)
+    status: JobStatus
+    progress: float = Field(ge=0.0, le=1.0)
+    message: str = Field(default="", max_length=REASON_MAX)
+    result_key: str | None = None
+    """Object-store key of the result file (finished runs)."""
+    error_code: str | None = None
+
+
 # --------------------------------------------------------------------------- operations
 
 
@@ -754,6 +790,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FeatureResult,
     ItemRegistered,
     ItemRetracted,
+    OpenEOJobRequested,
+    OpenEOJobUpdate,
     Ping,
     Pong,
     Rejected,

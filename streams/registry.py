@@ -9,6 +9,7 @@ from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
 from gravitas.agents.modules.agent import ModuleAgent, ModuleRegistryAgent
 from gravitas.agents.onboarding import OnboardingAgent
+from gravitas.agents.openeo_jobs import OpenEOJobAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
@@ -33,6 +34,7 @@ def default_agents() -> list[Agent]:
         ModuleAgent(),
         WorkflowIntakeAgent(),
         WorkflowAgent(),
+        OpenEOJobAgent(),
     ]
 
 

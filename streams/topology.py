@@ -61,6 +61,8 @@ TOPICS: tuple[TopicSpec, ...] = (
         shared=True,
     ),
     TopicSpec("progress", (ev.Progress,), "progress of long requests"),
+    TopicSpec("openeo.jobs", (ev.OpenEOJobRequested,), "openEO batch jobs to run"),
+    TopicSpec("openeo.job_updates", (ev.OpenEOJobUpdate,), "openEO batch job states"),
     TopicSpec("ops.ping", (ev.Ping,), "liveness probes", external=True),
     TopicSpec("ops.pong", (ev.Pong,), "liveness answers"),
     TopicSpec("deadletter", (ev.Rejected,), "rejected inputs with their reason", partitions=1),
