@@ -7,11 +7,14 @@ from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.harmonize import HarmonizeAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
+from gravitas.agents.modules.agent import ModuleAgent, ModuleRegistryAgent
 from gravitas.agents.onboarding import OnboardingAgent
+from gravitas.agents.openeo_jobs import OpenEOJobAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
+from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
 from gravitas.schemas.errors import ConfigError
 
 
@@ -27,6 +30,11 @@ def default_agents() -> list[Agent]:
         ParkingAgent(),
         MethaneAgent(),
         HarmonizeAgent(),
+        ModuleRegistryAgent(),
+        ModuleAgent(),
+        WorkflowIntakeAgent(),
+        WorkflowAgent(),
+        OpenEOJobAgent(),
     ]
 
 

@@ -15,6 +15,7 @@ from gravitas.streams.edge.app import EdgeContext, create_app
 from gravitas.streams.edge.auth import edge_token, with_token
 from gravitas.streams.edge.federation import federation_router
 from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.openeo.mount import mount_on_edge
 from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
@@ -62,4 +63,6 @@ def node_edge_app(
         page_router(services),
         live_router(settings, topology, transport),
     ]
-    return create_app(ctx, routers=routers)
+    app = create_app(ctx, routers=routers)
+    mount_on_edge(app, services, ctx)
+    return app
