@@ -12,6 +12,7 @@ import numpy as np
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.settings import load_settings
 from gravitas.storage.pixels.index import ScenePlan, prepare_scene, write_scene
+from gravitas.storage.pixels.merge import merge_staged
 from gravitas.storage.pixels.overviews import update_pyramid
 from gravitas.storage.sampledata import fetch
 
@@ -36,6 +37,7 @@ def ingest(services: NodeServices, plan: ScenePlan) -> None:
     """What the ingest + overview agents do, in-process."""
     store, registry = services.block_store, services.layers
     for fam in write_scene(store, registry, plan):
+        merge_staged(store, fam.layer, plan.scene_id, fam.level, fam.timestamp, fam.mortons)
         update_pyramid(store, registry.get(fam.layer), fam.timestamp, fam.mortons)
 
 
