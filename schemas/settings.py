@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
     one per CPU but one, which is left to the event loop. More only adds GIL contention."""
+    flower_python: Path | None = None
+    """The Python of Flower's own environment (federated training); default
+    ``<cache>/flower-venv/bin/python``, made by ``scripts/flower-venv``."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None

@@ -12,6 +12,8 @@ from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
+from gravitas.agents.training.coordinator import TrainingAgent
+from gravitas.agents.training.participant import ParticipantAgent
 from gravitas.schemas.errors import ConfigError
 
 
@@ -27,6 +29,8 @@ def default_agents() -> list[Agent]:
         ParkingAgent(),
         MethaneAgent(),
         HarmonizeAgent(),
+        TrainingAgent(),
+        ParticipantAgent(),
     ]
 
 
