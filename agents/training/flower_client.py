@@ -83,7 +83,9 @@ def wait_for_server(address: str, seconds: float) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"Flower server {address} did not answer within {seconds} s")
+                raise SystemExit(
+                    f"Flower server {address} did not answer within {seconds} s"
+                ) from None
             time.sleep(0.5)
 
 

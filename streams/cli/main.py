@@ -20,6 +20,7 @@ from gravitas.streams.cli import (
     pixels_cmd,
     quickstart_cmd,
     samples_cmd,
+    train_cmd,
     vector_cmd,
 )
 from gravitas.streams.cli.common import console
@@ -46,6 +47,7 @@ catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
+train_cmd.register(app)
 
 
 def main() -> None:

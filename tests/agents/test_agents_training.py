@@ -176,7 +176,8 @@ async def test_the_server_excludes_a_participant_sending_nan_or_wrong_shapes(
     ], tmp_path / "honest.log")  # fmt: skip
     hostile = await asyncio.create_subprocess_exec(
         str(flower_python), str(ROOT / "tests" / "fixtures" / "flower_hostile_client.py"),
-        address, how, stdout=asyncio.subprocess.DEVNULL, stderr=(tmp_path / "hostile.log").open("wb"),
+        address, how, stdout=asyncio.subprocess.DEVNULL,
+        stderr=(tmp_path / "hostile.log").open("wb"),
     )  # fmt: skip
     try:
         reports = [r async for r in server.lines()]
