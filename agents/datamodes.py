@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from gravitas.agents.scene_meta import scene_properties
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import SceneAnnounced
+from gravitas.storage.catalog.collections import STAC_VERSION
 from gravitas.storage.hrefs import download
 
 
@@ -72,6 +73,10 @@ def import_assets(services: NodeServices, event: SceneAnnounced, hrefs: list[str
     return managed
 
 
+MASK_KEY = "mask"
+"""Asset key of a scene's quality mask (role ``mask``)."""
+
+
 def scene_item(
     services: NodeServices,
     event: SceneAnnounced,
@@ -80,8 +85,13 @@ def scene_item(
     onboarded: bool,
     read_file: bool,
 ) -> dict[str, Any]:
-    """A STAC item for a scene: from its first file when it can be read here, else from
-    the announcement (bbox and datetime), with one asset per href."""
+    """A STAC item for a scene: from its files when they can be read here (band
+    metadata: eo:bands, raster:bands with nodata, data type, scale/offset, statistics),
+    else from the announcement (bbox and datetime). One asset per file, keyed by its
+    band code (``b04``, ``b3``) with the ``data`` role; the mask as ``mask`` with the
+    ``mask`` role. ``hrefs`` are the data hrefs to register (managed or original)."""
+    from gravitas.storage.catalog.bands import asset_keys
+
     props: dict[str, Any] = {
         MODE: event.mode,
         ONBOARDED: onboarded,
@@ -90,43 +100,98 @@ def scene_item(
         **scene_properties(event),
         **event.properties,
     }
+    declared = _declared_bands(event)
+    keys = declared or asset_keys([unquote(urlparse(h).path) or h for h in event.hrefs])
+    mask_key = MASK_KEY if MASK_KEY not in keys else f"{MASK_KEY}_qa"
     if read_file:
-        from gravitas.storage.catalog.items import item_from_file
-
-        with local_copy(services, event.hrefs[0]) as path:
-            item = item_from_file(path, event.collection, event.scene_id, event.datetime, props)
-        doc = item.to_dict(include_self_link=False)
+        doc = _item_from_files(services, event, props, keys, mask_key)
     else:
-        if event.bbox is None or event.datetime is None:
-            raise InputError(
-                f"scene {event.scene_id}: a {event.mode} announcement needs bbox and datetime "
-                "(they are registered before the file is read)"
-            )
-        w, s, e, n = event.bbox
-        doc = {
-            "type": "Feature",
-            "stac_version": "1.1.0",
-            "stac_extensions": [],
-            "id": event.scene_id,
-            "collection": event.collection,
-            "bbox": [w, s, e, n],
-            "geometry": {
-                "type": "Polygon",
-                "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
-            },
-            "properties": {"datetime": event.datetime.isoformat().replace("+00:00", "Z"), **props},
-            "links": [],
-            "assets": {},
-        }
+        doc = _item_from_announcement(event, props)
     doc["properties"]["gravitas:registered_at"] = datetime.now(UTC).isoformat()
-    data_assets = {k: v for k, v in doc.get("assets", {}).items() if k != "data"}
-    for i, href in enumerate(hrefs):
-        key = "data" if i == 0 else f"data_{i}"
-        asset = dict(doc.get("assets", {}).get(key) or {})
+    assets: dict[str, Any] = doc.setdefault("assets", {})
+    for key, href in zip(keys, hrefs, strict=True):
+        asset = assets.setdefault(key, {"title": f"Band {key}"})
         asset["href"] = href
         asset.setdefault("roles", ["data"])
-        data_assets[key] = asset
     if event.mask_href:
-        data_assets["mask"] = {"href": event.mask_href, "roles": ["quality"]}
-    doc["assets"] = data_assets
+        mask = assets.setdefault(mask_key, {"title": "Quality mask"})
+        mask["href"] = _managed_mask(services, event) if onboarded else event.mask_href
+        mask["roles"] = ["mask"]
     return doc
+
+
+def _item_from_files(
+    services: NodeServices,
+    event: SceneAnnounced,
+    props: dict[str, Any],
+    keys: list[str],
+    mask_key: str,
+) -> dict[str, Any]:
+    from gravitas.storage.catalog.items import add_file_asset, item_from_file
+
+    with ExitStack() as stack:
+        paths = [stack.enter_context(local_copy(services, h)) for h in event.hrefs]
+        item = item_from_file(
+            paths[0],
+            event.collection,
+            event.scene_id,
+            event.datetime,
+            props,
+            asset_key=keys[0],
+            checksum=False,  # the asset is rebuilt below, checksum and all
+        )
+        item.assets.pop(keys[0])  # rebuilt below with statistics, like the other bands
+        nodata = _declared_nodata(event)
+        for path, key, (given, fallback) in zip(paths, keys, nodata, strict=True):
+            add_file_asset(item, path, key, statistics=True, nodata=given, default_nodata=fallback)
+        if event.mask_href:
+            mask = stack.enter_context(local_copy(services, event.mask_href))
+            add_file_asset(item, mask, mask_key, roles=("mask",))
+    return item.to_dict(include_self_link=False)
+
+
+def _declared_bands(event: SceneAnnounced) -> list[str] | None:
+    """Asset keys the announcement names (``band_names``, one per href), lowercase."""
+    names: list[str] | None = getattr(event, "band_names", None)
+    return [n.lower() for n in names] if names else None
+
+
+def _declared_nodata(event: SceneAnnounced) -> list[tuple[float | None, float | None]]:
+    """Per href: the announced nodata (``band_nodata`` overrides the file; ``nodata``
+    fills in for a file without one)."""
+    per_file: list[float | None] = getattr(event, "band_nodata", None) or [None] * len(event.hrefs)
+    fallback: float | None = getattr(event, "nodata", None)
+    return [(value, fallback) for value in per_file]
+
+
+def _item_from_announcement(event: SceneAnnounced, props: dict[str, Any]) -> dict[str, Any]:
+    if event.bbox is None or event.datetime is None:
+        raise InputError(
+            f"scene {event.scene_id}: a {event.mode} announcement needs bbox and datetime "
+            "(they are registered before the file is read)"
+        )
+    w, s, e, n = event.bbox
+    return {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [],
+        "id": event.scene_id,
+        "collection": event.collection,
+        "bbox": [w, s, e, n],
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]],
+        },
+        "properties": {"datetime": event.datetime.isoformat().replace("+00:00", "Z"), **props},
+        "links": [],
+        "assets": {},
+    }
+
+
+def _managed_mask(services: NodeServices, event: SceneAnnounced) -> str | None:
+    """The mask of a scene this node imports (direct mode), copied into the object store."""
+    if event.mask_href is None:
+        return None
+    if event.mode != "direct":
+        return event.mask_href
+    return import_assets(services, event, [event.mask_href])[0]

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
-from gravitas.agents.featurize import compute_features
 from gravitas.agents.featurize import failed as featurize_failed
+from gravitas.agents.featurize import featurize
+from gravitas.agents.featurize_outputs import store_outputs
 from gravitas.agents.onboarding import pending_items
 from gravitas.agents.parking import parking
 from gravitas.agents.results import by_reference
@@ -28,7 +29,15 @@ from gravitas.schemas.errors import (
     StorageError,
     TransportError,
 )
-from gravitas.schemas.events import FeatureResult, Featurize, PixelMatch, PixelSearch, SearchResult
+from gravitas.schemas.events import (
+    FeatureResult,
+    Featurize,
+    ItemRegistered,
+    PixelMatch,
+    PixelSearch,
+    Progress,
+    SearchResult,
+)
 from gravitas.storage.pixels.errors import LayerNotFoundError
 from gravitas.storage.pixels.search import search_pixels, split_antimeridian
 
@@ -96,7 +105,7 @@ class DiscoveryAgent(Agent):
             )
             if items:
                 return parking(ctx, event, event.request_id, self.topic, items)
-            return [Emit(event.reply_topic, await self._featurize(event, ctx))]
+            return await self._featurize(event, ctx)
         if not isinstance(event, PixelSearch):
             return []
         s = ctx.services
@@ -121,20 +130,66 @@ class DiscoveryAgent(Agent):
         result = await asyncio.to_thread(by_reference, s, result, s.settings.inline_result_bytes)
         return [Emit(event.reply_topic, result)]
 
-    async def _featurize(self, event: Featurize, ctx: AgentContext) -> FeatureResult:
-        """Compute features next to the data; failures are answered, naming the cause."""
+    async def _featurize(self, event: Featurize, ctx: AgentContext) -> list[Emit]:
+        """Compute features next to the data (or on the node that owns the layers);
+        failures are answered, naming the cause; large parts travel by reference."""
         s = ctx.services
+        regs: list[ItemRegistered] = []
+        await self._progress(ctx, event, "compute", 0.0, f"{event.over} {list(event.reducers)}")
         try:
-            return await s.run_compute(
-                compute_features, event, s.block_store, s.layers, ctx.node_id
+            if event.process_graph is not None:  # the openEO engine (agents/graphs)
+                from gravitas.agents.graphs.features import graph_features
+
+                result = await s.run_compute(graph_features, event, s, ctx.node_id)
+                await self._progress(ctx, event, "done", 1.0, result.status)
+                return [Emit(event.reply_topic, result)]
+            computed = await s.run_compute(
+                featurize, event, s.block_store, s.layers, ctx.node_id, s.data_dir
             )
+            await self._progress(ctx, event, "store", 0.8)
+            result, regs = await asyncio.to_thread(store_outputs, s, event, computed)
+        except LayerNotFoundError as exc:
+            result = await self._featurize_elsewhere(event, ctx, exc)
         except (InputError, NotFoundError) as exc:
-            return featurize_failed(event, ctx.node_id, exc)
+            result = featurize_failed(event, ctx.node_id, exc)
         except (StorageError, TransportError):
             raise  # transient: the runner's policy retries
         except Exception as exc:  # a user computation the numeric libraries refused
             ctx.log.warning("featurize %s failed: %s", event.request_id, exc)
+            result = featurize_failed(event, ctx.node_id, exc)
+        await self._progress(ctx, event, "done", 1.0, result.status)
+        return [Emit(event.reply_topic, result), *(Emit("stac.registrations", r) for r in regs)]
+
+    @staticmethod
+    async def _progress(
+        ctx: AgentContext, event: Featurize, stage: str, fraction: float, msg: str = ""
+    ) -> None:
+        await ctx.emit(
+            "progress",
+            Progress(request_id=event.request_id, stage=stage, fraction=fraction, message=msg),
+        )
+
+    async def _featurize_elsewhere(
+        self, event: Featurize, ctx: AgentContext, missing: Exception
+    ) -> FeatureResult:
+        """Run the request on the node that owns its layers; only the result comes back."""
+        owners: set[str | None] = set()
+        if event.routed_from is None:
+            for layer in sorted(set(event.layers.values())):
+                owners.add(await asyncio.to_thread(owner_of_layer, ctx.services, layer))
+        if len(owners) != 1 or None in owners:
+            return featurize_failed(event, ctx.node_id, missing)
+        owner = str(owners.pop())
+        ctx.log.info("routing featurize %s to node %s", event.request_id, owner)
+        routed = event.model_copy(update={"routed_from": ctx.node_id})
+        try:
+            reply = await asyncio.to_thread(
+                forward, ctx.services, owner, "requests.discovery", routed, [FeatureResult]
+            )
+        except GravitasError as exc:
             return featurize_failed(event, ctx.node_id, exc)
+        assert isinstance(reply, FeatureResult)
+        return reply
 
     async def _elsewhere(
         self, event: PixelSearch, ctx: AgentContext, missing: Exception

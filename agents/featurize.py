@@ -13,22 +13,33 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import dask
 import numpy as np
 import xarray as xr
 
+from gravitas.agents.featurize_reduce import (
+    QUANTILES,
+    SPACE,
+    check_raster,
+    extremes,
+    extremes_lazy,
+    finish_trend,
+    pixel_trend,
+    quantile_names,
+    reduce_lazy,
+    years_of,
+)
 from gravitas.kernels.expression import ExpressionError, compile_expression
 from gravitas.schemas.errors import RequestError
 from gravitas.schemas.events import FeatureResult, Featurize
 from gravitas.storage.blocks import BlockStore
 from gravitas.storage.pixels.layers import LayerRegistry
 from gravitas.storage.pixels.lazy import open_layer
-
-SECONDS_PER_YEAR = 365.25 * 86400
-QUANTILES = {"q05": 0.05, "q25": 0.25, "q50": 0.5, "q75": 0.75, "q95": 0.95}
 
 
 class FeaturizeError(RequestError):
@@ -54,37 +65,33 @@ def open_variables(
     return arrays
 
 
-def _reduce(field: xr.DataArray, reducers: list[str]) -> dict[str, xr.DataArray]:
-    space = ("lat", "lon")
-    out: dict[str, xr.DataArray] = {}
-    for r in reducers:
-        if r == "trend":
-            continue
-        if r == "count":
-            out[r] = field.notnull().sum(space)
-        elif r in QUANTILES:
-            flat = field.stack(px=space).chunk({"px": -1})
-            out[r] = flat.quantile(QUANTILES[r], dim="px", skipna=True).drop_vars("quantile")
-        else:
-            out[r] = getattr(field, r)(space, skipna=True)
-    if "trend" in reducers:
-        out["_mean_for_trend"] = field.mean(space, skipna=True)
-    return out
+@dataclass
+class Computed:
+    """A featurize answer before its large parts are stored: the result that travels and
+    the per-pixel rasters ``(band, lat, lon)`` / files that go to the object store."""
+
+    result: FeatureResult
+    rasters: dict[str, xr.DataArray] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+def _iso(t: np.datetime64) -> str:
+    return datetime.fromtimestamp(int(t.astype("datetime64[s]").astype(int)), UTC).isoformat()
 
 
 def _trend(times: np.ndarray, means: np.ndarray) -> float:
     ok = np.isfinite(means)
     if ok.sum() < 2:
         return float("nan")
-    years = times[ok].astype("datetime64[s]").astype(np.float64) / SECONDS_PER_YEAR
+    years = years_of(times[ok])
     slope = np.polyfit(years - years.mean(), means[ok], 1)[0]
     return float(slope)
 
 
-def compute_features(
-    event: Featurize, store: BlockStore, registry: LayerRegistry, node_id: str
-) -> FeatureResult:
-    """Evaluate the request; raises :class:`FeaturizeError` / :class:`ExpressionError`."""
+def build_field(
+    event: Featurize, store: BlockStore, registry: LayerRegistry
+) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """The request's expression over its (lazy) variables, and the variables."""
     expr = compile_expression(event.expression, set(event.layers))
     arrays = open_variables(event, store, registry)
     if not all(a.sizes["time"] for a in arrays.values()):
@@ -93,21 +100,77 @@ def compute_features(
             f"no data for {', '.join(names)} in {event.time.start.isoformat()}.."
             f"{event.time.end.isoformat()}; widen the time window"
         )
-    field = expr.evaluate(arrays)
-    if not isinstance(field, xr.DataArray):  # an expression without variables
+    result = expr.evaluate(arrays)
+    if not isinstance(result, xr.DataArray):  # an expression without variables
         raise ExpressionError(f"expression {event.expression!r} reads no variable")
-    lazy = _reduce(field.astype(np.float64), list(event.reducers))
+    return result.astype(np.float64), arrays
+
+
+def featurize(
+    event: Featurize,
+    store: BlockStore,
+    registry: LayerRegistry,
+    node_id: str,
+    vectors_dir: Path | None = None,
+) -> Computed:
+    """Evaluate the request; raises :class:`FeaturizeError` / :class:`ExpressionError` /
+    :class:`FeatureLimitError`."""
+    if event.model is not None:
+        from gravitas.agents.featurize_models import train_model
+
+        trained: Computed = cast(Any, train_model(event, store, registry, node_id, vectors_dir))
+        return trained
+    fld, _ = build_field(event, store, registry)
+    reducers = list(event.reducers)
+    qs = quantile_names(reducers, event.quantiles)
+    over = event.over
+    dims = {"space": SPACE, "time": ("time",), "space-time": ("time", *SPACE)}[over]
+    lazy: dict[str, Any] = dict(reduce_lazy(fld, reducers, qs, dims))
+    if "trend" in reducers:
+        if over == "time":
+            check_raster(fld)
+            lazy["_pixel_trend"] = pixel_trend(fld)
+        else:
+            lazy["_mean_for_trend"] = fld.mean(SPACE, skipna=True)
+    if "extremes" in reducers:
+        lazy["_top"] = extremes_lazy(fld, event.top_k)
+    if over == "time":
+        check_raster(fld)
     with warnings.catch_warnings(), dask.config.set(scheduler="threads"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps stay NaN
         (computed,) = dask.compute(lazy)
-    times = field["time"].values
-    values: dict[str, dict[str, float]] = {}
-    for i, t in enumerate(times):
-        key = datetime.fromtimestamp(int(t.astype("datetime64[s]").astype(int)), UTC).isoformat()
-        values[key] = {r: _number(computed[r].values[i]) for r in event.reducers if r != "trend"}
-    if "trend" in event.reducers:
-        values["all"] = {"trend": _trend(times, np.asarray(computed["_mean_for_trend"].values))}
-    return FeatureResult(request_id=event.request_id, values=values, served_by=node_id)
+    result = FeatureResult(request_id=event.request_id, served_by=node_id)
+    names: list[str] = [r for r in reducers if r not in ("trend", "extremes")]
+    names = [r for r in names if r not in QUANTILES]
+    names += list(qs)
+    times = fld["time"].values
+    out = Computed(result)
+    if over == "space":
+        for i, t in enumerate(times):
+            result.values[_iso(t)] = {r: _number(computed[r].values[i]) for r in names}
+    elif over == "space-time":
+        result.values["all"] = {r: _number(computed[r].values) for r in names}
+    elif names:
+        grids = [computed[r].transpose(*SPACE).astype(np.float64) for r in names]
+        stack = xr.concat(grids, dim="band", coords="minimal", compat="override")
+        out.rasters["reduced"] = stack.assign_coords(band=names)
+    if "trend" in reducers:
+        if over == "time":
+            out.rasters["trend"] = finish_trend(computed["_pixel_trend"])
+        else:
+            means = np.asarray(computed["_mean_for_trend"].values)
+            result.values.setdefault("all", {})["trend"] = _trend(times, means)
+    if "extremes" in reducers:
+        top_v, top_i = computed["_top"]
+        result.extremes.extend(extremes(fld, np.asarray(top_v), np.asarray(top_i)))
+    return out
+
+
+def compute_features(
+    event: Featurize, store: BlockStore, registry: LayerRegistry, node_id: str
+) -> FeatureResult:
+    """The small answer of a request (its rasters, if any, are not stored)."""
+    return featurize(event, store, registry, node_id).result
 
 
 def _number(v: Any) -> float:

@@ -21,7 +21,7 @@ from gravitas.agents.datamodes import import_assets, local_copy
 from gravitas.agents.external import already_read, note_read
 from gravitas.agents.hrefs import check_hrefs
 from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID, register_item
-from gravitas.agents.scene_meta import read_fields
+from gravitas.agents.scene_meta import BAND_NAMES, read_fields
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import (
@@ -90,9 +90,35 @@ def _announcement(item: dict[str, Any], hrefs: list[str]) -> SceneAnnounced:
         layer=str(props[LAYER_PREFIX]),
         mode="direct",
         datetime=props.get("datetime"),
-        mask_href=(item.get("assets", {}).get("mask") or {}).get("href"),
+        mask_href=next(
+            (str(a["href"]) for k, a in item.get("assets", {}).items() if _is_mask(k, a)), None
+        ),
         **read_fields(props),
     )
+
+
+def _import_mask(services: NodeServices, scene: SceneAnnounced, assets: dict[str, Any]) -> None:
+    """A lazily registered scene's mask is imported with its data (the node owns both)."""
+    for key, asset in assets.items():
+        if _is_mask(key, asset):
+            (managed,) = import_assets(services, scene, [str(asset["href"])])
+            assets[key] = {**asset, "href": managed}
+
+
+def _is_mask(key: str, asset: dict[str, Any]) -> bool:
+    """The scene's quality mask: the ``mask`` role (or, from older items, the key)."""
+    return "mask" in (asset.get("roles") or []) or key == "mask"
+
+
+def _data_keys(assets: dict[str, Any], props: dict[str, Any]) -> list[str]:
+    """The data assets' keys, in the order of the scene's declared band names when it has
+    them (``band_names``/``band_nodata`` are read per href in that order), else sorted."""
+    keys = sorted(k for k, a in assets.items() if "data" in (a.get("roles") or ["data"]))
+    keys = [k for k in keys if not _is_mask(k, assets[k])]
+    declared = [str(n).lower() for n in props.get(BAND_NAMES) or []]
+    if declared and sorted(declared) == sorted(keys):
+        return declared
+    return keys
 
 
 def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
@@ -105,7 +131,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
     if props.get(ONBOARDED) or already_read(services, item):
         return []  # a concurrent request already had it onboarded
     assets = item.get("assets", {})
-    data_keys = sorted(k for k in assets if k == "data" or k.startswith("data_"))
+    data_keys = _data_keys(assets, props)
     hrefs = [str(assets[k]["href"]) for k in data_keys]
     mode = props.get(MODE, "lazy")
     scene = _announcement(item, hrefs)
@@ -115,6 +141,7 @@ def onboard(ctx: AgentContext, event: OnboardRequested) -> list[Emit]:
         for key, href in zip(data_keys, managed, strict=True):
             assets[key] = {**assets[key], "href": href}
         hrefs = managed
+        _import_mask(services, scene, assets)
     with ExitStack() as stack:
         paths = [stack.enter_context(local_copy(services, h)) for h in hrefs]
         mask = scene.mask_href

@@ -1,5 +1,8 @@
 """Registering items: into the local catalog, and onto ``stac.registrations``.
 
+The catalog keeps the object store's own hrefs (the agents read them); the registration
+carries them as URLs of this node's asset route, which other nodes can fetch.
+
 Every item this node owns carries ``gravitas:version`` (bumped on each change, so
 replays and out-of-order delivery converge) and, for scenes, the data mode, the layer
 prefix its pixel layers are named with, and whether it has been onboarded. Every
@@ -14,6 +17,7 @@ from typing import Any
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.events import ItemRegistered, ItemRetracted
 from gravitas.storage.catalog.errors import ItemNotFoundError
+from gravitas.storage.objects.public import public_item
 
 VERSION = "gravitas:version"
 MODE = "gravitas:mode"
@@ -46,7 +50,7 @@ def register_item(services: NodeServices, item: Mapping[str, Any]) -> ItemRegist
     registered = ItemRegistered(
         item_id=item_id,
         collection=collection,
-        item=doc,
+        item=public_item(doc, services.object_store, services.public_url),
         owning_node=services.settings.node_id,
         api_url=services.public_url,
         asset_base_url=services.public_url,

@@ -74,9 +74,11 @@ class NodeServices:
     def block_store(self) -> BlockStore:
         """The pixel block store: RocksDB under data_dir by default, or S3."""
         from gravitas.storage.blocks import open_block_store
+        from gravitas.streams.metrics.storage import timed_block_store
 
         url = self.settings.block_store or f"rocksdb://{(self.data_dir / 'blocks').resolve()}"
-        return open_block_store(url, self._secret("s3_access_key"), self._secret("s3_secret_key"))
+        store = open_block_store(url, self._secret("s3_access_key"), self._secret("s3_secret_key"))
+        return timed_block_store(store)
 
     @cached_property
     def object_store(self) -> ObjectStore:
@@ -97,9 +99,10 @@ class NodeServices:
     def catalog(self) -> Catalog:
         """The node's STAC catalog: SQLite under data_dir by default, or ``settings.catalog``."""
         from gravitas.storage.catalog.factory import open_catalog
+        from gravitas.streams.metrics.storage import timed_catalog
 
         url = getattr(self.settings, "catalog", None) or self.data_dir / "catalog.sqlite"
-        return open_catalog(url, node_id=self.settings.node_id)
+        return timed_catalog(open_catalog(url, node_id=self.settings.node_id))
 
     @cached_property
     def identity(self) -> NodeIdentity:

@@ -34,8 +34,23 @@ DataMode = Literal["direct", "external", "lazy"]
 MaskConvention = Literal["fmask", "qa_pixel", "hls_fmask", "scl", "valid_nonzero", "valid_zero"]
 """Which values of a quality mask hide pixels (see ``gravitas.storage.readers.masks``)."""
 Reducer = Literal[
-    "min", "max", "mean", "std", "count", "sum", "q05", "q25", "q50", "q75", "q95", "trend"
+    "min",
+    "max",
+    "mean",
+    "std",
+    "count",
+    "sum",
+    "q05",
+    "q25",
+    "q50",
+    "q75",
+    "q95",
+    "trend",
+    "extremes",
 ]
+ReduceOver = Literal["space", "time", "space-time"]
+"""``space``: one value per time step; ``time``: one raster per reducer (per pixel);
+``space-time``: one value over the whole window."""
 
 
 # --------------------------------------------------------------------------- scenes
@@ -370,6 +385,9 @@ class DatacubeRequested(Event):
     spatial_split: bool = False
     seed: int = 0
     output_format: Literal["zarr", "netcdf"] = "zarr"
+    gap_fill: Literal["interpolate", "forest", "boosting"] = "interpolate"
+    """How gaps are filled: linear in time then nearest in space, or a model per band
+    (random forest / gradient boosting) on auxiliary features (other dates and bands)."""
     reply_topic: str = "datacubes.ready"
     routed_from: str | None = None
     """Set when another node forwarded this request here (it is never forwarded again)."""
@@ -443,6 +461,25 @@ class PixelSearch(Event):
     """Set when another node forwarded this request here (it is never forwarded again)."""
 
 
+class ModelSpec(BaseModel):
+    """A tree model trained next to the data on band features (the request's layers)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["tree", "forest"] = "tree"
+    labels: str = Field(min_length=1, max_length=2000)
+    """A label layer name, or a vector file href (GeoPackage/GeoJSON) the href policy admits."""
+    label_field: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    """The vector attribute holding the class (vector labels only)."""
+    max_depth: int | None = Field(default=None, ge=1, le=64)
+    n_estimators: int = Field(default=100, ge=1, le=500)
+    test_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
+    seed: int = Field(default=0, ge=0)
+    max_samples: int = Field(default=200_000, ge=10, le=2_000_000)
+    predict: bool = False
+    """Also write the predicted class raster and register it in STAC."""
+
+
 class Featurize(Event):
     """Evaluate user math and reducers next to the data; only results travel."""
 
@@ -451,14 +488,45 @@ class Featurize(Event):
     type: Literal["discovery.featurize"] = "discovery.featurize"
 
     request_id: str = Field(pattern=ID_PATTERN)
-    layers: dict[str, str] = Field(min_length=1)
+    layers: dict[str, str] = Field(default_factory=dict)
     """Variable name in ``expression`` -> layer name."""
-    expression: str = Field(min_length=1, max_length=2000)
+    expression: str = Field(default="", max_length=2000)
+    """User math over ``layers`` (or empty when ``process_graph`` is given)."""
+    process_graph: dict[str, Any] | None = None
+    """An openEO process graph instead of ``expression`` (run by gravitas.agents.graphs;
+    its load_collection nodes name the data, ``bbox``/``time`` are not applied)."""
     reducers: list[Reducer] = Field(default_factory=lambda: list[Reducer](["mean"]))
     bbox: BBox
     time: TimeRange
     level: int | None = Field(default=None, ge=1, le=29)
     reply_topic: str = "discovery.results"
+    over: ReduceOver = "space"
+    quantiles: list[float] = Field(default_factory=list, max_length=50)
+    """Extra quantiles, each in (0, 1) (reported as ``q<value>``, e.g. ``q0.9``)."""
+    top_k: int = Field(default=10, ge=1, le=10_000)
+    """How many pixels the ``extremes`` reducer reports (largest values, with where/when)."""
+    model: ModelSpec | None = None
+    """Train a decision tree / random forest instead of reducing (see ModelSpec)."""
+    routed_from: str | None = None
+    """Set when another node forwarded this request here (it is never forwarded again)."""
+
+    @field_validator("quantiles")
+    @classmethod
+    def _open_unit(cls, qs: list[float]) -> list[float]:
+        bad = [q for q in qs if not 0.0 < q < 1.0]
+        if bad:
+            raise ValueError(f"quantiles must lie in (0, 1), got {bad}")
+        return qs
+
+    @model_validator(mode="after")
+    def _expression_or_graph(self) -> Featurize:
+        if bool(self.expression.strip()) == (self.process_graph is not None):
+            raise ValueError("give either expression (with layers) or process_graph")
+        if self.expression and not self.layers:
+            raise ValueError("an expression needs layers: {variable: layer}")
+        if self.process_graph is not None and len(orjson.dumps(self.process_graph)) > 256_000:
+            raise ValueError("process_graph is larger than 256 kB")
+        return self
 
 
 class PixelMatch(BaseModel):
@@ -509,6 +577,19 @@ class FeatureResult(Event):
     """Per time step (ISO string) the reducer values."""
     served_by: str = ""
     error: str | None = None
+    result_ref: str | None = None
+    """A process graph's raster result in the object store (``results/<id>.<ext>``)."""
+    result_format: str | None = None
+    result_sha256: str | None = None
+    result_bytes: int | None = None
+    extremes: list[PixelMatch] = Field(default_factory=list)
+    """The top-k pixels (largest values) with where and when."""
+    outputs: dict[str, str] = Field(default_factory=dict)
+    """Large results by reference: output name -> object-store href (rasters, models)."""
+    item_id: str | None = None
+    """The STAC item (collection ``features``) that registers ``outputs``."""
+    model: dict[str, Any] | None = None
+    """A trained model's metrics, confusion matrix, classes and feature importances."""
 
 
 # --------------------------------------------------------------------------- catalog
@@ -556,6 +637,42 @@ class ItemRetracted(Event):
     version: int = Field(default=1, ge=1)
     signature: str = Field(default="", max_length=200)
     """Base64 Ed25519 signature by the owning node (see :mod:`gravitas.agents.signing`)."""
+
+
+# --------------------------------------------------------------------------- openEO jobs
+
+JobStatus = Literal["queued", "running", "finished", "error", "canceled"]
+
+
+class OpenEOJobRequested(Event):
+    """Run an openEO batch job (its graph with user-defined processes inlined)."""
+
+    TYPE: ClassVar[str] = "openeo.job_requested"
+    KEY_FIELD: ClassVar[str] = "job_id"
+    type: Literal["openeo.job_requested"] = "openeo.job_requested"
+
+    job_id: str = Field(pattern=ID_PATTERN)
+    run_id: str = Field(pattern=ID_PATTERN)
+    """One start of the job (a restarted job gets a new run; replays keep theirs)."""
+    user: str = Field(pattern=r"^[A-Za-z0-9_.~-]{1,80}$")
+    process_graph: dict[str, Any]
+
+
+class OpenEOJobUpdate(Event):
+    """Progress, success or failure of one run of an openEO batch job."""
+
+    TYPE: ClassVar[str] = "openeo.job_update"
+    KEY_FIELD: ClassVar[str] = "job_id"
+    type: Literal["openeo.job_update"] = "openeo.job_update"
+
+    job_id: str = Field(pattern=ID_PATTERN)
+    run_id: str = Field(pattern=ID_PATTERN)
+    status: JobStatus
+    progress: float = Field(ge=0.0, le=1.0)
+    message: str = Field(default="", max_length=REASON_MAX)
+    result_key: str | None = None
+    """Object-store key of the result file (finished runs)."""
+    error_code: str | None = None
 
 
 # --------------------------------------------------------------------------- operations
@@ -673,6 +790,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     FeatureResult,
     ItemRegistered,
     ItemRetracted,
+    OpenEOJobRequested,
+    OpenEOJobUpdate,
     Ping,
     Pong,
     Rejected,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -22,6 +23,7 @@ from pydantic_settings import (
 
 from gravitas.schemas.errors import ConfigError
 from gravitas.schemas.peers import Peer
+from gravitas.schemas.webhooks import SOURCE_PATTERN, WebhookSource
 
 BROKER_SCHEMES = ("memory", "kafka")
 
@@ -79,6 +81,16 @@ class Settings(BaseSettings):
     flower_python: Path | None = None
     """The Python of Flower's own environment (federated training); default
     ``<cache>/flower-venv/bin/python``, made by ``scripts/flower-venv``."""
+    dask_scheduler: str | None = None
+    """Where process graphs compute: ``threads`` (default, in the node), ``sync``,
+    ``local-cluster:N`` (N local worker processes) or ``tcp://host:port`` (a running
+    dask.distributed scheduler; its workers need the same block-store settings)."""
+    graph_max_bytes: int = Field(default=8 * 1024**3, ge=1024)
+    """Largest selection one process graph may load (bytes of its input cubes)."""
+    graph_max_seconds: float = Field(default=600.0, gt=0)
+    """Longest one process graph may compute before it is answered as failed."""
+    graph_overviews: bool = True
+    """Serve exact zonal statistics of whole blocks from the overview pyramids."""
     block_store: str | None = None
     """``rocksdb:///path`` (default under data_dir) or ``s3://bucket/prefix?endpoint=h:p``."""
     object_store: str | None = None
@@ -102,6 +114,18 @@ class Settings(BaseSettings):
     """Largest HTTP request body the edge accepts (refused with 413 while streaming)."""
     webhook_secret: SecretStr | None = None
     """HMAC-SHA256 key that signs outgoing and verifies incoming webhooks."""
+    webhook_sources: dict[str, WebhookSource] = Field(default_factory=dict)
+    """Inbound webhook sources (JSON): ``{"provider": {"topics": ["scenes.announced"]}}``;
+    each has its own secret file and topic allow-list (docs/webhooks.md)."""
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest body ``POST /webhooks/{source}`` accepts (refused with 413)."""
+    webhook_retry_schedule_s: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    """Delays before each retry of an outbound delivery (Standard Webhooks' schedule);
+    after the last one fails the delivery is dead-lettered with its last status."""
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    """Seconds an outbound delivery waits for the receiver's answer."""
+    webhook_delivery: bool = True
+    """Run the outbound delivery worker in each Kafka node process."""
     allowed_roots: tuple[Path, ...] = ()
     """Directories whose files any data mode may read (real paths: ``..`` and symlinks out
     are refused); empty: ``<data_dir>/files`` and the sample-data cache. The node's own
@@ -159,6 +183,14 @@ class Settings(BaseSettings):
                 "writes through the edge need a bearer token"
             )
         return self
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _sources(cls, value: dict[str, WebhookSource]) -> dict[str, WebhookSource]:
+        for name in value:
+            if not re.fullmatch(SOURCE_PATTERN, name):
+                raise ValueError(f"webhook source name {name!r} must match {SOURCE_PATTERN}")
+        return value
 
     @field_validator("allowed_url_prefixes")
     @classmethod

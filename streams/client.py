@@ -13,15 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode, encode
+from gravitas.schemas.common import TimeRange
 from gravitas.schemas.errors import GravitasError, RequestError
-from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Rejected, SearchResult
+from gravitas.schemas.events import (
+    DatacubeReady,
+    DatacubeRequested,
+    FeatureResult,
+    Progress,
+    Rejected,
+    SearchResult,
+)
 from gravitas.schemas.settings import load_settings
+from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
 from gravitas.streams.transports.edge import EdgeTransport, discover_edge, local_token
@@ -218,6 +229,38 @@ class Client:
         reply = await self.request(request, request.reply_topic, timeout)
         assert isinstance(reply, DatacubeReady)
         return reply
+
+    async def run_workflow(
+        self,
+        spec: dict[str, Any],
+        params: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> WorkflowStatus | str:
+        """Run a workflow spec (see :func:`gravitas.streams.workflow_client.run_workflow`)."""
+        from gravitas.streams.workflow_client import run_workflow
+
+        return await run_workflow(self, spec, params, **options)  # type: ignore[arg-type]
+
+    async def featurize(
+        self,
+        expression: str,
+        layers: Mapping[str, str],
+        bbox: tuple[float, float, float, float],
+        time: TimeRange | tuple[datetime, datetime],
+        reducers: Sequence[str] = ("mean",),
+        *,
+        timeout: float = 600.0,
+        on_progress: Callable[[Progress], None] | None = None,
+        **options: Any,
+    ) -> FeatureResult:
+        """Compute features next to the data (``over``, ``quantiles``, ``top_k``,
+        ``level``, ``model`` as in :class:`Featurize`); ``on_progress`` sees each
+        progress event of the request."""
+        from gravitas.streams.featurize_sdk import build_request, featurize
+
+        req = build_request(expression, layers, bbox, time, reducers, **options)
+        me: Any = self  # the SDK module imports this class as gravitas.streams.client
+        return await featurize(me, req, timeout, on_progress)
 
     async def close(self) -> None:
         """Close the transport."""

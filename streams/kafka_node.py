@@ -17,12 +17,13 @@ from gravitas.schemas.settings import Settings
 from gravitas.streams.edge.assemble import node_edge_app
 from gravitas.streams.edge.server import EdgeServer
 from gravitas.streams.logs import quiet_transient_kafka_errors
-from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.metrics import NodeMetrics, watch_lag
 from gravitas.streams.node import remove_node_file, write_node_file
 from gravitas.streams.registry import select_agents
 from gravitas.streams.runners.kafka import KafkaRunner, build_app, run_sync_prepare
 from gravitas.streams.topology import Topology
-from gravitas.streams.transports.kafka import KafkaTransport
+from gravitas.streams.transports.kafka import KafkaTransport, bootstrap_servers
+from gravitas.streams.webhooks.worker import DeliveryWorker
 
 log = logging.getLogger("gravitas.node")
 
@@ -43,8 +44,12 @@ def run_kafka_node(
     run_sync_prepare(settings, topology)
     services = NodeServices(settings)
     metrics = NodeMetrics()
+    watch_lag(metrics, bootstrap_servers(settings.broker), [settings.consumer_group])
     app = build_app(settings)
     runner = KafkaRunner(app, settings, topology, agents, services, metrics)
+
+    if settings.webhook_delivery:
+        runner.add_task(DeliveryWorker(settings, topology, metrics).run_forever)
 
     if serve_http:
 

@@ -7,13 +7,16 @@ from gravitas.agents.discovery import DiscoveryAgent
 from gravitas.agents.harmonize import HarmonizeAgent
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane import MethaneAgent
+from gravitas.agents.modules.agent import ModuleAgent, ModuleRegistryAgent
 from gravitas.agents.onboarding import OnboardingAgent
+from gravitas.agents.openeo_jobs import OpenEOJobAgent
 from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
 from gravitas.agents.training.coordinator import TrainingAgent
 from gravitas.agents.training.participant import ParticipantAgent
+from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
 from gravitas.schemas.errors import ConfigError
 
 
@@ -31,6 +34,11 @@ def default_agents() -> list[Agent]:
         HarmonizeAgent(),
         TrainingAgent(),
         ParticipantAgent(),
+        ModuleRegistryAgent(),
+        ModuleAgent(),
+        WorkflowIntakeAgent(),
+        WorkflowAgent(),
+        OpenEOJobAgent(),
     ]
 
 

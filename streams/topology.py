@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from gravitas.schemas import events as ev
 from gravitas.schemas import training as tr
+from gravitas.schemas import workflows as wf
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnknownTopicError
 from gravitas.schemas.settings import Settings
@@ -69,9 +70,40 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec("models.trained", (tr.ModelTrained,), "trained models (or failures)"),
     TopicSpec("progress", (ev.Progress,), "progress of long requests"),
+    TopicSpec("openeo.jobs", (ev.OpenEOJobRequested,), "openEO batch jobs to run"),
+    TopicSpec("openeo.job_updates", (ev.OpenEOJobUpdate,), "openEO batch job states"),
     TopicSpec("ops.ping", (ev.Ping,), "liveness probes", external=True),
     TopicSpec("ops.pong", (ev.Pong,), "liveness answers"),
     TopicSpec("deadletter", (ev.Rejected,), "rejected inputs with their reason", partitions=1),
+    # modules and workflows (agents/modules, agents/workflows; docs/workflows.md)
+    TopicSpec(
+        "modules.registry",
+        (wf.ModuleRecord,),
+        "signed module versions of the federation",
+        partitions=1,  # one writer of each node's module registry
+        shared=True,
+        external=True,  # records are signed by their owner node and verified
+    ),
+    TopicSpec("modules.requests", (wf.StepRequested,), "python module steps to run"),
+    TopicSpec(
+        "workflows.requests",
+        (wf.WorkflowRunRequested, wf.WorkflowCancelRequested),
+        "workflow runs, retries and cancels",
+        external=True,
+    ),
+    TopicSpec(
+        "workflows.runs",
+        (
+            wf.WorkflowRunRequested,
+            wf.WorkflowCancelRequested,
+            wf.StepFinished,
+            ev.SearchResult,
+            ev.FeatureResult,
+        ),
+        "accepted runs and their steps' answers",
+        partitions=1,  # one writer of the run state
+    ),
+    TopicSpec("workflows.status", (wf.WorkflowStatus,), "where each run stands"),
 )
 
 

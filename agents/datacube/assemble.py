@@ -25,7 +25,6 @@ from gravitas.kernels.datacube import (
     band_statistics,
     crop_pad,
     cut_patches,
-    gap_fill,
     group_split,
     label_patches,
     patch_origins,
@@ -35,6 +34,7 @@ from gravitas.kernels.datacube import (
     valid_fractions,
 )
 from gravitas.kernels.datacube.errors import NoPairsError
+from gravitas.kernels.datacube.gapfill_model import gap_fill_with
 from gravitas.kernels.grid import pixel_to_lonlat
 from gravitas.schemas.errors import RequestError
 from gravitas.schemas.events import DatacubeRequested, LabelSpec
@@ -144,7 +144,7 @@ def _process(
     raw = np.concatenate(aggregated, axis=1).astype(np.float32)
     start = float(to_epoch(req.time.start))
     centres = start + (ids.astype(np.float64) + 0.5) * req.time_step_s
-    filled, mask = gap_fill(raw, centres)
+    filled, mask = gap_fill_with(req.gap_fill, raw, centres, req.seed)
     return centres, raw, np.asarray(filled, np.float32), mask
 
 

@@ -22,6 +22,7 @@ from gravitas.agents.registration import register_item
 from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube.split import SPLITS
 from gravitas.schemas.events import DatacubeRequested, ItemRegistered
+from gravitas.storage.catalog.collections import STAC_VERSION
 from gravitas.storage.catalog.derived import add_datacube
 from gravitas.storage.objects.local import LocalObjectStore
 
@@ -226,7 +227,7 @@ def _items(
     for name in SPLITS:
         items.append({
             "type": "Feature",
-            "stac_version": "1.0.0",
+            "stac_version": STAC_VERSION,
             "stac_extensions": [],
             "id": f"{collection_id(req)}-{name}",
             "collection": collection_id(req),

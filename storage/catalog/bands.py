@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["eo_band_for"]
+__all__ = ["asset_keys", "band_key", "eo_band_for", "sensor_properties"]
 
 # (common name or None, centre wavelength um, full width half max um), from the ESA and
 # USGS band tables.
@@ -36,6 +36,30 @@ _S2_NAME = re.compile(r"_(B\d[\dA])\.jp2$", re.IGNORECASE)
 _LE7_NAME = re.compile(r"^LE7\d{13}.*_(b\d)\.tif$", re.IGNORECASE)
 
 
+_BAND_SUFFIX = re.compile(r"_([A-Za-z]+\d*[A-Za-z]?)$")
+
+
+def band_key(name: str) -> str:
+    """The asset key of a file: its band code, as ingest names the band's layer
+    (``..._B04.jp2`` -> ``b04``, ``..._b3.tif`` -> ``b3``, ``..._fmask.tif`` ->
+    ``fmask``), else its lowercase stem."""
+    stem = Path(name.rsplit("/", 1)[-1]).stem
+    m = _BAND_SUFFIX.search(stem)
+    text = (m.group(1) if m else stem).lower()
+    return re.sub(r"[^a-z0-9_.-]+", "_", text).strip("_") or "data"
+
+
+def asset_keys(names: list[str]) -> list[str]:
+    """One distinct asset key per file (a repeated band code gets ``_2``, ``_3``, ...)."""
+    keys: list[str] = []
+    for name in names:
+        key, n = band_key(name), 1
+        while (key if n == 1 else f"{key}_{n}") in keys:
+            n += 1
+        keys.append(key if n == 1 else f"{key}_{n}")
+    return keys
+
+
 def eo_band_for(path: Path | str) -> dict[str, object] | None:
     """The eo:bands entry of a single-band Sentinel-2 / Landsat 7 file, from its name."""
     name = Path(path).name
@@ -55,3 +79,14 @@ def eo_band_for(path: Path | str) -> dict[str, object] | None:
     if common:
         band["common_name"] = common
     return band
+
+
+def sensor_properties(path: Path | str) -> dict[str, object]:
+    """Item properties (platform, constellation, instruments) of a Sentinel-2 / Landsat 7
+    band file, from its name; empty for other files."""
+    name = Path(path).name
+    if _LE7_NAME.search(name):
+        return {"platform": "landsat-7", "constellation": "landsat", "instruments": ["etm+"]}
+    if _S2_NAME.search(name):
+        return {"constellation": "sentinel-2", "instruments": ["msi"]}
+    return {}

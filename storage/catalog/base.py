@@ -29,6 +29,7 @@ from gravitas.storage.catalog.search_checks import (
 
 __all__ = [
     "NODE_PROPERTY",
+    "VERSION_PROPERTY",
     "Catalog",
     "SearchPage",
     "SearchParams",
@@ -41,6 +42,9 @@ __all__ = [
 
 NODE_PROPERTY = "gravitas:node"
 """Property that every search result and ``get_item`` answer carries: the owning node."""
+
+VERSION_PROPERTY = "gravitas:version"
+"""Property that every search result and ``get_item`` answer carries: the stored version."""
 
 MAX_LIMIT = 10_000
 """Largest page size a search may ask for."""
@@ -236,8 +240,10 @@ class SearchPage:
 class Catalog(Protocol):
     """A STAC catalog of collections and versioned items with search.
 
-    Items need not have their collection registered (remote items may arrive first);
-    ``list_collections`` returns only upserted collections.
+    Items need not have their collection registered (remote items may arrive first): an
+    item's collection is created when its first item is stored, and every stored item
+    grows its collection's extents, summaries and ``item_assets``
+    (:mod:`~gravitas.storage.catalog.collections`) in the same write.
     """
 
     node_id: str

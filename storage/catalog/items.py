@@ -26,7 +26,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import NoDataStrings, RasterBand, RasterExtension, Statistics
 from shapely.geometry import Polygon, mapping
 
-from gravitas.storage.catalog.bands import eo_band_for
+from gravitas.storage.catalog.bands import eo_band_for, sensor_properties
 from gravitas.storage.catalog.errors import ItemBuildError
 from gravitas.storage.catalog.files import datetime_from_name, file_info, href_for
 from gravitas.storage.readers.cf import dataset_axes
@@ -35,6 +35,7 @@ from gravitas.storage.readers.grib_grid import dataset_projection, open_grib
 __all__ = [
     "DATASET_SUFFIXES",
     "RASTER_SUFFIXES",
+    "add_file_asset",
     "add_raster_asset",
     "collection_from_items",
     "item_from_dataset",
@@ -122,6 +123,8 @@ def item_from_raster(
         properties=dict(properties or {}),
         collection=collection,
     )
+    for key, value in sensor_properties(p).items():
+        item.properties.setdefault(key, value)
     add_raster_asset(item, p, asset_key, checksum=checksum, statistics=statistics)
     return item
 
@@ -133,45 +136,95 @@ def add_raster_asset(
     roles: Sequence[str] = ("data",),
     checksum: bool = True,
     statistics: bool = False,
+    nodata: float | None = None,
+    title: str | None = None,
+    default_nodata: float | None = None,
 ) -> pystac.Asset:
-    """Add a raster file as an asset with proj, raster, eo (if known) and file fields.
+    """Add a raster file as an asset with proj, raster (data type, nodata, scale/offset,
+    resolution, statistics when asked), eo (known sensors) and file fields.
 
-    The first asset's projection is also put on the item; later assets with another
-    grid (Sentinel-2's 10/20/60 m bands) carry their own proj:shape / proj:transform.
+    ``nodata`` overrides the file's own nodata value; ``default_nodata`` applies to a
+    file that declares none. The first asset's projection is
+    also put on the item; later assets with another grid (Sentinel-2's 10/20/60 m
+    bands) carry their own proj:shape / proj:transform.
     """
     import rasterio
 
     p = Path(path)
     with rasterio.open(p) as src:
         crs, shape, transform = src.crs, src.shape, src.transform
-        bounds, nodata, dtypes = src.bounds, src.nodata, src.dtypes
+        bounds, dtypes = src.bounds, src.dtypes
+        given = nodata if nodata is not None else src.nodata
+        given = default_nodata if given is None else given
+        scales, offsets, names = src.scales, src.offsets, src.descriptions
         res = abs(transform.a)
-        stats = [_band_stats(src, b + 1, nodata) for b in range(src.count)] if statistics else []
+        stats = [_band_stats(src, b + 1, given) for b in range(src.count)] if statistics else []
+    eo = eo_band_for(p)
     asset = pystac.Asset(
         href=href_for(p),
         media_type=_MEDIA.get(p.suffix.lower()),
         roles=list(roles),
-        title=p.name,
+        title=title or _band_title(key, eo),
     )
     item.add_asset(key, asset)
     if not ProjectionExtension.has_extension(item):
         _set_proj(ProjectionExtension.ext(item, add_if_missing=True), crs, shape, transform, bounds)
     _set_proj(ProjectionExtension.ext(asset), crs, shape, transform, bounds)
-    bands = [
-        RasterBand.create(
+    bands = []
+    for i in range(len(dtypes)):
+        band = RasterBand.create(
             data_type=dtypes[i],  # type: ignore[arg-type]
-            nodata=_nodata(nodata),
+            nodata=_nodata(given),
             spatial_resolution=float(res),
             statistics=Statistics.create(**stats[i]) if stats else None,
         )
-        for i in range(len(dtypes))
-    ]
+        if scales[i] not in (None, 1.0) or offsets[i] not in (None, 0.0):
+            band.scale, band.offset = float(scales[i]), float(offsets[i])
+        bands.append(band)
     RasterExtension.ext(asset, add_if_missing=True).bands = bands
-    eo = eo_band_for(p)
-    if eo is not None:
+    if eo is not None and len(dtypes) == 1:
         EOExtension.ext(asset, add_if_missing=True).bands = [Band.create(**eo)]  # type: ignore[arg-type]
+    elif len(dtypes) > 1 and "data" in roles:
+        EOExtension.ext(asset, add_if_missing=True).bands = [
+            Band.create(name=names[i] or f"{key}_{i + 1}") for i in range(len(dtypes))
+        ]
+    if crs is not None and crs.is_projected and crs.linear_units in ("metre", "meter"):
+        asset.extra_fields["gsd"] = float(res)
     _add_file(asset, p, checksum)
     return asset
+
+
+def add_file_asset(
+    item: pystac.Item,
+    path: Path | str,
+    key: str,
+    roles: Sequence[str] = ("data",),
+    checksum: bool = True,
+    statistics: bool = False,
+    nodata: float | None = None,
+    default_nodata: float | None = None,
+) -> pystac.Asset:
+    """Add any file the node reads as an asset: rasters with their band metadata
+    (:func:`add_raster_asset`), gridded datasets with their media type and file fields."""
+    p = Path(path)
+    if p.suffix.lower() in RASTER_SUFFIXES:
+        return add_raster_asset(
+            item, p, key, roles, checksum, statistics, nodata, default_nodata=default_nodata
+        )
+    asset = pystac.Asset(
+        href=href_for(p), media_type=_MEDIA.get(p.suffix.lower()), roles=list(roles), title=key
+    )
+    item.add_asset(key, asset)
+    _add_file(asset, p, checksum)
+    return asset
+
+
+def _band_title(key: str, eo: Mapping[str, object] | None) -> str:
+    """``Band B04 (red)`` for a known sensor band, else ``Band <key>``."""
+    if eo is None:
+        return f"Band {key}"
+    common = eo.get("common_name")
+    return f"Band {eo['name']} ({common})" if common else f"Band {eo['name']}"
 
 
 def _set_proj(proj: Any, crs: Any, shape: Any, transform: Any, bounds: Any) -> None:
@@ -185,8 +238,16 @@ def _set_proj(proj: Any, crs: Any, shape: Any, transform: Any, bounds: Any) -> N
     proj.bbox = [float(v) for v in bounds]
 
 
+STATS_PIXELS = 1_000_000
+"""Statistics of larger bands are computed from a decimated read (overviews when the
+file has them) of about this many pixels."""
+
+
 def _band_stats(src: Any, band: int, nodata: float | None) -> dict[str, float]:
-    data = src.read(band, masked=True).astype("float64")
+    h, w = src.height, src.width
+    step = max(1, int(np.ceil(np.sqrt(h * w / STATS_PIXELS))))
+    shape = (max(1, -(-h // step)), max(1, -(-w // step)))
+    data = src.read(band, masked=True, out_shape=shape).astype("float64")
     if nodata is not None:
         data = np.ma.masked_equal(data, nodata)
     valid = data.compressed()

@@ -121,7 +121,7 @@ class PostgresCluster(StartStop):
 
     @property
     def env(self) -> dict[str, str]:
-        """``PG*`` variables (as ``pg_virtualenv`` sets them) for clients and stac-fastapi."""
+        """``PG*`` variables (as ``pg_virtualenv`` sets them) for clients such as psql."""
         return {
             "PGHOST": HOST,
             "PGPORT": str(self.port),

@@ -1,13 +1,14 @@
-"""The production catalog: PostgreSQL + pgstac (what stac-fastapi-pgstac serves).
+"""The production catalog: PostgreSQL + pgstac (served by the node's one STAC API router).
 
 Collections and items go through pgstac's own SQL functions (``upsert_collection``,
 ``upsert_item``, ``get_item``, ``search``), so the STAC API over the same database sees
 exactly what this class wrote. The owning node and the version live in the item's
 properties (``gravitas:node``, ``gravitas:version``): an upsert takes a per-item
 advisory lock, reads the stored version and keeps a newer one. pgstac needs an item's
-collection to exist, so an item that arrives before its collection gets a placeholder
-collection (``"gravitas:placeholder": true``), hidden from :meth:`list_collections`
-and replaced when the real collection is upserted.
+collection to exist: an item that arrives before its collection creates it, and every
+stored item grows its collection's extents, summaries and ``item_assets`` in the same
+transaction (:mod:`~gravitas.storage.catalog.collections`). Placeholder collections
+(``"gravitas:placeholder": true``) written by older versions stay hidden.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gravitas.storage.catalog.base import (
     check_item,
     utc_text,
 )
+from gravitas.storage.catalog.collections import covering, grow, new_collection
 from gravitas.storage.catalog.errors import (
     CatalogError,
     CollectionNotFoundError,
@@ -51,7 +53,7 @@ __all__ = [
 T = TypeVar("T")
 
 VERSION_PROPERTY = "gravitas:version"
-"""Item property holding the registration version (stored; not returned by the catalog)."""
+"""Item property holding the registration version (stored and returned)."""
 
 PLACEHOLDER_PROPERTY = "gravitas:placeholder"
 """Top-level member marking a collection created only to hold early items."""
@@ -61,22 +63,6 @@ RAW_GEOMETRY_MEMBER = "gravitas:geometry"
 
 NULLS_MEMBER = "gravitas:nulls"
 """Top-level item member listing the paths of null object members (pgstac drops them)."""
-
-
-def _placeholder(collection_id: str) -> dict[str, Any]:
-    return {
-        "type": "Collection",
-        "stac_version": "1.0.0",
-        "id": collection_id,
-        "description": f"Placeholder for items of {collection_id!r} that arrived before it.",
-        "license": "other",
-        "extent": {
-            "spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
-            "temporal": {"interval": [[None, None]]},
-        },
-        "links": [],
-        PLACEHOLDER_PROPERTY: True,
-    }
 
 
 class PgstacCatalog:
@@ -174,7 +160,12 @@ class PgstacCatalog:
         def call(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
                 self._lock_key(conn, cid)
-                conn.execute("SELECT upsert_collection(%s)", (Jsonb(doc),))
+                rows = conn.execute(
+                    "SELECT content_hydrate(items) FROM items WHERE collection = %s ORDER BY id",
+                    (cid,),
+                )
+                covered = covering(doc, (_public(r[0]) for r in rows))
+                conn.execute("SELECT upsert_collection(%s)", (Jsonb(covered),))
 
         self._run(
             "upsert_collection",
@@ -251,8 +242,6 @@ class PgstacCatalog:
         def call(conn: psycopg.Connection[Any]) -> bool:
             with conn.transaction():
                 self._lock_key(conn, cid)
-                if not conn.execute("SELECT 1 FROM collections WHERE id = %s", (cid,)).fetchone():
-                    conn.execute("SELECT create_collection(%s)", (Jsonb(_placeholder(cid)),))
                 self._lock_key(conn, cid, iid)
                 row = conn.execute(
                     "SELECT (content->'properties'->>%s) FROM items "
@@ -261,6 +250,7 @@ class PgstacCatalog:
                 ).fetchone()
                 if row is not None and _as_int(row[0]) > version:
                     return False
+                self._grow_collection(conn, cid, item)
                 conn.execute("SELECT upsert_item(%s)", (Jsonb(doc),))
                 if repair:  # GEOS refuses predicates on invalid shapes; index a repair
                     conn.execute(
@@ -276,6 +266,23 @@ class PgstacCatalog:
             call,
             lambda exc: InvalidItemError(f"pgstac rejected item {iid!r} of {cid!r}: {exc}"),
         )
+
+    def _grow_collection(
+        self, conn: psycopg.Connection[Any], cid: str, item: Mapping[str, Any]
+    ) -> None:
+        """Create or grow the item's collection (before the item: pgstac needs it)."""
+        from psycopg.types.json import Jsonb
+
+        row = conn.execute("SELECT content FROM collections WHERE id = %s", (cid,)).fetchone()
+        current = row[0] if row is not None else None
+        if current is None or current.get(PLACEHOLDER_PROPERTY):
+            grown = grow(new_collection(cid, self.node_id), item)
+        else:
+            grown = grow(current, item)
+        if current is None:
+            conn.execute("SELECT create_collection(%s)", (Jsonb(grown),))
+        elif grown != current:
+            conn.execute("SELECT update_collection(%s)", (Jsonb(grown),))
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:
         """The item (with ``gravitas:node``), or :class:`ItemNotFoundError`."""
@@ -404,15 +411,13 @@ def api_item(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _public(doc: dict[str, Any]) -> dict[str, Any]:
-    """An item as the catalog returns it: with ``gravitas:node`` and its null members,
-    without the version."""
+    """An item as the catalog returns it: with ``gravitas:node``, ``gravitas:version``
+    (as the embedded catalog keeps it, and as the registrar reads it to bump versions)
+    and its null members."""
     if RAW_GEOMETRY_MEMBER in doc:
         doc["geometry"] = doc.pop(RAW_GEOMETRY_MEMBER)
     for path in doc.pop(NULLS_MEMBER, None) or []:
         _restore_null(doc, path)
-    props = doc.get("properties")
-    if isinstance(props, dict):
-        props.pop(VERSION_PROPERTY, None)
     return doc
 
 

@@ -22,11 +22,13 @@ import orjson
 
 from gravitas.storage.catalog.base import (
     NODE_PROPERTY,
+    VERSION_PROPERTY,
     SearchPage,
     SearchParams,
     check_item,
     utc_text,
 )
+from gravitas.storage.catalog.collections import covering, grow_in_place, new_collection
 from gravitas.storage.catalog.cql2sql import column_for, format_ts, to_sql
 from gravitas.storage.catalog.errors import (
     CatalogError,
@@ -125,7 +127,8 @@ class SQLiteCatalog:
     # --- collections ---------------------------------------------------------------
 
     def upsert_collection(self, collection: Mapping[str, Any]) -> None:
-        """Insert or replace a collection by id."""
+        """Insert or replace a collection by id; its extents, summaries and item_assets
+        are grown to cover the items it already holds."""
         cid = collection.get("id")
         if not isinstance(cid, str) or not cid:
             raise InvalidItemError(f"collection needs a string 'id', got {cid!r}")
@@ -134,10 +137,29 @@ class SQLiteCatalog:
         if doc["type"] != "Collection":
             raise InvalidItemError(f"collection {cid!r} has type {doc['type']!r}, not Collection")
         with self._write() as db:
+            rows = db.execute("SELECT doc FROM items WHERE collection = ? ORDER BY rid", (cid,))
+            doc = covering(doc, (orjson.loads(r[0]) for r in rows))
+            self._store_collection(db, cid, doc)
+
+    @staticmethod
+    def _store_collection(db: sqlite3.Connection, cid: str, doc: Mapping[str, Any]) -> None:
+        db.execute(
+            "INSERT INTO collections (id, doc) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            (cid, orjson.dumps(doc).decode()),
+        )
+
+    def _grow_collection(self, db: sqlite3.Connection, cid: str, item: Mapping[str, Any]) -> None:
+        """Create or grow the item's collection in the item's own write transaction."""
+        row = db.execute("SELECT doc FROM collections WHERE id = ?", (cid,)).fetchone()
+        current = orjson.loads(row[0]) if row else new_collection(cid, self.node_id)
+        grown = grow_in_place(current, item)  # a fresh parse: no copy needed
+        text = orjson.dumps(grown).decode()
+        if row is None or text != row[0]:
             db.execute(
                 "INSERT INTO collections (id, doc) VALUES (?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                (cid, orjson.dumps(doc).decode()),
+                (cid, text),
             )
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
@@ -177,6 +199,7 @@ class SQLiteCatalog:
         dt_end = _ts(props.get("end_datetime") or props.get("datetime"))
         doc = dict(item)
         doc["properties"] = {k: v for k, v in props.items() if k != NODE_PROPERTY}
+        doc["properties"][VERSION_PROPERTY] = int(version)
         geometry = orjson.dumps(item["geometry"]).decode() if item.get("geometry") else None
         node = owning_node or self.node_id
         with self._write() as db:
@@ -201,6 +224,7 @@ class SQLiteCatalog:
                     "INSERT INTO items_rtree (rid, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
                     (rid, min(w, e), max(w, e), s, n),
                 )
+            self._grow_collection(db, cid, doc)
         return True
 
     def get_item(self, collection_id: str, item_id: str) -> dict[str, Any]:

@@ -64,6 +64,10 @@ class ObjectStore(Protocol):
         """Absolute href of ``key``: ``file:///...`` or ``s3://bucket/...``."""
         ...
 
+    def size(self, key: str) -> int:
+        """Bytes of ``key`` without reading it; ObjectNotFoundError if missing."""
+        ...
+
     def stat(self, key: str) -> ObjectStat:
         """Size and SHA-256 of ``key``; ObjectNotFoundError if missing."""
         ...

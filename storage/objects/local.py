@@ -117,6 +117,9 @@ class LocalObjectStore:
     def href(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def size(self, key: str) -> int:
+        return self._existing(key).stat().st_size
+
     def stat(self, key: str) -> ObjectStat:
         path = self._existing(key)
         return ObjectStat(key, path.stat().st_size, sha256_file(path))

@@ -143,6 +143,13 @@ class S3ObjectStore:
     def href(self, key: str) -> str:
         return f"s3://{self.loc.bucket}/{self._name(key)}"
 
+    def size(self, key: str) -> int:
+        try:
+            st = self._client.stat_object(self.loc.bucket, self._name(key))
+        except S3Error as exc:
+            raise self._fail("stat", key, exc) from exc
+        return int(st.size or 0)
+
     def stat(self, key: str) -> ObjectStat:
         try:
             st = self._client.stat_object(self.loc.bucket, self._name(key))

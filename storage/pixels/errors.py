@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gravitas.schemas.errors import NotFoundError, RequestError, StorageError
+from gravitas.schemas.errors import InputError, NotFoundError, RequestError, StorageError
 
 
 class LayerNotFoundError(NotFoundError):
@@ -15,3 +15,8 @@ class PixelSearchError(RequestError):
 
 class LayerRegistryError(StorageError):
     """The layer registry database failed."""
+
+
+class TileRequestError(InputError):
+    """A map tile request with a bad parameter (zoom, tile index, layer, time, rescale,
+    colormap): answered 400 with the bad value named."""

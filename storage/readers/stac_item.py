@@ -32,7 +32,7 @@ _RASTER_TYPES = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2", "applicati
                  "application/netcdf", "application/x-hdf5", "application/wmo-grib")  # fmt: skip
 _RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".nc", ".nc4", ".grib", ".grib2", ".grb", ".grb2")
 _SKIP_ROLES = {"thumbnail", "overview", "metadata", "tiles", "visual"}
-_MASK_ROLES = {"cloud", "cloud-shadow", "snow-ice", "water-mask", "data-mask", "quality"}
+_MASK_ROLES = {"cloud", "cloud-shadow", "snow-ice", "water-mask", "data-mask", "quality", "mask"}
 _KEEP_PROPS = re.compile(r"^(platform|constellation|instruments|mission|gsd|eo:cloud_cover|"
                          r"view:[a-z_]+|landsat:[a-z_]+|s2:[a-z_]+|sat:[a-z_]+|proj:epsg|"
                          r"proj:code)$")  # fmt: skip

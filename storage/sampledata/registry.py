@@ -82,6 +82,14 @@ _SOURCES: tuple[Source, ...] = (
         None,
     ),
     Source(
+        "r-cran-terra",
+        "debian",
+        "r-cran-terra",
+        None,
+        "r-cran-terra_1.7-3-1_amd64.deb",
+        None,
+    ),
+    Source(
         "iris-sample-data",
         "pypi-wheel",
         "iris-sample-data",
@@ -280,6 +288,15 @@ _SAMPLES: tuple[Sample, ...] = (
         "f2ef24bd5b00e46674f8369ceac281a584c0b0ddd9caae3478e1054aceee258a",
         15,
         "odc_stac-0.5.3/tests/data",
+    ),
+    Sample(
+        "lux_dem",
+        "r-cran-terra",
+        "usr/lib/R/site-library/terra/ex/elev.tif",
+        "Digital elevation model of Luxembourg (SRTM-derived), 95 x 90 px, ~0.0083 deg, "
+        "GeoTIFF EPSG:4326: the terrain of the pluvial flood module",
+        "GPL-3 (terra); SRTM data, public domain",
+        "c6a4967fe5b720499e75a3453e9814f00a416167b8e0926a4c55f5100ae4ddb2",
     ),
     Sample(
         "naturalearth_lowres",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 import orjson
@@ -105,6 +106,61 @@ def search(
             str(len(it.get("assets", {}))),
         )
     out.print(table)
+
+
+@catalog_app.command("collections")
+def collections_cmd(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="STAC API root (default: the local node's edge + /stac)."),
+    ] = None,
+    data: DataOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print collections as JSON lines.")
+    ] = False,
+) -> None:
+    """List a node's collections: extent, time span, bands and asset keys (they grow as
+    items arrive).
+
+    Example: gravitas catalog collections
+    """
+    import httpx
+
+    root = _stac_url(url, data)
+    try:
+        resp = httpx.get(f"{root}/collections", timeout=30)
+    except httpx.HTTPError as exc:
+        raise TransportError(f"cannot reach the STAC API at {root}: {exc}") from exc
+    if resp.status_code != 200:
+        raise RequestError(f"GET {root}/collections answered {resp.status_code}: {resp.text[:200]}")
+    colls = resp.json().get("collections", [])
+    if as_json:
+        for coll in colls:
+            out.print(orjson.dumps(coll).decode(), highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"{len(colls)} collections at {root}")
+    table.add_column("id", no_wrap=True)
+    for col in ("bbox", "interval", "bands", "assets"):
+        table.add_column(col)
+    for coll in colls:
+        extent = coll.get("extent", {})
+        box = (extent.get("spatial", {}).get("bbox") or [[]])[0]
+        span = (extent.get("temporal", {}).get("interval") or [[None, None]])[0]
+        bands = coll.get("summaries", {}).get("eo:bands") or []
+        table.add_row(
+            str(coll.get("id", "")),
+            ",".join(f"{v:.3f}" for v in box[:4]),
+            "/".join(str(t or "..") for t in span[:2]),
+            _few(str(b.get("name", "")) for b in bands if isinstance(b, dict)),
+            _few(sorted(coll.get("item_assets", {}))),
+        )
+    out.print(table)
+
+
+def _few(names: Iterable[str], most: int = 6) -> str:
+    shown = list(names)
+    more = f" +{len(shown) - most}" if len(shown) > most else ""
+    return ",".join(shown[:most]) + more
 
 
 def register(app: typer.Typer) -> None:

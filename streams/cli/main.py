@@ -12,16 +12,21 @@ from gravitas.streams.cli import (
     config_cmd,
     datacube_cmd,
     events_cmd,
+    features_cmd,
     federation_cmd,
     ingest_cmd,
     keys_cmd,
     methane_cmd,
+    module_cmd,
+    monitor_cmd,
     node_cmd,
     pixels_cmd,
     quickstart_cmd,
     samples_cmd,
     train_cmd,
     vector_cmd,
+    webhooks_cmd,
+    workflow_cmd,
 )
 from gravitas.streams.cli.common import console
 from gravitas.streams.cli.errors import describe, wants_traceback
@@ -41,6 +46,7 @@ broker_cmd.register(app)
 config_cmd.register(app)
 ingest_cmd.register(app)
 pixels_cmd.register(app)
+features_cmd.register(app)
 quickstart_cmd.register(app)
 vector_cmd.register(app)
 catalog_cmd.register(app)
@@ -48,6 +54,10 @@ datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
 train_cmd.register(app)
+webhooks_cmd.register(app)
+monitor_cmd.register(app)
+module_cmd.register(app)
+workflow_cmd.register(app)
 
 
 def main() -> None:

@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from prometheus_client import generate_latest
+from fastapi.responses import Response, StreamingResponse
 
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import encode, from_dict, parse_json
@@ -31,7 +30,7 @@ from gravitas.schemas.settings import Settings
 from gravitas.streams.client import Client, RequestRejectedError
 from gravitas.streams.edge.auth import require_token, require_token_or_peer
 from gravitas.streams.edge.guard import EdgeGuard
-from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.metrics import CONTENT_TYPE_LATEST, NodeMetrics, RequestTimer, render
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
 
@@ -264,9 +263,11 @@ def create_app(ctx: EdgeContext, routers: list[APIRouter] | None = None) -> Fast
             **ctx.extra_health,
         }
 
+    app.add_middleware(RequestTimer, metrics=ctx.metrics)
+
     @app.get("/metrics")
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest(ctx.metrics.registry).decode())
+    async def metrics() -> Response:
+        return Response(await render(ctx.metrics), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(events_router(ctx))
     for router in routers or []:

@@ -15,10 +15,16 @@ from gravitas.streams.edge.app import EdgeContext, create_app
 from gravitas.streams.edge.auth import edge_token, with_token
 from gravitas.streams.edge.federation import federation_router
 from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.openeo.mount import mount_on_edge
 from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
+from gravitas.streams.web.live import live_router
+from gravitas.streams.web.page import page_router
+from gravitas.streams.web.tiles import tiles_router
+from gravitas.streams.webhooks.api import subscriptions_router
+from gravitas.streams.webhooks.inbound import webhooks_router
 
 
 def node_edge_app(
@@ -44,7 +50,19 @@ def node_edge_app(
     )
     registrations = PublishedRegistrations(services, transport, asyncio.get_running_loop())
     routers = [
-        stac_router(services.catalog, settings, registrations=registrations),
+        stac_router(
+            services.catalog,
+            settings,
+            registrations=registrations,
+            objects=services.object_store,
+        ),
         federation_router(services),
+        webhooks_router(ctx),
+        subscriptions_router(ctx),
+        tiles_router(services),
+        page_router(services),
+        live_router(settings, topology, transport),
     ]
-    return create_app(ctx, routers=routers)
+    app = create_app(ctx, routers=routers)
+    mount_on_edge(app, services, ctx)
+    return app

@@ -14,8 +14,12 @@ from fastapi.responses import Response
 from gravitas.schemas.errors import InputError, NotFoundError, StorageError
 from gravitas.schemas.settings import Settings
 from gravitas.storage.catalog.base import Catalog, SearchPage, SearchParams
-from gravitas.storage.catalog.errors import InvalidItemError
+from gravitas.storage.catalog.collections import STAC_VERSION
+from gravitas.storage.catalog.errors import CollectionNotFoundError, InvalidItemError
+from gravitas.storage.objects.base import ObjectStore
+from gravitas.storage.objects.public import internal_item, public_item
 from gravitas.streams.edge.auth import require_token
+from gravitas.streams.stac.assets import assets_router
 from gravitas.streams.stac.conformance import CONFORMANCE
 from gravitas.streams.stac.links import (
     GEOJSON,
@@ -31,7 +35,6 @@ __all__ = ["STAC_PREFIX", "stac_router"]
 
 STAC_PREFIX = "/stac"
 """Where the STAC API lives on the node's edge."""
-STAC_VERSION = "1.0.0"
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 
 
@@ -87,11 +90,15 @@ def stac_router(
     settings: Settings,
     prefix: str = STAC_PREFIX,
     registrations: Registrations | None = None,
+    objects: ObjectStore | None = None,
 ) -> APIRouter:
-    """The STAC API over ``catalog``; writes need ``Authorization: Bearer <api_token>``.
+    """The STAC API over ``catalog`` (any backend); writes need ``Authorization: Bearer
+    <api_token>``.
 
     With ``registrations``, item writes are versioned and published on
-    ``stac.registrations`` so the other nodes of the federation see them.
+    ``stac.registrations`` so the other nodes of the federation see them. With
+    ``objects``, the node's object store is served under ``{prefix}/assets/{key}`` and
+    every href into it is answered as a URL of that route.
     """
 
     def store(doc: dict[str, Any]) -> bool:
@@ -106,9 +113,21 @@ def stac_router(
         return registrations.delete(collection_id, item_id)
 
     router = APIRouter(prefix=prefix, tags=["stac"])
+    if objects is not None:
+        router.include_router(assets_router(objects, prefix=""))
 
     def base(request: Request) -> str:
+        """Links follow the URL the client used, so paging works from wherever it is."""
         return str(request.base_url).rstrip("/") + prefix
+
+    def require_collection(request: Request, collection_id: str) -> dict[str, Any]:
+        try:
+            return catalog.get_collection(collection_id)
+        except CollectionNotFoundError as exc:
+            raise CollectionNotFoundError(
+                f"collection {collection_id!r} not found on node {settings.node_id}; "
+                f"GET {base(request)}/collections lists the collections"
+            ) from exc
 
     def authorise(authorization: str | None) -> None:
         if settings.api_token is None:
@@ -119,18 +138,32 @@ def stac_router(
             )
         require_token(settings.api_token.get_secret_value(), authorization)
 
+    def public(b: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Hrefs into the object store as asset-route URLs: on the edge's public URL
+        setting (what the registrations carry too), else where the client asked."""
+        if objects is None:
+            return doc
+        return public_item(doc, objects, settings.public_url or b.removesuffix(prefix))
+
+    def internal(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
+        """A written item's asset-route URLs back to the store's hrefs (round trips)."""
+        if objects is None:
+            return doc
+        bases = (str(request.base_url), *([settings.public_url] if settings.public_url else []))
+        return internal_item(doc, objects, bases)
+
     def out_item(b: str, item: dict[str, Any]) -> dict[str, Any]:
         item["links"] = item_links(b, item)
-        item.setdefault("stac_version", STAC_VERSION)
+        item["stac_version"] = STAC_VERSION
         item.setdefault("stac_extensions", [])
         item.setdefault("assets", {})
-        return item
+        return public(b, item)
 
     def out_collection(b: str, coll: dict[str, Any]) -> dict[str, Any]:
         coll["links"] = collection_links(b, coll["id"], coll)
-        coll.setdefault("stac_version", STAC_VERSION)
+        coll["stac_version"] = STAC_VERSION
         coll.setdefault("stac_extensions", [])
-        return coll
+        return public(b, coll)
 
     def feature_collection(
         b: str, page: SearchPage, self_href: str, next_link: dict[str, Any] | None
@@ -232,7 +265,7 @@ def stac_router(
         """Queryables of one collection."""
 
         def run() -> Response:
-            catalog.get_collection(collection_id)
+            require_collection(request, collection_id)
             doc = queryables_doc(base(request), collection_id)
             return _json(doc, media_type="application/schema+json")
 
@@ -256,7 +289,7 @@ def stac_router(
     def collection(request: Request, collection_id: str) -> Response:
         """One collection."""
         return _guard(
-            lambda: _json(out_collection(base(request), catalog.get_collection(collection_id)))
+            lambda: _json(out_collection(base(request), require_collection(request, collection_id)))
         )
 
     @router.get("/collections/{collection_id}/items")
@@ -264,7 +297,7 @@ def stac_router(
         """Items of one collection (bbox, datetime, limit, filter, sortby, token)."""
 
         def run() -> Response:
-            catalog.get_collection(collection_id)
+            require_collection(request, collection_id)
             params = params_from_query(request.query_params, collection=collection_id)
             url = f"{base(request)}/collections/{collection_id}/items"
             return get_page(request, url, params)
@@ -274,12 +307,13 @@ def stac_router(
     @router.get("/collections/{collection_id}/items/{item_id}")
     def item(request: Request, collection_id: str, item_id: str) -> Response:
         """One item."""
-        return _guard(
-            lambda: _json(
-                out_item(base(request), catalog.get_item(collection_id, item_id)),
-                media_type=GEOJSON,
-            )
-        )
+
+        def run() -> Response:
+            require_collection(request, collection_id)
+            found = catalog.get_item(collection_id, item_id)
+            return _json(out_item(base(request), found), media_type=GEOJSON)
+
+        return _guard(run)
 
     # --- item search -------------------------------------------------------------------
 
@@ -353,7 +387,7 @@ def stac_router(
                 raise InvalidItemError(
                     f"body id {body.get('id')!r} differs from the path id {collection_id!r}"
                 )
-            catalog.get_collection(collection_id)
+            require_collection(request, collection_id)
             catalog.upsert_collection({**_strip_links(body), "id": collection_id})
             return _json(out_collection(base(request), catalog.get_collection(collection_id)))
 
@@ -381,7 +415,7 @@ def stac_router(
         authorise(authorization)
 
         def run() -> Response:
-            catalog.get_collection(collection_id)
+            require_collection(request, collection_id)
             batch = body.get("features") if body.get("type") == "FeatureCollection" else [body]
             if not isinstance(batch, list):
                 raise InvalidItemError("a FeatureCollection needs a 'features' list")
@@ -393,7 +427,7 @@ def stac_router(
                     continue
                 return _error(409, "Conflict", f"item {it.get('id')!r} exists; use PUT to replace")
             for it in batch:
-                store({**_strip_links(it), "collection": collection_id})
+                store(internal(request, {**_strip_links(it), "collection": collection_id}))
             if len(batch) == 1:
                 stored = catalog.get_item(collection_id, str(batch[0]["id"]))
                 return _json(out_item(base(request), stored), 201, GEOJSON)
@@ -419,7 +453,9 @@ def stac_router(
                     f"body id {body.get('id')!r} differs from the path id {item_id!r}"
                 )
             catalog.get_item(collection_id, item_id)
-            doc = {**_strip_links(body), "id": item_id, "collection": collection_id}
+            doc = internal(
+                request, {**_strip_links(body), "id": item_id, "collection": collection_id}
+            )
             if not store(doc):
                 return _error(409, "Conflict", f"a newer version of {item_id!r} is stored")
             stored = catalog.get_item(collection_id, item_id)

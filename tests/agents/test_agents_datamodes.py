@@ -27,6 +27,7 @@ from gravitas.schemas.events import (
     TimeRange,
 )
 from gravitas.schemas.settings import load_settings
+from gravitas.storage.objects.public import asset_url
 from gravitas.storage.sampledata import fetch
 from gravitas.streams.node import EmbeddedNode
 
@@ -140,10 +141,16 @@ async def test_direct_import_copies_indexes_and_registers_the_managed_href(
     item = regs[0].item
     assert item["properties"]["gravitas:onboarded"] is True
     assert item["properties"]["gravitas:mode"] == "direct"
-    href = item["assets"]["data"]["href"]
-    assert href == node.services.object_store.href(
-        f"assets/landsat7-sr/{scene.scene_id}/{_band3().name}"
-    )
+    key = f"assets/landsat7-sr/{scene.scene_id}/{_band3().name}"
+    asset = item["assets"]["b3"]  # named by its band, with the data role and band metadata
+    assert asset["roles"] == ["data"]
+    assert asset["raster:bands"][0]["nodata"] == -9999.0
+    assert asset["raster:bands"][0]["data_type"] == "int16"
+    assert asset["eo:bands"][0]["common_name"] == "red"
+    # the registration carries the node's asset URL; the catalog keeps the store's href
+    assert asset["href"] == asset_url(node.services.public_url, key)
+    stored = node.services.catalog.get_item("landsat7-sr", scene.scene_id)
+    assert stored["assets"]["b3"]["href"] == node.services.object_store.href(key)
     assert _objects(node) == [f"assets/landsat7-sr/{scene.scene_id}/{_band3().name}"]
     result = await _search(node, "ls7_direct")
     assert result.status == "ok" and result.total_matches > 0
@@ -153,7 +160,7 @@ async def test_external_reference_is_never_copied_and_is_read_on_demand(node: Em
     scene = _announce("external", [str(_band3())])
     await node.client().publish(scene)
     regs = await _registrations(node, scene.scene_id)
-    assert regs[0].item["assets"]["data"]["href"] == str(_band3())
+    assert regs[0].item["assets"]["b3"]["href"] == str(_band3())  # stays where it is
     assert regs[0].item["properties"]["gravitas:onboarded"] is False
     result = await _search(node, "ls7_external")  # indexes from the source, on demand
     assert result.status == "ok", result.error
@@ -235,7 +242,8 @@ async def test_lazy_onboarding_on_first_request_once_for_concurrent_requests(
     assert _objects(node) == [f"assets/landsat7-sr/{scene.scene_id}/{_band3().name}"]
     regs = await _registrations(node, scene.scene_id)
     assert [r.version for r in regs] == [1, 2]  # onboarded once
-    assert regs[-1].item["assets"]["data"]["href"].startswith("file://")
+    key = f"assets/landsat7-sr/{scene.scene_id}/{_band3().name}"
+    assert regs[-1].item["assets"]["b3"]["href"] == asset_url(node.services.public_url, key)
     assert any(p.request_id == first.request_id and p.stage == "onboarding" for p in progress)
 
 
@@ -289,3 +297,19 @@ async def test_restart_keeps_registrations_and_replay_changes_nothing(tmp_path: 
             b.bus.publish("stac.registrations", key, value)
         await b.runner.drain()
         assert snapshot(b) == first
+
+
+async def test_lazy_scene_with_a_mask_imports_both_on_first_request(node: EmbeddedNode) -> None:
+    mask = next(_scene_dir().glob("*_fmask.tif"))
+    scene = _announce("lazy", [str(_band3())], bbox=_bbox(), datetime=_when(), mask_href=str(mask))
+    await node.client().publish(scene)
+    first = (await _registrations(node, scene.scene_id))[0].item["assets"]
+    assert first["mask"] == {"href": str(mask), "roles": ["mask"], "title": "Quality mask"}
+    result = await _search(node, "ls7_lazy")
+    assert result.status == "ok", result.error
+    assets = (await _registrations(node, scene.scene_id))[-1].item["assets"]
+    prefix = f"assets/landsat7-sr/{scene.scene_id}"
+    assert assets["b3"]["href"] == asset_url(node.services.public_url, f"{prefix}/{_band3().name}")
+    assert assets["mask"]["href"] == asset_url(node.services.public_url, f"{prefix}/{mask.name}")
+    assert assets["mask"]["roles"] == ["mask"]
+    assert sorted(_objects(node)) == sorted([f"{prefix}/{_band3().name}", f"{prefix}/{mask.name}"])

@@ -109,6 +109,15 @@ def examples() -> list[ev.Event]:
             api_url="http://127.0.0.1:1",
         ),
         ev.ItemRetracted(item_id="i1", collection="c", owning_node="a"),
+        ev.OpenEOJobRequested(
+            job_id="j-0123456789abcdef",
+            run_id="r-0123456789abcdef",
+            user="alice",
+            process_graph={"a": {"process_id": "absolute", "arguments": {"x": 1}, "result": True}},
+        ),
+        ev.OpenEOJobUpdate(
+            job_id="j-0123456789abcdef", run_id="r-0123456789abcdef", status="running", progress=0.5
+        ),
         ev.Ping(request_id="p"),
         ev.Pong(request_id="p", ping_id="00000000-0000-0000-0000-000000000000"),
         ev.Rejected.for_payload(b"\xff", source_topic="t", error_class="X", reason="y"),

@@ -50,6 +50,7 @@ EXPECTED_NAMES = {
     "stac_items_pc",
     "stac_items_odc",
     "naturalearth_lowres",
+    "lux_dem",
 }
 
 

@@ -686,3 +686,34 @@ def test_deep_and_wide_filters_refused(target: Target) -> None:
         expect_ok=False,
         mentions="ids",
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"filter": "(" * 3000 + "a = 1" + ")" * 3000}, "nests parentheses"),
+        ({"filter": "a = " + "- " * 6000 + "1"}, "more than 8000"),
+        ({"filter": "NOT " * 1990 + "a = 1"}, "nested deeper than"),
+        ({"filter": '"x\x00" = 1'}, "NUL"),
+        ({"filter": '"a\\"b" = 1'}, "cannot parse"),
+        (
+            {
+                "filter": '{"op": "=", "args": [{"property": "a\\"b"}, 1]}',
+                "filter-lang": "cql2-json",
+            },
+            'a"b',
+        ),
+        ({"filter": "[1, 2]", "filter-lang": "cql2-json"}, "filter"),
+        ({"filter": "a = 1", "filter-lang": "sql"}, "filter-lang"),
+    ],
+)
+def test_hostile_get_filters_refused(target: Target, params: dict[str, str], named: str) -> None:
+    """GET filters that once segfaulted the stac-fastapi-pgstac process (now served by the
+    node's one router on both backends): refused on /search and on a collection's items."""
+    attack(target, "GET", params=params, expect_ok=False, mentions=named)
+    collection = target.seeded[0]["collection"]
+    r = target.client.get(f"/collections/{collection}/items", params=params)
+    assert r.status_code == 400, r.text[:300]
+    assert named in r.json()["description"]
+    assert target.client.get("/").status_code == 200
+    assert stored_state(catalog=target.catalog) == target.baseline

@@ -28,6 +28,13 @@ CLI = [sys.executable, "-m", "gravitas.streams.cli"]
 BAD: list[tuple[str, list[str], str]] = [
     ("search", ["stageiv", "> 50", "--bbox", "200,95,10,20", "--data", "{data}"], "200"),
     ("search", ["stageiv", "approx 5", "--data", "{data}"], "approx 5"),
+    ("features", ["rain", "--layers", "rain:stageiv", "--data", "{data}"], "rain:stageiv"),
+    (
+        "features",
+        ["rain", "--layers", "rain=stageiv", "--over", "sideways", "--data", "{data}"],
+        "sideways",
+    ),
+    ("features", ["rain", "--layers", "rain=stageiv", "--reduce", "qx", "--data", "{data}"], "qx"),
     ("search", ["stageiv", "> 50", "--time", "notadate", "--data", "{data}"], "notadate"),
     ("search", ["stageiv", "> 50", "--bbox", "1,2,3", "--data", "{data}"], "1,2,3"),
     ("register", ["{tif}", "--collection", "bad coll!", "--data", "{data}"], "bad coll!"),
@@ -36,6 +43,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("catalog search", ["--datetime", "notadate", "--data", "{data}"], "notadate"),
     ("catalog search", ["--bbox", "1,2,x", "--data", "{data}"], "1,2,x"),
     ("catalog search", ["--filter", "eo:cloud_cover <<< 3", "--data", "{data}"], "<<<"),
+    ("catalog collections", ["--url", "http://127.0.0.1:1/stac"], "127.0.0.1:1"),
     ("ingest", ["{tmp}/missing.tif", "--data", "{tmp}/n1"], "missing.tif"),
     ("ingest", ["{tif}", "--collection", "bad coll!", "--data", "{tmp}/n2"], "collection"),
     ("layers", ["--data", "{tmp}/nonexistent"], "nonexistent"),
@@ -51,6 +59,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("publish", ["no.such.topic", "{tmp}/notjson.json", "--data", "{data}"], "no.such.topic"),
     ("tail", ["no.such.topic", "--data", "{data}", "--idle-timeout", "1"], "no.such.topic"),
     ("ping", ["--count", "-1", "--data", "{data}"], "--count"),
+    ("monitor", ["--once", "--interval", "0", "--data", "{data}"], "--interval"),
     ("nodes", ["--edge", "http://127.0.0.1:1"], "127.0.0.1:1"),
     ("node", ["--broker", "ftp://nowhere", "--data", "{tmp}/n4"], "ftp://nowhere"),
     ("broker", ["--port", "99999", "--data", "{tmp}/k"], "99999"),
@@ -60,7 +69,18 @@ BAD: list[tuple[str, list[str], str]] = [
     ("quickstart", ["--landsat-dates", "-3", "--data", "{tmp}/n5"], "--landsat-dates"),
     ("samples list", ["--nope"], "--nope"),
     ("samples get", ["nosuchsample", "--out", "{tmp}/s"], "nosuchsample"),
+    ("subscribe", ["ops.ping", "http://127.0.0.1:9/h", "-f", "ppm <<< 3", "-d", "{data}"], "<<<"),
+    ("subscriptions list", ["--edge", "http://127.0.0.1:1"], "127.0.0.1:1"),
+    ("subscriptions delete", ["sub_x", "--data", "{tmp}/nonode"], "nonode"),
     ("schemas export", ["/proc/version/inside"], "/proc/version/inside"),
+    ("module list", ["--data", "{tmp}/m1", "--nope"], "--nope"),
+    ("module show", ["downscale@latest", "--data", "{tmp}/m1"], "latest"),
+    ("module publish", ["{tmp}/badfield.json", "--data", "{data}"], "name"),
+    ("module deprecate", ["nosuchmod@1.0.0", "--data", "{data}"], "nosuchmod"),
+    ("workflow run", ["{tmp}/badspec.yaml", "--data", "{data}"], "steps.a.module"),
+    ("workflow status", ["no-such-run", "--data", "{data}"], "no-such-run"),
+    ("workflow cancel", ["bad run!", "--data", "{data}"], "bad run!"),
+    ("workflow template", ["nosuchtemplate"], "nosuchtemplate"),
     ("vector add", ["{tmp}/missing.gpkg", "--layer", "x", "--data", "{tmp}/n6"], "missing.gpkg"),
     ("vector layers", ["--data", "{tmp}/n7", "--json", "--nope"], "--nope"),
     (
@@ -97,6 +117,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     data = tmp / "node"
     (tmp / "notjson.json").write_text("not json\n")
     (tmp / "badfield.json").write_text('{"request_id": "r1", "bbox": [1, 2]}\n')
+    (tmp / "badspec.yaml").write_text(
+        "name: w\nversion: 1.0.0\nsteps:\n  a: {module: nope@1.0.0}\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
     env.update(GRAVITAS_DATA_DIR=str(data), GRAVITAS_HTTP_PORT="0", GRAVITAS_NODE_ID="errs")
     node = subprocess.Popen(

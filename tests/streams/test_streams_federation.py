@@ -152,6 +152,12 @@ async def test_scene_on_a_is_found_served_and_retracted_through_b(
         found = await _federated_ids(b.edge, "landsat7-sr")
         await asyncio.sleep(0.1)
     assert found[scene.scene_id] == "a"
+    # B's copy points at A's asset route (not at A's disk); A serves the bytes, ranged too.
+    remote = httpx.get(f"{b.edge}/stac/collections/landsat7-sr/items/{scene.scene_id}").json()
+    href = remote["assets"]["b3"]["href"]
+    assert href.startswith(f"{a.edge}/stac/assets/"), href
+    part = httpx.get(href, headers={"Range": "bytes=0-511"})
+    assert part.status_code == 206 and part.content == tif.read_bytes()[:512]
     # A pixel request sent to B runs on A; only the result comes back to B's requester.
     item = httpx.get(f"{a.edge}/stac/collections/landsat7-sr/items/{scene.scene_id}").json()
     w, s, e, n = item["bbox"]

@@ -1,9 +1,10 @@
 # ruff: noqa: F811  (pytest fixtures imported from tests.fixtures.catalogs)
-"""The production STAC API: stac-fastapi-pgstac over a real pgstac database.
+"""One STAC API implementation over both catalog backends: the node's router serves the
+embedded SQLite catalog and PostgreSQL + pgstac alike, so the two cannot drift.
 
-Real Planetary Computer items are written through :class:`PgstacCatalog`; the API then
+Real Planetary Computer items are written through the node's catalog; the API then
 passes ``stac-api-validator`` (offline schemas) and answers pystac-client searches with
-the same items the catalog's own search returns.
+the same items the catalog's own search returns, on each backend.
 """
 
 from __future__ import annotations
@@ -16,13 +17,10 @@ import httpx
 import pytest
 from pystac_client import Client
 
-from gravitas.storage.catalog import SearchParams, SortField
-from gravitas.storage.catalog.pg_cluster import PostgresCluster
-from gravitas.storage.catalog.pgstac import PgstacCatalog
-from gravitas.storage.catalog.pgstac_api import PgstacApiServer
+from gravitas.storage.catalog import Catalog, SearchParams, SortField
+from gravitas.streams.node import EmbeddedNode
 from tests.fixtures.catalogs import pc_items  # noqa: F401
-from tests.fixtures.pgstac import fresh_pgstac_dsn
-from tests.fixtures.stac_api import local_schema
+from tests.fixtures.stac_api import local_schema, running_node
 from tests.fixtures.stac_validation import run_stac_api_validator, stac_schemas_dir
 
 
@@ -73,22 +71,36 @@ def api_items(pc_items: list[dict]) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(scope="module")
-def pgstac_api(
-    pg_cluster: PostgresCluster, api_items: list[dict[str, Any]]
-) -> Iterator[tuple[PgstacCatalog, PgstacApiServer]]:
-    """A pgstac database holding ``api_items`` and their collections, served on 127.0.0.1."""
-    catalog = PgstacCatalog(fresh_pgstac_dsn(pg_cluster), node_id="node-a")
-    by_coll: dict[str, list[dict[str, Any]]] = {}
-    for item in api_items:
-        by_coll.setdefault(item["collection"], []).append(item)
-    for cid, items in by_coll.items():
-        catalog.upsert_collection(_collection(cid, items))
-        for item in items:
-            assert catalog.upsert_item(item, version=2)
-    with PgstacApiServer(catalog.dsn) as api:
-        yield catalog, api
-    catalog.close()
+class Api:
+    """A live node's STAC API and the catalog behind it."""
+
+    def __init__(self, node: EmbeddedNode) -> None:
+        self.catalog: Catalog = node.services.catalog
+        self.url = f"{node.edge_url}/stac"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "pgstac"])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_items: list[dict[str, Any]],
+) -> Iterator[tuple[Catalog, Api]]:
+    """A node whose catalog (SQLite or pgstac) holds ``api_items`` and their collections."""
+    extra: dict[str, Any] = {}
+    if request.param == "pgstac":
+        from tests.fixtures.pgstac import fresh_pgstac_dsn
+
+        extra["catalog"] = fresh_pgstac_dsn(request.getfixturevalue("pg_cluster"))
+    with running_node(tmp_path_factory.mktemp("backends"), node_id="node-a", **extra) as node:
+        catalog = node.services.catalog
+        by_coll: dict[str, list[dict[str, Any]]] = {}
+        for item in api_items:
+            by_coll.setdefault(item["collection"], []).append(item)
+        for cid, items in by_coll.items():
+            catalog.upsert_collection(_collection(cid, items))
+            for item in items:
+                assert catalog.upsert_item(item, version=2)
+        yield catalog, Api(node)
 
 
 def test_api_items_cover_several_collections(api_items: list[dict[str, Any]]) -> None:
@@ -97,10 +109,10 @@ def test_api_items_cover_several_collections(api_items: list[dict[str, Any]]) ->
 
 
 @pytest.mark.slow
-def test_stac_api_validator_passes_on_pgstac(
-    pgstac_api: tuple[PgstacCatalog, PgstacApiServer], api_items: list[dict[str, Any]]
+def test_stac_api_validator_passes_on_each_backend(
+    api: tuple[Catalog, Api], api_items: list[dict[str, Any]]
 ) -> None:
-    _, api = pgstac_api
+    _, api = api
     schemas = stac_schemas_dir()
     assert schemas is not None, "set GRAVITAS_STAC_SCHEMAS to the offline stac-schemas folder"
     naip = next(i for i in api_items if i["collection"] == "naip")
@@ -116,9 +128,9 @@ def test_stac_api_validator_passes_on_pgstac(
 
 
 def test_landing_page_conformance_and_collections(
-    pgstac_api: tuple[PgstacCatalog, PgstacApiServer], api_items: list[dict[str, Any]]
+    api: tuple[Catalog, Api], api_items: list[dict[str, Any]]
 ) -> None:
-    catalog, api = pgstac_api
+    catalog, api = api
     landing = httpx.get(api.url).json()
     assert "https://api.stacspec.org/v1.0.0/item-search" in landing["conformsTo"]
     assert "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json" in landing["conformsTo"]
@@ -129,9 +141,9 @@ def test_landing_page_conformance_and_collections(
 
 
 def test_pystac_client_matches_catalog_search(
-    pgstac_api: tuple[PgstacCatalog, PgstacApiServer], api_items: list[dict[str, Any]]
+    api: tuple[Catalog, Api], api_items: list[dict[str, Any]]
 ) -> None:
-    catalog, api = pgstac_api
+    catalog, api = api
     client = Client.open(api.url)
     naip = next(i for i in api_items if i["collection"] == "naip")
     bbox = naip["bbox"]
@@ -155,8 +167,8 @@ def test_pystac_client_matches_catalog_search(
     assert len(dts) >= 4 and dts == sorted(dts)
 
 
-def test_api_pages_with_tokens(pgstac_api: tuple[PgstacCatalog, PgstacApiServer]) -> None:
-    catalog, api = pgstac_api
+def test_api_pages_with_tokens(api: tuple[Catalog, Api]) -> None:
+    catalog, api = api
     client = Client.open(api.url)
     search = client.search(limit=3, max_items=None)
     pages = list(search.pages_as_dicts())
@@ -166,9 +178,9 @@ def test_api_pages_with_tokens(pgstac_api: tuple[PgstacCatalog, PgstacApiServer]
 
 
 def test_catalog_writes_show_up_in_api_with_node_and_version(
-    pgstac_api: tuple[PgstacCatalog, PgstacApiServer], api_items: list[dict[str, Any]]
+    api: tuple[Catalog, Api], api_items: list[dict[str, Any]]
 ) -> None:
-    catalog, api = pgstac_api
+    catalog, api = api
     item = next(i for i in api_items if i["collection"] == "cop-dem-glo-30")
     url = f"{api.url}/collections/{item['collection']}/items/{item['id']}"
     before = httpx.get(url).json()
@@ -188,9 +200,9 @@ def test_catalog_writes_show_up_in_api_with_node_and_version(
 
 
 def test_api_sort_matches_catalog_sort(
-    pgstac_api: tuple[PgstacCatalog, PgstacApiServer],
+    api: tuple[Catalog, Api],
 ) -> None:
-    catalog, api = pgstac_api
+    catalog, api = api
     r = httpx.post(
         f"{api.url}/search",
         json={

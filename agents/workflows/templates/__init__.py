@@ -1,0 +1,1 @@
+"""The shipped workflow templates (YAML files)."""

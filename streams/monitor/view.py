@@ -1,0 +1,45 @@
+"""The terminal view of a :class:`~gravitas.streams.monitor.snapshot.PipelineSnapshot`
+(rich renderables: topics, running requests, dead letters, recent events)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+
+from gravitas.streams.monitor.snapshot import PipelineSnapshot
+
+__all__ = ["render"]
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%H:%M:%S")
+
+
+def render(snap: PipelineSnapshot, rows: int = 10) -> Group:
+    """Four tables of one snapshot."""
+    topics = Table(title="topics", expand=True)
+    for col in ("topic", "events/s", "lag", "seen"):
+        topics.add_column(col, justify="left" if col == "topic" else "right")
+    for t in snap.topics:
+        topics.add_row(t.name, f"{t.rate:.2f}", "-" if t.lag is None else str(t.lag), str(t.seen))
+    requests = Table(title="running requests", expand=True)
+    for col in ("request", "stage", "progress", "message"):
+        requests.add_column(col)
+    for r in snap.requests[:rows]:
+        requests.add_row(r["request_id"], r["stage"], f"{r['fraction']:.0%}", r["message"])
+    dead = Table(title="dead letters", expand=True)
+    for col in ("time", "topic", "error", "reason"):
+        dead.add_column(col)
+    for d in snap.deadletters[:rows]:
+        dead.add_row(_when(d["timestamp_ms"]), d["source_topic"], d["error_class"], d["reason"])
+    recent = Table(title="recent events", expand=True)
+    for col in ("time", "topic", "type", "key"):
+        recent.add_column(col)
+    for e in snap.recent[:rows]:
+        recent.add_row(_when(e["timestamp_ms"]), e["topic"], e["type"], e["key"])
+    lag = ", ".join(f"{g}: {n}" for g, n in sorted(snap.lag_by_group.items())) or "-"
+    head = f"node {snap.node_id} on {snap.broker}   consumer-group lag: {lag}"
+    return Group(Panel(head), topics, requests, dead, recent)
