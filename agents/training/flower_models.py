@@ -9,7 +9,9 @@ scikit-learn.
 - ``mlp``: ``MLPClassifier`` with one or two hidden layers (a small neural network);
   parameters ``coefs_ + intercepts_``.
 
-Local training runs ``local_epochs`` passes of ``partial_fit``. With FedProx
+Local training runs ``local_epochs`` passes of ``partial_fit`` in mini-batches of 16
+(regions hold a few hundred labelled pixels: larger batches leave the network a handful
+of steps per round). With FedProx
 (``proximal_mu > 0``) each pass is followed by a step toward the global parameters,
 ``w -= lr * mu * (w - w_global)``: the proximal term of FedProx, applied once per pass.
 """
@@ -45,6 +47,7 @@ def make_model(family: str, hyper: dict[str, float], seed: int) -> Any:
             solver="sgd",
             learning_rate_init=float(hyper.get("learning_rate", 0.05)),
             momentum=0.9,
+            batch_size=16,
             alpha=float(hyper.get("alpha", 1e-4)),
             random_state=seed,
         )
@@ -73,6 +76,8 @@ def set_params(model: Any, params: Arrays) -> Any:
     n = len(model.coefs_)
     model.coefs_ = [p.copy() for p in params[:n]]
     model.intercepts_ = [p.copy() for p in params[n:]]
+    if hasattr(model, "_optimizer"):  # a fresh local optimizer (momentum) per round
+        del model._optimizer
     return model
 
 
@@ -103,7 +108,7 @@ def train_local(
     seed: int,
     proximal_mu: float = 0.0,
     learning_rate: float = 0.05,
-    batch: int = 256,
+    batch: int = 16,
 ) -> Any:
     """``epochs`` passes of mini-batch ``partial_fit`` over ``(x, y)``, FedProx-aware."""
     rng = np.random.default_rng(seed)
