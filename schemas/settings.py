@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
     one per CPU but one, which is left to the event loop. More only adds GIL contention."""
+    flower_python: Path | None = None
+    """The Python of Flower's own environment (federated training); default
+    ``<cache>/flower-venv/bin/python``, made by ``scripts/flower-venv``."""
     dask_scheduler: str | None = None
     """Where process graphs compute: ``threads`` (default, in the node), ``sync``,
     ``local-cluster:N`` (N local worker processes) or ``tcp://host:port`` (a running

@@ -14,6 +14,8 @@ from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.parking import ParkingAgent
 from gravitas.agents.ping import PingAgent
 from gravitas.agents.registrar import RegistrarAgent
+from gravitas.agents.training.coordinator import TrainingAgent
+from gravitas.agents.training.participant import ParticipantAgent
 from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
 from gravitas.schemas.errors import ConfigError
 
@@ -30,6 +32,8 @@ def default_agents() -> list[Agent]:
         ParkingAgent(),
         MethaneAgent(),
         HarmonizeAgent(),
+        TrainingAgent(),
+        ParticipantAgent(),
         ModuleRegistryAgent(),
         ModuleAgent(),
         WorkflowIntakeAgent(),

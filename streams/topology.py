@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gravitas.schemas import events as ev
+from gravitas.schemas import training as tr
 from gravitas.schemas import workflows as wf
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnknownTopicError
@@ -60,6 +61,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "the federation's catalog",
         shared=True,
     ),
+    TopicSpec("requests.training", (tr.TrainingRequested,), "federated trainings", external=True),
+    TopicSpec(
+        "training.invitations",
+        (tr.TrainingInvitation,),
+        "signed invitations to join a training",
+        shared=True,
+    ),
+    TopicSpec("models.trained", (tr.ModelTrained,), "trained models (or failures)"),
     TopicSpec("progress", (ev.Progress,), "progress of long requests"),
     TopicSpec("openeo.jobs", (ev.OpenEOJobRequested,), "openEO batch jobs to run"),
     TopicSpec("openeo.job_updates", (ev.OpenEOJobUpdate,), "openEO batch job states"),

@@ -23,6 +23,7 @@ from gravitas.streams.cli import (
     pixels_cmd,
     quickstart_cmd,
     samples_cmd,
+    train_cmd,
     vector_cmd,
     webhooks_cmd,
     workflow_cmd,
@@ -52,6 +53,7 @@ catalog_cmd.register(app)
 datacube_cmd.register(app)
 methane_cmd.register(app)
 samples_cmd.register(app)
+train_cmd.register(app)
 webhooks_cmd.register(app)
 monitor_cmd.register(app)
 module_cmd.register(app)

@@ -52,6 +52,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("datacube", ["{tmp}/missing.json", "--data", "{data}"], "missing.json"),
     ("datacube", ["{tmp}/notjson.json", "--data", "{data}"], "notjson.json"),
     ("datacube", ["{tmp}/badfield.json", "--data", "{data}"], "bbox"),
+    ("train", ["{tmp}/badfield.json", "--data", "{data}"], "spec.datacube"),
+    ("train", ["{tmp}/notjson.json", "--data", "{data}"], "notjson.json"),
     ("methane", ["{tmp}/missing.nc", "--out", "{tmp}/ch4"], "missing.nc"),
     ("methane", ["{tmp}/missing.nc", "--out", "{tmp}/ch4", "--window", "-3"], "-3"),
     ("publish", ["no.such.topic", "{tmp}/notjson.json", "--data", "{data}"], "no.such.topic"),
