@@ -66,11 +66,11 @@ def test_collections_from_the_layer_registry(http: httpx.Client) -> None:
     assert [c["id"] for c in colls] == ["s2"]
     doc = http.get("/collections/s2").json()
     dims = doc["cube:dimensions"]
-    assert dims["bands"]["values"] == ["b04", "b08"]
+    assert dims["bands"]["values"] == ["B04", "B08"]
     assert dims["x"]["type"] == dims["y"]["type"] == "spatial"
     assert dims["t"]["extent"][0] == "2017-02-16T10:21:01Z"
     common = {b["name"]: b.get("common_name") for b in doc["summaries"]["eo:bands"]}
-    assert common == {"b04": "red", "b08": "nir"}
+    assert common == {"B04": "red", "B08": "nir"}
     w, s, e, n = doc["extent"]["spatial"]["bbox"][0]
     # the tile T33UUU west of Berlin: within 12..13.1 E, 52.2..52.7 N (EPSG:32633 corner)
     assert 11.9 < w < e < 13.2 and 52.2 < s < n < 52.8

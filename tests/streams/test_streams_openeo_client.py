@@ -44,7 +44,7 @@ def _ndvi_cube(con: openeo.Connection) -> openeo.DataCube:
         "s2",
         spatial_extent=BBOX,
         temporal_extent=["2017-02-01", "2017-03-01"],
-        bands=["b04", "b08"],
+        bands=["B04", "B08"],
     )
     return cube.ndvi().reduce_dimension(dimension="t", reducer="median")
 
@@ -77,7 +77,7 @@ def _assert_close(got: np.ndarray, ref: np.ndarray) -> None:
 def test_connect_and_list(con: openeo.Connection) -> None:
     assert con.list_collection_ids() == ["s2"]
     meta = con.describe_collection("s2")
-    assert meta["cube:dimensions"]["bands"]["values"] == ["b04", "b08"]
+    assert meta["cube:dimensions"]["bands"]["values"] == ["B04", "B08"]
     assert con.describe_account()["user_id"] == "alice"
     assert "GTIFF" in {f.upper() for f in con.list_output_formats()}
 

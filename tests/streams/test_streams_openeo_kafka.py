@@ -122,7 +122,7 @@ async def nodes(kafka_broker: KafkaBroker, tmp_path: Path) -> AsyncIterator[dict
 def _ndvi(con: openeo.Connection, bbox: dict[str, float]) -> openeo.DataCube:
     cube = con.load_collection(
         "s2", spatial_extent=bbox, temporal_extent=["2017-02-01", "2017-03-01"],
-        bands=["b04", "b08"],
+        bands=["B04", "B08"],
     )  # fmt: skip
     return cube.ndvi().reduce_dimension(dimension="t", reducer="median")
 
