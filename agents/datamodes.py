@@ -115,7 +115,8 @@ def scene_item(
         asset.setdefault("roles", ["data"])
     if event.mask_href:
         mask = assets.setdefault(mask_key, {"title": "Quality mask"})
-        mask["href"] = _managed_mask(services, event) if onboarded else event.mask_href
+        # a Direct Import owns its mask from the start, as its data (copied with it)
+        mask["href"] = _managed_mask(services, event)
         mask["roles"] = ["mask"]
     return doc
 
