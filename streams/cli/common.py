@@ -84,3 +84,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def setup_logs(settings: Settings, log_json: bool) -> None:
     """Configure logging from settings and the --log-json flag."""
     configure_logging(settings.log_level, json=log_json or settings.log_json)
+
+
+def print_reply(reply: Any, request_id: str, reply_topic: str, json_out: bool, show: Any) -> None:
+    """End a request command: what was published, or the reply (JSON or ``show``);
+    exit 1 when the reply's status is not ok."""
+    if reply is None:
+        out.print(f"published {request_id}; the reply goes to {reply_topic}")
+        return
+    if json_out:
+        out.print_json(reply.model_dump_json())
+    else:
+        show(reply)
+    if reply.status != "ok":
+        raise typer.Exit(1)

@@ -22,7 +22,15 @@ from rich.table import Table
 
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Progress
-from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, console, out, settings_from
+from gravitas.streams.cli.common import (
+    BrokerOpt,
+    DataOpt,
+    EdgeOpt,
+    console,
+    out,
+    print_reply,
+    settings_from,
+)
 from gravitas.streams.client import Client
 
 __all__ = ["load_request", "register"]
@@ -117,15 +125,7 @@ def datacube(
             return await _drive(client, req, wait, timeout)
 
     reply = asyncio.run(go())
-    if reply is None:
-        out.print(f"published {req.request_id}; the reply goes to {req.reply_topic}")
-        return
-    if json_out:
-        out.print_json(reply.model_dump_json())
-    else:
-        show(reply)
-    if reply.status != "ok":
-        raise typer.Exit(1)
+    print_reply(reply, req.request_id, req.reply_topic, json_out, show)
 
 
 def register(app: typer.Typer) -> None:

@@ -23,7 +23,15 @@ from rich.table import Table
 from gravitas.schemas.errors import InputError
 from gravitas.schemas.events import Progress
 from gravitas.schemas.training import ModelTrained, TrainingRequested
-from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, console, out, settings_from
+from gravitas.streams.cli.common import (
+    BrokerOpt,
+    DataOpt,
+    EdgeOpt,
+    console,
+    out,
+    print_reply,
+    settings_from,
+)
 from gravitas.streams.client import Client
 
 __all__ = ["load_training", "register"]
@@ -107,15 +115,7 @@ def train(
             return reply
 
     reply = asyncio.run(go())
-    if reply is None:
-        out.print(f"published {req.request_id}; the reply goes to {req.reply_topic}")
-        return
-    if json_out:
-        out.print_json(reply.model_dump_json())
-    else:
-        show(reply)
-    if reply.status != "ok":
-        raise typer.Exit(1)
+    print_reply(reply, req.request_id, req.reply_topic, json_out, show)
 
 
 def register(app: typer.Typer) -> None:
