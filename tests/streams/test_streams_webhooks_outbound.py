@@ -55,7 +55,7 @@ class Hit:
 @dataclass
 class Receiver:
     """A real HTTP server: /ok, /flaky (500 twice, then 200), /gone (410), /hang (sleeps
-    past the timeout), /slow (answers after 3 s), /fail (always 500). It verifies the
+    past the timeout), /slow (answers once ``gate`` opens), /fail (always 500). It verifies the
     signature with the secret registered for the path and answers 401 when it fails."""
 
     url: str = ""
@@ -63,6 +63,7 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: threading.Event = field(default_factory=threading.Event)
 
     def of(self, path: str) -> list[Hit]:
         with self.lock:
@@ -100,8 +101,11 @@ def receiver() -> Iterator[Receiver]:
                 status = 410
             elif path == "/fail":
                 status = 500
-            elif path == "/hang" or path == "/slow":
+            elif path == "/hang":
                 time.sleep(3)
+                status = 200
+            elif path == "/slow":
+                rec.gate.wait(60)
                 status = 200
             else:
                 status = 200
@@ -324,8 +328,10 @@ async def test_sigkilled_worker_redelivers_with_the_same_webhook_id(
     try:
         await _wait(lambda: len(receiver.started) >= 1, 90, "the first delivery to start")
         in_flight = set(receiver.started)
-        proc.kill()  # SIGKILL mid-delivery: the receiver is still sleeping on it
+        proc.kill()  # SIGKILL mid-delivery: the receiver holds its answer until the gate opens
         proc.wait(10)
+        assert not receiver.of("/slow")  # nothing was answered before the kill
+        receiver.gate.set()
         proc = start()
         await _wait(
             lambda: (
