@@ -55,6 +55,12 @@ class Agent(ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`start` opened (default: nothing)."""
 
+    async def recover(self, services: NodeServices) -> Sequence[Emit]:
+        """Answers owed from before a restart, published once after :meth:`start`
+        (default: none). Their ids derive from the agent and the event key, so a second
+        recovery of the same thing publishes the same ids."""
+        return []
+
     @abstractmethod
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         """Process one event and return the events to publish."""

@@ -14,7 +14,7 @@ pixels for the same number of epochs, evaluated on the union of their test pixel
 Bytes: the parameters Flower moved (down and up, every round) against the bytes central
 training would move (the other nodes' cubes). The last line printed is one JSON object.
 
-Usage: .venv/bin/python bench/federated.py [--rounds 10] [--local-epochs 3]
+Usage: .venv/bin/python bench/federated.py [--rounds 10] [--local-epochs 3] [--decay 0.5]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from gravitas.agents.training.flower_models import (  # noqa: E402
     accuracy,
     initialise,
     make_model,
+    round_learning_rate,
     train_local,
 )
 from gravitas.agents.training.local_data import build_local_data  # noqa: E402
@@ -150,7 +151,13 @@ def central(spec: TrainingSpec, parts: list[Path]) -> dict[str, Any]:
     model = initialise(make_model(spec.model, spec.hyperparameters, spec.seed), 4, classes)
     for r in range(spec.rounds):
         train_local(
-            model, data["x_train"], data["y_train"], classes, spec.local_epochs, spec.seed + r + 1
+            model,
+            data["x_train"],
+            data["y_train"],
+            classes,
+            spec.local_epochs,
+            spec.seed + r + 1,
+            learning_rate=round_learning_rate(spec.hyperparameters, r + 1),
         )
     return {
         "accuracy": accuracy(model, data["x_test"], data["y_test"]),
@@ -162,15 +169,23 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--local-epochs", type=int, default=3)
+    ap.add_argument("--decay", type=float, default=0.5, help="the linear model's lr decay")
     a = ap.parse_args()
     python = Path(
         __import__("subprocess")
         .run([str(ROOT / "scripts" / "flower-venv")], check=True, capture_output=True, text=True)
         .stdout.split()[-1]
     )
+    linear = {"learning_rate": 0.05, "alpha": 1e-4, "decay": a.decay}
     variants = [
-        td.spec(rounds=a.rounds, local_epochs=a.local_epochs),
-        td.spec(rounds=a.rounds, local_epochs=a.local_epochs, strategy="fedprox", proximal_mu=0.1),
+        td.spec(rounds=a.rounds, local_epochs=a.local_epochs, hyperparameters=linear),
+        td.spec(
+            rounds=a.rounds,
+            local_epochs=a.local_epochs,
+            hyperparameters=linear,
+            strategy="fedprox",
+            proximal_mu=0.1,
+        ),
         td.spec(
             rounds=a.rounds,
             local_epochs=a.local_epochs,
@@ -213,6 +228,7 @@ async def main() -> None:
             {
                 "rounds": a.rounds,
                 "local_epochs": a.local_epochs,
+                "linear_decay": a.decay,
                 "cube_bytes": cube_bytes,
                 "central_bytes": central_moves,
                 "results": results,

@@ -17,8 +17,8 @@ from gravitas.schemas.base import Event
 from gravitas.schemas.events import ID_PATTERN, DatacubeRequested
 
 HYPERPARAMETERS = {
-    "linear": {"alpha", "learning_rate"},
-    "mlp": {"alpha", "learning_rate", "hidden", "layers"},
+    "linear": {"alpha", "learning_rate", "decay"},
+    "mlp": {"alpha", "learning_rate", "decay", "hidden", "layers"},
 }
 """The hyperparameters each model family accepts."""
 

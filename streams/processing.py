@@ -103,6 +103,15 @@ class Processor:
         self._latency = metrics.latency.labels(agent.name)
         self._carried_cache: dict[str, frozenset[type[Event]]] = {}
 
+    async def recover(self) -> int:
+        """Publish what the agent owes from before a restart; returns how many."""
+        emits = await self.agent.recover(self.services)
+        for e in emits:
+            name = f"gravitas:recover:{self.agent.name}:{e.topic}:{e.event.key()}"
+            parent = uuid.uuid5(uuid.NAMESPACE_URL, name)
+            await self.publish(self._stamped_outbound(e.topic, e.event, parent, "recover"))
+        return len(emits)
+
     def _stamp(self, event: Event, parent: uuid.UUID, salt: str) -> Event:
         return event.model_copy(
             update={"event_id": derive_event_id(parent, salt), "node_id": self.node_id}

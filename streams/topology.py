@@ -99,6 +99,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             wf.StepFinished,
             ev.SearchResult,
             ev.FeatureResult,
+            tr.ModelTrained,
         ),
         "accepted runs and their steps' answers",
         partitions=1,  # one writer of the run state

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.modules.catalog import REGISTRY_FILE, local_modules, node_catalog
@@ -22,6 +23,7 @@ from gravitas.agents.services import NodeServices
 from gravitas.agents.signing import trusted_keys
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import StorageError, TransportError
+from gravitas.schemas.events import SceneAnnounced
 from gravitas.schemas.workflows import ModuleRecord, StepFinished, StepRequested
 
 
@@ -126,10 +128,45 @@ class ModuleAgent(Agent):
         done = await asyncio.to_thread(self.results.get, event.step_id)
         if done is not None:  # already run: answer again, run nothing
             ctx.log.info("step %s already ran; answering again", event.step_id)
-            return [Emit(event.reply_topic, StepFinished.model_validate(done))]
+            return _answer(event, StepFinished.model_validate(done))
         answer = await ctx.services.run_compute(run_python_step, event, ctx.services)
+        answer = _checked_announcement(answer)
         await asyncio.to_thread(self.results.put, event.step_id, answer.model_dump(mode="json"))
-        return [Emit(event.reply_topic, answer)]
+        return _answer(event, answer)
+
+
+ANNOUNCE = "announce_scene"
+"""A module output naming a file the step wrote that the ingest agent should index as a
+layer (a :class:`SceneAnnounced`; its hrefs pass the node's href policy at ingest)."""
+
+
+def _checked_announcement(answer: StepFinished) -> StepFinished:
+    """A step whose ``announce_scene`` output is no valid scene announcement fails,
+    naming why (before anything is announced)."""
+    if answer.status != "ok" or ANNOUNCE not in answer.outputs:
+        return answer
+    try:
+        SceneAnnounced.model_validate(answer.outputs[ANNOUNCE])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return answer.model_copy(
+            update={
+                "status": "failed",
+                "error": f"output {ANNOUNCE}.{where} is invalid: {first['msg']}",
+            }
+        )
+    return answer
+
+
+def _answer(event: StepRequested, answer: StepFinished) -> list[Emit]:
+    """The step's answer, and the scene it announces (again on a replay: indexing the
+    same scene twice leaves the same layer)."""
+    emits = [Emit(event.reply_topic, answer)]
+    if answer.status == "ok" and ANNOUNCE in answer.outputs:
+        scene = SceneAnnounced.model_validate(answer.outputs[ANNOUNCE])
+        emits.insert(0, Emit("scenes.new", scene))
+    return emits
 
 
 class ModuleRegistryAgent(Agent):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gravitas.agents.modules import downscale, flood, stats
+from gravitas.agents.modules import downscale, flood, predict, stats
 from gravitas.agents.modules.model import Module, schema
 
 BUILTIN = {"source": "built-in", "package": "gravitas"}
@@ -122,7 +122,32 @@ METHANE = Module(
     provenance=BUILTIN,
 )
 
-RUNNABLE_AGENT_MODULES = {"pixel-search", "featurize"}
+TRAIN = Module(
+    name="train",
+    version="1.0.0",
+    description="Federated training with Flower on the nodes that hold the data; the model "
+    "is registered in STAC (collection 'models', mlm) by this node (training agent).",
+    author="gravitas",
+    lifecycle="published",
+    kind="agent",
+    target="requests.training",
+    inputs=schema({"spec": {"type": "object"}}, ["spec"]),
+    outputs=schema(
+        {
+            "model": {"type": "string"},
+            "model_href": {"type": "string"},
+            "accuracy": {"type": "number"},
+            "rounds": {"type": "integer"},
+            "participants": {"type": "array"},
+            "data_items": {"type": "array"},
+            "bytes_moved": {"type": "integer"},
+            "excluded": {"type": "array"},
+        }
+    ),
+    provenance=BUILTIN,
+)
+
+RUNNABLE_AGENT_MODULES = {"pixel-search", "featurize", "train"}
 """Agent modules the workflow agent has a step adapter for."""
 
 
@@ -134,7 +159,9 @@ def builtin_modules() -> list[Module]:
         FEATURIZE,
         DATACUBE,
         METHANE,
+        TRAIN,
         downscale.MODULE,
         flood.MODULE,
         stats.QUANTILES,
+        predict.MODULE,
     ]

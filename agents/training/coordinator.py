@@ -23,6 +23,7 @@ from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.services import NodeServices
 from gravitas.agents.training import flower_runtime as rt
 from gravitas.agents.training.model_card import load_final, register_model
+from gravitas.agents.training.recovery import RESTARTED, claim, owned_elsewhere, settle_orphans
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import GravitasError
 from gravitas.schemas.events import Progress
@@ -102,6 +103,16 @@ class TrainingAgent(Agent):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def recover(self, services: NodeServices) -> Sequence[Emit]:
+        """Trainings whose coordinator process died: answered as failed."""
+        root = Path(services.data_dir) / "training"
+        settled = await asyncio.to_thread(
+            settle_orphans, root, services.settings.node_id, set(self._running)
+        )
+        for _, answer in settled:
+            log.warning("training %s: %s", answer.request_id, answer.error)
+        return [Emit(topic, answer) for topic, answer in settled]
+
     async def handle(self, event: Event, ctx: AgentContext) -> Sequence[Emit]:
         assert isinstance(event, TrainingRequested)
         services = ctx.services
@@ -112,10 +123,9 @@ class TrainingAgent(Agent):
         if event.request_id in self._running:
             return []
         if (folder / "server.log").exists():
-            reason = (
-                "the coordinator restarted while it trained; send it again with a new request_id"
-            )
-            return [Emit(event.reply_topic, self._failed(event, ctx, reason))]
+            if owned_elsewhere(folder):
+                return []  # another live worker of this node runs it and will answer
+            return [Emit(event.reply_topic, self._failed(event, ctx, RESTARTED))]
         try:
             nodes = participants(services, event.spec)
             host = services.settings.http_host
@@ -128,6 +138,7 @@ class TrainingAgent(Agent):
             )
         except GravitasError as exc:
             return [Emit(event.reply_topic, self._failed(event, ctx, str(exc)))]
+        await asyncio.to_thread(claim, folder, event, server.proc.pid)
         invitation = services.identity.sign(
             TrainingInvitation(
                 request_id=event.request_id,

@@ -19,7 +19,13 @@ from typing import Any
 
 import flwr as fl
 import numpy as np
-from flower_models import check_update, get_params, initialise, make_model
+from flower_models import (
+    check_update,
+    get_params,
+    initialise,
+    make_model,
+    round_learning_rate,
+)
 from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server.strategy import FedAvg, FedProx
 
@@ -135,7 +141,7 @@ def main() -> int:
         on_fit_config_fn=lambda r: {
             "round": r,
             "local_epochs": a.local_epochs,
-            "learning_rate": float(hyper.get("learning_rate", 0.05)),
+            "learning_rate": round_learning_rate(hyper, r),
         },
         accept_failures=True,
     )

@@ -24,6 +24,7 @@ from gravitas.agents.workflows.errors import SpecError
 from gravitas.agents.workflows.spec import Plan, validate
 from gravitas.agents.workflows.store import WorkflowStore
 from gravitas.schemas import events as ev
+from gravitas.schemas import training as tr
 from gravitas.schemas import workflows as wf
 from gravitas.schemas.base import Event
 
@@ -36,8 +37,11 @@ EMITTABLE: dict[str, type[Event]] = {
         wf.WorkflowCancelRequested,
         ev.PixelSearch,
         ev.Featurize,
+        tr.TrainingRequested,
     )
 }
+ANSWERS = (wf.StepFinished, ev.SearchResult, ev.FeatureResult, tr.ModelTrained)
+"""The step answers the workflow agent reads on ``workflows.runs``."""
 STORE_FILE = "workflows.sqlite"
 
 
@@ -136,7 +140,7 @@ class WorkflowAgent(Agent):
                 return []
             run_id = event.run_id
             run_change = (run_id, known["request"], known["attempts"], True)
-        elif isinstance(event, wf.StepFinished | ev.SearchResult | ev.FeatureResult):
+        elif isinstance(event, ANSWERS):
             iid = event.step_id if isinstance(event, wf.StepFinished) else event.request_id
             found = store.instance(iid)
             if found is None:

@@ -147,6 +147,7 @@ class KafkaRunner:
             # callback for the batch.
             _quiet_library_debug(self.settings)
             await agent.start(self.services)
+            await processor.recover()
             events_stream = cast(faust.Stream[bytes], stream).noack()
             queue = getattr(events_stream.channel, "queue", None)
             more_buffered = (lambda: False) if queue is None else (lambda: not queue.empty())

@@ -68,6 +68,7 @@ class MemoryRunner:
                 node_id=self.node_id,
                 retry_attempts=self.retry_attempts,
             )
+            await processor.recover()
             for p in range(self.topology.partitions(agent.topic)):
                 task = asyncio.create_task(self._loop(processor, p), name=f"{agent.name}[{p}]")
                 self._tasks.append(task)

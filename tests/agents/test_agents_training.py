@@ -6,7 +6,10 @@ coordinates and takes part; hostile invitations and updates refused."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -21,9 +24,11 @@ from gravitas.agents.training.flower_models import (
     get_params,
     initialise,
     make_model,
+    round_learning_rate,
     train_local,
 )
 from gravitas.agents.training.model_card import UntrustedModelError, load_model
+from gravitas.agents.training.recovery import claim
 from gravitas.schemas.settings import load_settings
 from gravitas.schemas.training import ModelTrained, TrainingRequested
 from gravitas.storage.sampledata import fetch
@@ -129,8 +134,9 @@ async def test_one_node_coordinates_and_trains_on_its_own_data(
         classes = np.array(spec.classes)
         central = initialise(make_model("linear", spec.hyperparameters, spec.seed), 4, classes)
         for r in range(spec.rounds):
+            rate = round_learning_rate(spec.hyperparameters, r + 1)
             train_local(central, data["x_train"], data["y_train"], classes,
-                        spec.local_epochs, spec.seed + r + 1)  # fmt: skip
+                        spec.local_epochs, spec.seed + r + 1, learning_rate=rate)  # fmt: skip
         expect = accuracy(central, data["x_test"], data["y_test"])
         assert abs(reply.rounds[-1].accuracy - expect) < 0.02, (reply.rounds[-1], expect)
         assert expect > 0.7
@@ -148,6 +154,105 @@ async def test_one_node_coordinates_and_trains_on_its_own_data(
         # replayed request: the same answer, no second training
         again = await node.client().request(request, "models.trained", timeout=60)
         assert isinstance(again, ModelTrained) and again.rounds == reply.rounds
+
+
+@pytest.mark.slow
+async def test_a_workflow_trains_then_writes_predictions_back_as_a_layer(
+    tmp_path: Path, flower_python: Path
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "node", node_id="solo", http_port=0, flower_python=flower_python
+    )
+    spec = td.spec(rounds=2).model_dump(mode="json")
+    west, east = td.CUTS[0], td.CUTS[1]
+    flow = {
+        "name": "train-and-map",
+        "version": "1.0.0",
+        "steps": {
+            "train": {"module": "train@1.0.0", "inputs": {"spec": spec}},
+            "map": {
+                "module": "predict@1.0.0",
+                "inputs": {
+                    "model": "${steps.train.outputs.model}",
+                    "layer": "land_cover",
+                    "bbox": [west, td.AREA[1], east, td.AREA[3]],
+                    "start": "2017-02-01T00:00:00Z",
+                    "end": "2017-03-01T00:00:00Z",
+                    "level": td.LEVEL,
+                },
+            },
+        },
+        "outputs": {
+            "accuracy": "${steps.train.outputs.accuracy}",
+            "model": "${steps.train.outputs.model}",
+            "pixels": "${steps.map.outputs.pixels}",
+        },
+    }
+    async with EmbeddedNode(settings, serve_http=False) as node:
+        await _ingest_regions(node, [0])
+        status = await node.client().run_workflow(flow, None, timeout=300)
+        assert status.status == "succeeded", status.error
+        assert status.outputs["accuracy"] > 0.7
+        model = status.outputs["model"]
+        assert node.services.catalog.get_item("models", model)["id"] == model
+        await node.runner.drain()  # the class map is indexed by the ingest agent
+        info = node.services.layers.get("land_cover")
+        assert info.categorical
+        counts = node.services.layers.times("land_cover")
+        assert len(counts) == 1 and status.outputs["pixels"] > 10_000
+        prov = {p["module"]: p for p in status.provenance.values()}
+        assert prov["train@1.0.0"]["node"] == "solo" and prov["predict@1.0.0"]["node"] == "solo"
+        bad = {**flow, "steps": {"train": {"module": "train@1.0.0",
+                                           "inputs": {"spec": {**spec, "rounds": 0}}}},
+               "outputs": {}}  # fmt: skip
+        refused = await node.client().run_workflow(bad, None, timeout=60)
+        assert refused.status == "failed" and "rounds" in (refused.error or "")
+
+
+async def test_a_training_whose_coordinator_died_is_answered_failed(
+    tmp_path: Path, flower_python: Path
+) -> None:
+    """The coordinator process died mid-training (its request's offset was committed):
+    the restarted node answers the request as failed, stops the leftover Flower server,
+    and a redelivered request gets the same answer; a training owned by a live process
+    is left alone."""
+    settings = load_settings(
+        data_dir=tmp_path / "node", node_id="solo", http_port=0, flower_python=flower_python
+    )
+    root = settings.data_dir / "training"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = TrainingRequested(request_id=_rid(), spec=td.spec())
+    folder = root / orphan.request_id
+    address = f"127.0.0.1:{rt.free_port('127.0.0.1')}"
+    args = ["--address", address, "--rounds", "3", "--family", "linear", "--classes", "1,2",
+            "--n-features", "4", "--out", str(folder / "out")]  # fmt: skip
+    server = await rt.start(settings, rt.SERVER_SCRIPT, args, folder / "server.log")
+    claim(folder, orphan, server.proc.pid)
+    (folder / "owner.json").write_bytes(
+        json.dumps({"pid": dead.pid, "server_pid": server.proc.pid}).encode()
+    )
+    alive = TrainingRequested(request_id=_rid(), spec=td.spec())
+    claim(root / alive.request_id, alive, 0)  # owned by a live process (another worker)
+    with open(os.devnull, "wb") as sink:
+        other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                 stdout=sink)  # fmt: skip
+    (root / alive.request_id / "owner.json").write_bytes(json.dumps({"pid": other.pid}).encode())
+    try:
+        async with EmbeddedNode(settings, serve_http=False) as node:
+            bus = node.bus
+            topic = node.topology.physical("models.trained")
+            records = [r for p in range(bus.partitions(topic)) for r in bus.read(topic, p, 0, 100)]
+            answers = [ModelTrained.model_validate_json(r.value) for r in records]
+            assert [(a.request_id, a.status) for a in answers] == [(orphan.request_id, "failed")]
+            assert "restarted" in (answers[0].error or "")
+            assert await asyncio.wait_for(server.wait(), 10) != 0  # the leftover server stopped
+            again = await node.client().request(orphan, "models.trained", timeout=60)
+            assert isinstance(again, ModelTrained) and again.error == answers[0].error
+            assert not (root / alive.request_id / "outcome.json").exists()
+    finally:
+        other.kill()
+        server.kill()
 
 
 # --------------------------------------------------------------------------- the server
