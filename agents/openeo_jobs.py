@@ -2,7 +2,8 @@
 
 One :class:`OpenEOJobRequested` is one run of a job. The agent runs the graph with the
 process-graph engine on the compute pool, writes the result file to the object store
-under ``openeo/jobs/<job>/<run>/<file>`` (the same key on a replay, so the same bytes),
+under ``openeo/jobs/<job>/<run>/<file>`` (the same key on a replay, so the same bytes;
+a Zarr store under the published ``graphs/openeo-jobs/<job>/<run>/result.zarr/``),
 registers it as a STAC item of collection ``openeo-jobs`` and records the run's state
 in the node's openEO store (it is the only writer of job states). A replay of a run
 that finished changes nothing; a run whose worker was killed mid-way is re-delivered
@@ -49,9 +50,9 @@ def result_item(
         "properties": {"datetime": _now(), "openeo:job_id": event.job_id, "gravitas:key": key},
         "links": [],
         "assets": {
-            meta["filename"]: {
+            meta.get("asset", meta["filename"]): {
                 "href": href,
-                "type": meta["media_type"],
+                "type": meta.get("asset_type", meta["media_type"]),
                 "roles": ["data"],
                 "file:size": meta["size"],
             }
@@ -71,6 +72,33 @@ JOBS_COLLECTION_DOC: dict[str, Any] = {
     },
     "links": [],
 }
+
+
+def _publish_tree(services: Any, job: str, run: str, result: Any) -> dict[str, Any]:
+    """A directory result (Zarr) under the published ``graphs/`` prefix; the job's
+    download is a ZIP of it (``<name>.zip``), made from the store when asked for."""
+    from gravitas.agents.graphs.publish import GRAPHS_PREFIX, put_tree
+
+    try:
+        stat = put_tree(
+            services.object_store,
+            f"{GRAPHS_PREFIX}openeo-jobs/{job}/{run}/{result.filename}",
+            result.path,
+        )
+    finally:
+        result.close()
+    return {
+        "key": stat.prefix,
+        "tree": True,
+        "filename": result.packed_filename,
+        "media_type": result.packed_media_type,
+        "asset": result.filename,
+        "asset_type": result.media_type,
+        "format": result.format,
+        "size": stat.size,
+        "files": stat.files,
+        "sha256": stat.sha256,
+    }
 
 
 class OpenEOJobAgent(Agent):
@@ -144,20 +172,25 @@ class OpenEOJobAgent(Agent):
             return [
                 self._update(event, "error", 1.0, message=exc.message[:4000], error_code=exc.code)
             ]
-        data = result.read() if hasattr(result, "read") else result.data
-        key = f"openeo/jobs/{job}/{run}/{result.filename}"
-        await services.run_compute(services.object_store.put_bytes, key, data)
-        meta = {
-            "key": key,
-            "filename": result.filename,
-            "media_type": result.media_type,
-            "format": result.format,
-            "size": len(data),
-        }
+        if getattr(result, "is_tree", False):
+            meta = await services.run_compute(_publish_tree, services, job, run, result)
+            key = meta["key"]
+        else:
+            data = result.read() if hasattr(result, "read") else result.data
+            key = f"openeo/jobs/{job}/{run}/{result.filename}"
+            await services.run_compute(services.object_store.put_bytes, key, data)
+            meta = {
+                "key": key,
+                "filename": result.filename,
+                "media_type": result.media_type,
+                "format": result.format,
+                "size": len(data),
+            }
+        size = meta["size"]
         href = services.object_store.href(key)
         services.catalog.upsert_collection(JOBS_COLLECTION_DOC)
         services.catalog.upsert_item(result_item(event, key, href, meta))
         store.set_status(job, run, "finished", 1.0, result=meta)
-        store.log(job, seq + 1, "info", f"finished: {result.filename} ({len(data)} bytes)", _now())
-        ctx.log.info("openEO job %s run %s finished: %d bytes", job, run, len(data))
+        store.log(job, seq + 1, "info", f"finished: {result.filename} ({size} bytes)", _now())
+        ctx.log.info("openEO job %s run %s finished: %d bytes", job, run, size)
         return [self._update(event, "finished", 1.0, result_key=key)]

@@ -3,58 +3,25 @@
 Each geometry is rasterized onto the cube's grid (pixel centres inside, as rasterio's
 ``geometry_mask``), its pixels are flattened into one dimension and the reducer callback
 runs over them; the answer has a ``geometry`` dimension (the geometries' order) in place
-of ``y``/``x``. Geometries are GeoJSON in EPSG:4326: a Polygon/MultiPolygon, a Feature
-or a FeatureCollection.
+of ``y``/``x``. Geometries are checked :class:`~gravitas.agents.graphs.zones.Zones`
+(GeoJSON in EPSG:4326 or a vector layer of the node, labelled by feature id).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from gravitas.agents.graphs.errors import ProcessArgumentInvalid
-
-MAX_GEOMETRIES = 10_000
+from gravitas.agents.graphs.zones import zones_of
 
 
 def geometries_of(value: Any, node: str = "aggregate_spatial") -> list[Any]:
-    """Shapely geometries of a GeoJSON value (refused with a message when malformed)."""
-    from shapely.geometry import shape
-
-    if not isinstance(value, Mapping):
-        raise ProcessArgumentInvalid("geometries must be a GeoJSON object",
-                                     node=node, argument="geometries")  # fmt: skip
-    kind = value.get("type")
-    if kind == "FeatureCollection":
-        feats = value.get("features")
-        if not isinstance(feats, list) or not feats or len(feats) > MAX_GEOMETRIES:
-            raise ProcessArgumentInvalid(
-                f"a FeatureCollection needs 1..{MAX_GEOMETRIES} features",
-                node=node,
-                argument="geometries",
-            )
-        raw = [f.get("geometry") if isinstance(f, Mapping) else None for f in feats]
-    elif kind == "Feature":
-        raw = [value.get("geometry")]
-    else:
-        raw = [value]
-    out = []
-    for i, g in enumerate(raw):
-        try:
-            geom = shape(g)  # type: ignore[arg-type]
-            if geom.is_empty or geom.geom_type not in ("Polygon", "MultiPolygon"):
-                raise ValueError(geom.geom_type)
-        except Exception:
-            raise ProcessArgumentInvalid(
-                f"geometry {i} is not a GeoJSON Polygon or MultiPolygon",
-                node=node,
-                argument="geometries",
-            ) from None
-        out.append(geom)
-    return out
+    """Checked shapely geometries of a GeoJSON value (or of resolved :class:`Zones`)."""
+    return zones_of(value, None, None, node).geoms
 
 
 def geometry_mask(cube: xr.DataArray, geom: Any) -> np.ndarray:
@@ -78,7 +45,8 @@ def aggregate(
     if not isinstance(data, xr.DataArray) or not {"x", "y"} <= set(data.dims):
         raise ProcessArgumentInvalid("data must be a raster cube with x and y dimensions",
                                      node=node, argument="data")  # fmt: skip
-    geoms = geometries_of(geometries, node)
+    zones = zones_of(geometries, None, None, node)
+    geoms = zones.geoms
     parts = []
     for geom in geoms:
         mask = geometry_mask(data, geom)
@@ -105,5 +73,5 @@ def aggregate(
                 context=context,
             )
         )
-    out = xr.concat(parts, dim="geometry").assign_coords(geometry=np.arange(len(geoms)))
+    out = xr.concat(parts, dim="geometry").assign_coords(geometry=zones.labels)
     return out.drop_vars("spatial_ref", errors="ignore")

@@ -33,7 +33,9 @@ from gravitas.agents.graphs.overrides import OVERRIDES
 from gravitas.agents.graphs.registry import implementations, spec_of
 from gravitas.agents.graphs.result import GraphResult
 from gravitas.agents.graphs.scheduler import check_spec, is_distributed, scheduler_get
+from gravitas.agents.graphs.spatial import SpatialReducers
 from gravitas.agents.graphs.validate import check
+from gravitas.agents.graphs.zones import zones_of
 from gravitas.schemas.errors import ConfigError, GravitasError
 
 if TYPE_CHECKING:
@@ -67,6 +69,15 @@ class _Limits(Callback):  # type: ignore[misc]
         self.done += 1
         if self.progress is not None and self.done % 16 == 0:
             self.progress(min(0.99, self.done / self.total), "computing")
+
+
+def _bounds(cube: xr.DataArray) -> tuple[float, float, float, float] | None:
+    """The lon/lat bounds of a cube's pixel edges (``None`` without coordinates)."""
+    try:
+        w, s, e, n = (float(v) for v in cube.rio.bounds(recalc=True))
+    except Exception:
+        return None
+    return (max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0))
 
 
 def _nodes_of(graph: Mapping[str, Any], pid: str) -> list[str]:
@@ -167,6 +178,10 @@ class _Run:
         target_dimension: str = "result", context: Any = None, **_: Any,
     ) -> xr.DataArray:  # fmt: skip
         node = self.node("aggregate_spatial")
+        if not isinstance(data, xr.DataArray) or not {"x", "y"} <= set(data.dims):
+            raise ProcessArgumentInvalid("data must be a raster cube with x and y dimensions",
+                                         node=node, argument="data")  # fmt: skip
+        geometries = zones_of(geometries, self.services.data_dir, _bounds(data), node)
         fast = None
         if getattr(self.services.settings, "graph_overviews", True):
             fast = overviews.try_aggregate(self, data, geometries, node)
@@ -183,6 +198,10 @@ class _Run:
             if pid in OVERRIDES:
                 fn = OVERRIDES[pid](fn)
             reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, fn, self.graph))
+        spatial = SpatialReducers(self)
+        for pid in ("reduce_spatial", "reduce_dimension"):
+            fn = getattr(spatial, pid)(implementations()[pid])
+            reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, fn, self.graph))
         for pid in ("load_collection", "save_result", "aggregate_spatial"):
             reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, getattr(self, pid),
                                                                  self.graph))  # fmt: skip
@@ -190,7 +209,11 @@ class _Run:
 
 
 def finish(value: Any, fmt: str, node: str, max_bytes: int) -> GraphResult:
-    """Compute and encode a result, refusing one over the memory limit or all nodata."""
+    """Compute and encode a result, refusing one over the memory limit or all nodata.
+
+    ZARR is streamed from the lazy cube (chunk by chunk, larger than memory is fine)."""
+    if save_mod.output_format(fmt) == "ZARR":
+        return save_mod.save(value, fmt, node)
     if isinstance(value, xr.DataArray):
         if value.nbytes > max_bytes:
             raise ResourceLimitExceeded(

@@ -5,7 +5,8 @@ scalars) is flattened to ``{time or "all": {label: value}}`` where the label joi
 other dimensions' coordinates (``"0/B04"`` for geometry 0, band B04); nodata values are
 left out. Raster results
 (GTiff, netCDF) are written to the object store under ``results/<request id>.<ext>``
-and referenced with their size and SHA-256.
+and referenced with their size and SHA-256; a Zarr store under the published prefix
+``graphs/features/<request id>/result.zarr/`` (its SHA-256 is the manifest's).
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ def graph_features(event: Featurize, services: NodeServices, node_id: str) -> Fe
         values = _flatten(json.loads(result.read()))
         if values is not None:
             return FeatureResult(request_id=event.request_id, values=values, served_by=node_id)
+    if result.is_tree:  # Zarr: published under graphs/features/<request id>/
+        from gravitas.agents.graphs.publish import GRAPHS_PREFIX, put_tree
+
+        prefix = f"{GRAPHS_PREFIX}features/{event.request_id}/{result.filename}"
+        try:
+            tree = put_tree(services.object_store, prefix, result.path)  # type: ignore[arg-type]
+        finally:
+            result.close()
+        return FeatureResult(
+            request_id=event.request_id,
+            served_by=node_id,
+            result_ref=tree.prefix,
+            result_format=result.format,
+            result_sha256=tree.sha256,
+            result_bytes=tree.size,
+        )
     ext = result.filename.rsplit(".", 1)[-1]
     key = f"{RESULTS_PREFIX}{event.request_id}.{ext}"
     stat = services.object_store.put_bytes(key, result.read())

@@ -141,9 +141,10 @@ def try_aggregate(run: Any, data: Any, geometries: Any, node: str) -> xr.DataArr
     reducer = simple_reducer(spec.get("arguments", {}).get("reducer")) if spec else None
     if reducer is None:
         return None
-    from gravitas.agents.graphs.aggregate import geometries_of
+    from gravitas.agents.graphs.zones import zones_of
 
-    found = [_block_range(loaded, g) for g in geometries_of(geometries, node)]
+    zones = zones_of(geometries, None, None, node)
+    found = [_block_range(loaded, g) for g in zones.geoms]
     ranges = [r for r in found if r is not None]
     if len(ranges) != len(found):
         return None
@@ -157,7 +158,7 @@ def try_aggregate(run: Any, data: Any, geometries: Any, node: str) -> xr.DataArr
     out = xr.DataArray(
         values,
         dims=("geometry", "t", "bands"),
-        coords={**{k: v for k, v in template.coords.items()}, "geometry": np.arange(len(ranges))},
+        coords={**{k: v for k, v in template.coords.items()}, "geometry": zones.labels},
     )
     out.attrs["served_from"] = "overviews"
     run.served_from_overviews += 1

@@ -1,4 +1,5 @@
-"""``save_result`` and ``/file_formats``: GTiff (a COG), netCDF and JSON.
+"""``save_result`` and ``/file_formats``: GTiff (a COG), netCDF, JSON and ZARR
+(streamed by :mod:`gravitas.agents.graphs.zarr_out`, never computed whole).
 
 Rasters with dims ``(y, x)`` plus any others are written as GeoTIFF bands (the extra
 dims flattened, each band described by its labels) or as a CF netCDF; anything without
@@ -24,12 +25,19 @@ _FORMATS = {
     "gtiff": ("GTiff", "image/tiff; application=geotiff; profile=cloud-optimized", "tif"),
     "netcdf": ("netCDF", "application/x-netcdf", "nc"),
     "json": ("JSON", "application/json", "json"),
+    "zarr": ("ZARR", "application/vnd+zarr", "zarr"),
 }
 _ALIASES = {"geotiff": "gtiff", "cog": "gtiff", "tif": "gtiff", "tiff": "gtiff", "nc": "netcdf"}
+_MAX_FORMAT_NAME = 40
 
 
 def output_format(name: str) -> str:
     """The canonical openEO name of an output format (case-insensitive)."""
+    if len(name) > _MAX_FORMAT_NAME or not name.isascii() or not name.isprintable():
+        raise FormatUnsupported(
+            f"output format {name[:40]!r} is not supported; use one of "
+            f"{[v[0] for v in _FORMATS.values()]}"
+        )
     key = name.lower()
     key = _ALIASES.get(key, key)
     if key not in _FORMATS:
@@ -54,6 +62,14 @@ def file_formats() -> dict[str, Any]:
             },
             "netCDF": {
                 "title": "Network Common Data Form (CF)",
+                "gis_data_types": raster,
+                "parameters": {},
+            },
+            "ZARR": {
+                "title": "Zarr (v2, consolidated)",
+                "description": "Spatial results streamed chunk by chunk (256 x 256, one "
+                "step of every other dimension); /result and job downloads send the "
+                "store as one ZIP (zarr ZipStore layout).",
                 "gis_data_types": raster,
                 "parameters": {},
             },
@@ -154,8 +170,12 @@ def save(value: Any, fmt: str, node: str, workdir: Path | None = None) -> GraphR
     """Compute ``value`` and encode it as ``fmt`` (already-computed values are fine)."""
     name = output_format(fmt)
     media, ext = next((m, e) for n, m, e in _FORMATS.values() if n == name)
-    if isinstance(value, xr.DataArray):
+    if isinstance(value, xr.DataArray) and name != "ZARR":
         value = value.compute()
+    if name == "ZARR":
+        from gravitas.agents.graphs.zarr_out import write_zarr
+
+        return write_zarr(value, node)
     if name == "JSON":
         return GraphResult(_to_json(value), media, f"result.{ext}", name)
     if not isinstance(value, xr.DataArray) or not _spatial(value):

@@ -41,7 +41,7 @@ __all__ = [
 ASSETS_PATH = "/stac/assets"
 """Path of the edge route that serves object-store objects."""
 
-PUBLISHED_PREFIXES = ("assets/", "datacubes/", "methane/")
+PUBLISHED_PREFIXES = ("assets/", "datacubes/", "methane/", "graphs/")
 """Key prefixes of the objects STAC items point at: the only ones the asset route serves."""
 
 

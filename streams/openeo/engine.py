@@ -109,6 +109,27 @@ def validate(process_graph: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def read_result(result: Result) -> bytes:
+    """A result's bytes (a directory result, Zarr, as one ZIP)."""
+    read = getattr(result, "read", None)
+    return bytes(read()) if callable(read) else result.data
+
+
+def packed(result: Result) -> tuple[str, str]:
+    """The file name and media type a result travels under as one file."""
+    return (
+        str(getattr(result, "packed_filename", result.filename)),
+        str(getattr(result, "packed_media_type", result.media_type)),
+    )
+
+
+def close_result(result: Result) -> None:
+    """Remove a result's files on disk (results held in memory have none)."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()
+
+
 def execute(
     process_graph: dict[str, Any],
     services: NodeServices,

@@ -247,7 +247,13 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
         if state is None or not state.get("result") or state["result"]["filename"] != filename:
             raise NotFoundError(f"job {job_id!r} has no result file {filename[:100]!r}")
         meta = state["result"]
-        data = await ctx.services.run_compute(ctx.services.object_store.get_bytes, meta["key"])
+        if meta.get("tree"):  # a Zarr store: one ZIP of its objects
+            from gravitas.agents.graphs.publish import zip_prefix
+
+            obj = ctx.services.object_store
+            data = await ctx.services.run_compute(zip_prefix, obj, meta["key"])
+        else:
+            data = await ctx.services.run_compute(ctx.services.object_store.get_bytes, meta["key"])
         return Response(
             data,
             media_type=meta["media_type"],

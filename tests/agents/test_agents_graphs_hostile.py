@@ -194,7 +194,7 @@ def test_processes_and_file_formats_match_the_engine() -> None:
     for spec in specs:
         assert {"id", "description", "parameters", "returns"} <= set(spec), spec["id"]
     formats = graphs.file_formats()
-    assert set(formats["output"]) == {"GTiff", "netCDF", "JSON"}
+    assert set(formats["output"]) == {"GTiff", "netCDF", "JSON", "ZARR"}
 
 
 async def test_featurize_with_a_process_graph_through_the_discovery_agent(
