@@ -32,7 +32,7 @@ class GraphResult:
     @property
     def is_tree(self) -> bool:
         """True for a result that is a directory (Zarr)."""
-        return self.path is not None and self.path.is_dir()
+        return self.path is not None and self.format == "ZARR"
 
     @property
     def packed_filename(self) -> str:

@@ -70,11 +70,11 @@ async def run_graph(ctx: OpenEOContext, graph: dict[str, Any]) -> tuple[bytes, s
         body = orjson.dumps({"process": {"process_graph": graph}})
         return await services.run_compute(forward_result, services, placement.node_id, body)
     result = await services.run_compute(engine.execute, graph, services)
+    name, media = engine.packed(result)
     try:  # a Zarr result is a directory on disk: it travels as one ZIP
         data = await services.run_compute(engine.read_result, result)
     finally:
         engine.close_result(result)
-    name, media = engine.packed(result)
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return data, media, headers
 
