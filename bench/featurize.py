@@ -140,6 +140,42 @@ def _baseline_trend(cube: xr.DataArray) -> xr.DataArray:
     return xr.concat([slope, my - slope * mx, cxy * cxy / (cxx * cyy)], dim="band")
 
 
+def _region(
+    services: NodeServices, raw: NodeServices, box: dict[str, float], files: xr.DataArray,
+    red: str, fn: str, repeat: int,
+) -> dict[str, Any]:  # fmt: skip
+    g = {
+        "load": {"process_id": "load_collection", "arguments": {
+            "id": "series", "spatial_extent": box, "temporal_extent": None}},
+        "r": {"process_id": "reduce_spatial", "arguments": {
+            "data": {"from_node": "load"}, "reducer": {"process_graph": {"x": {
+                "process_id": red, "arguments": {"data": {"from_parameter": "data"}},
+                "result": True}}}}},
+        "save": {"process_id": "save_result", "arguments": {
+            "data": {"from_node": "r"}, "format": "JSON"}, "result": True},
+    }  # fmt: skip
+    kw = {"ddof": 1} if fn == "std" else {}
+    t_base, want = _best(lambda: getattr(files, fn)(("x", "y"), skipna=True, **kw).values, repeat)
+    t_fast, fast = _best(lambda: graphs.execute(g, services), max(repeat, 5))
+    t_raw, slow = _best(lambda: graphs.execute(g, raw), repeat)
+    served = fast.details["served_from_overviews"] == 1  # no whole block inside: pixels
+    a = np.array(json.loads(fast.data)["data"], np.float64)[:, 0]
+    b = np.array(json.loads(slow.data)["data"], np.float64)[:, 0]
+    assert a.shape == want.shape, (a.shape, want.shape)
+    rel = float(np.max(np.abs(a - want) / np.abs(want)))
+    assert rel < 1e-5 and np.allclose(a, b, rtol=1e-4), (red, rel)
+    return {
+        "pixels": int(files.size),
+        "overviews_s": round(t_fast, 4),
+        "raw_blocks_s": round(t_raw, 3),
+        "xarray_files_s": round(t_base, 3),
+        "overviews_vs_files": round(t_base / t_fast, 1),
+        "raw_vs_files": round(t_base / t_raw, 2),
+        "max_rel_diff": rel,
+        "served_from_overviews": served,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pixels", type=float, default=1e7, help="stored pixels (all steps)")
@@ -172,37 +208,21 @@ def main() -> None:
         raw = NodeServices(services.settings.model_copy(update={"graph_overviews": False}))
         raw.__dict__["block_store"] = services.block_store  # shared: closed once, below
         with dask.config.set(scheduler="threads"):
-            # 1. regional mean and sd per step
-            for red, fn in (("mean", "mean"), ("sd", "std")):
-                g = {
-                    "load": {"process_id": "load_collection", "arguments": {
-                        "id": "series", "spatial_extent": box, "temporal_extent": None}},
-                    "r": {"process_id": "reduce_spatial", "arguments": {
-                        "data": {"from_node": "load"}, "reducer": {"process_graph": {"x": {
-                            "process_id": red, "arguments": {"data": {"from_parameter": "data"}},
-                            "result": True}}}}},
-                    "save": {"process_id": "save_result", "arguments": {
-                        "data": {"from_node": "r"}, "format": "JSON"}, "result": True},
-                }  # fmt: skip
-                kw = {"ddof": 1} if fn == "std" else {}
-                t_base, want = _best(lambda fn=fn, kw=kw: getattr(files, fn)(
-                    ("x", "y"), skipna=True, **kw).values, args.repeat)  # fmt: skip
-                t_fast, fast = _best(lambda g=g: graphs.execute(g, services), max(args.repeat, 5))
-                t_raw, slow = _best(lambda g=g, raw=raw: graphs.execute(g, raw), args.repeat)
-                served = fast.details["served_from_overviews"] == 1  # no whole block: pixels
-                a = np.array(json.loads(fast.data)["data"], np.float64)[:, 0]
-                b = np.array(json.loads(slow.data)["data"], np.float64)[:, 0]
-                rel = float(np.max(np.abs(a - want) / np.abs(want)))
-                assert rel < 1e-5 and np.allclose(a, b, rtol=1e-4), (red, rel)
-                figures[red] = {
-                    "overviews_s": round(t_fast, 4),
-                    "raw_blocks_s": round(t_raw, 3),
-                    "xarray_files_s": round(t_base, 3),
-                    "overviews_vs_files": round(t_base / t_fast, 1),
-                    "raw_vs_files": round(t_base / t_raw, 2),
-                    "max_rel_diff": rel,
-                    "served_from_overviews": served,
-                }
+            # 1. regional mean and sd per step: the whole-block part (pyramid only) and the
+            #    whole ragged cube (pyramid + edge strips)
+            p = pixel_size(LEVEL)
+            nby, nbx = rows // 256, cols // 256
+            regions = {"ragged": (box, files)}
+            if nbx and nby:
+                aligned = {"west": w, "north": n, "east": w - q + nbx * 256 * p - q,
+                           "south": n + q - nby * 256 * p + q}  # fmt: skip
+                sub = files.isel(y=slice(0, nby * 256), x=slice(0, nbx * 256))
+                regions = {"whole_blocks": (aligned, sub), **regions}
+            for region, (rbox, rfiles) in regions.items():
+                for red, fn in (("mean", "mean"), ("sd", "std")):
+                    figures[f"{region}_{red}"] = _region(
+                        services, raw, rbox, rfiles, red, fn, args.repeat
+                    )
             # 2./3. per-pixel quantile and trend over the 64 steps
             start, end = times[0], times[-1].replace(day=28)
             ev = {
@@ -244,11 +264,12 @@ def main() -> None:
     print(f"series: {STEPS} steps of {rows} x {cols} px = {stored:.2e} stored pixels "
           f"(files {t_files:.1f} s, ingest {t_ingest:.1f} s); load {load[0]:.1f} on "
           f"{os.cpu_count()} cores")  # fmt: skip
-    for red in ("mean", "sd"):
-        f = figures[red]
+    for key in [k for k in figures if k.endswith(("_mean", "_sd"))]:
+        f, (region, red) = figures[key], key.rsplit("_", 1)
         print(
-            f"region {red} x {STEPS} steps: overviews {f['overviews_s'] * 1000:.1f} ms, raw "
-            f"blocks {f['raw_blocks_s']:.2f} s, xarray on files {f['xarray_files_s']:.2f} s "
+            f"{region} region ({f['pixels']:.1e} px) {red} per step: overviews "
+            f"{f['overviews_s'] * 1000:.1f} ms, raw blocks {f['raw_blocks_s']:.2f} s, "
+            f"xarray on files {f['xarray_files_s']:.2f} s "
             f"-> overviews {f['overviews_vs_files']}x, raw {f['raw_vs_files']}x vs files"
         )
     for name in ("quantile_q90", "trend"):

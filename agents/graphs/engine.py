@@ -125,7 +125,10 @@ def _wrap(pid: str, fn: Callable[..., Any], graph: Mapping[str, Any]) -> Callabl
 class _Run:
     """One execution: the stores, limits and the gravitas processes bound to them."""
 
-    def __init__(self, services: NodeServices, graph: Mapping[str, Any], distributed: bool):
+    def __init__(self, services: NodeServices, graph: Mapping[str, Any], distributed: bool,
+                 remote: bool = False):  # fmt: skip
+        self.remote = remote
+        """A scheduler on other machines (``tcp://``): files are written here, not there."""
         self.services = services
         self.graph = graph
         settings = services.settings
@@ -171,7 +174,7 @@ class _Run:
         node = self.node("save_result")
         if not isinstance(format, str):
             raise ProcessArgumentInvalid("format must be a string", node=node, argument="format")
-        return finish(data, format, node, self.max_bytes)
+        return finish(data, format, node, self.max_bytes, self.remote)
 
     def aggregate_spatial(
         self, data: Any, geometries: Any, reducer: Callable[..., Any],
@@ -208,11 +211,14 @@ class _Run:
         return reg
 
 
-def finish(value: Any, fmt: str, node: str, max_bytes: int) -> GraphResult:
+def finish(value: Any, fmt: str, node: str, max_bytes: int, remote: bool = False) -> GraphResult:
     """Compute and encode a result, refusing one over the memory limit or all nodata.
 
     ZARR is streamed from the lazy cube (chunk by chunk, larger than memory is fine)."""
     if save_mod.output_format(fmt) == "ZARR":
+        if remote:  # remote workers would write to their own disks: stream it here
+            with dask.config.set(scheduler="threads"):
+                return save_mod.save(value, fmt, node)
         return save_mod.save(value, fmt, node)
     if isinstance(value, xr.DataArray):
         if value.nbytes > max_bytes:
@@ -256,7 +262,7 @@ def execute(
     seconds = float(getattr(settings, "graph_max_seconds", 600.0))
     started = time.monotonic()
     try:
-        run = _Run(services, graph, is_distributed(spec))
+        run = _Run(services, graph, is_distributed(spec), spec.startswith(("tcp://", "tls://")))
         from openeo_pg_parser_networkx import OpenEOProcessGraph
 
         try:
@@ -276,7 +282,7 @@ def execute(
                     if isinstance(result, xr.DataArray) and {"x", "y"} <= set(result.dims)
                     else "JSON"
                 )
-                result = finish(result, fmt, parsed.result_node, run.max_bytes)
+                result = finish(result, fmt, parsed.result_node, run.max_bytes, run.remote)
     except GraphError:
         raise
     except ConfigError as exc:
