@@ -66,26 +66,37 @@ def _loaded(run: Any, data: Any) -> Loaded | None:
     return loaded
 
 
-def _edge_stats(strips: list[xr.DataArray]) -> np.ndarray:
-    """``(t, bands, 5)`` statistics of the strips' pixels (lazy reads of their blocks)."""
+def _chunk_stats(block: np.ndarray) -> np.ndarray:
+    """``count, sum, sumsq, min, max`` of one ``(t, bands, y, x)`` chunk in one pass:
+    ``(t, bands, 1, 1, 5)``."""
+    v = block.astype(np.float64).reshape(block.shape[0], block.shape[1], -1)
+    ok = np.isfinite(v)
+    z = np.where(ok, v, 0.0)
+    stats = [ok.sum(-1), z.sum(-1), (z * z).sum(-1),
+             np.where(ok, v, np.inf).min(-1, initial=np.inf),
+             np.where(ok, v, -np.inf).max(-1, initial=-np.inf)]  # fmt: skip
+    return np.stack(stats, axis=-1)[:, :, None, None, :]
+
+
+def _edge_stats(strips: list[xr.DataArray], shape: tuple[int, int]) -> np.ndarray:
+    """``(t, bands, 5)`` statistics of the strips' pixels: one pass over each chunk (lazy
+    reads of the blocks they cross), the per-chunk statistics combined here."""
+    import dask.array as da
+
+    out = np.zeros((*shape, 5))
+    out[..., 3], out[..., 4] = np.inf, -np.inf
     parts = []
     for s in strips:
-        v = s.astype(np.float64)
-        parts += [v.count(SPATIAL), v.sum(SPATIAL), (v * v).sum(SPATIAL),
-                  v.min(SPATIAL), v.max(SPATIAL)]  # fmt: skip
-    computed = dask.compute(*[p.transpose("t", "bands").data for p in parts])
-    out = None
-    for i in range(0, len(computed), 5):
-        c, total, sq, low, high = (np.asarray(a, np.float64) for a in computed[i : i + 5])
-        low, high = np.where(c > 0, low, np.inf), np.where(c > 0, high, -np.inf)
-        part = np.stack([c, total, sq, low, high], axis=-1)
-        if out is None:
-            out = part
-        else:
-            out[..., :3] += part[..., :3]
-            out[..., 3] = np.minimum(out[..., 3], part[..., 3])
-            out[..., 4] = np.maximum(out[..., 4], part[..., 4])
-    return out if out is not None else np.empty((0, 0, 5))
+        arr = s.data if isinstance(s.data, da.Array) else da.from_array(s.values)
+        ny, nx = len(arr.chunks[2]), len(arr.chunks[3])
+        chunks = (arr.chunks[0], arr.chunks[1], (1,) * ny, (1,) * nx, (5,))
+        parts.append(da.map_blocks(_chunk_stats, arr, new_axis=4, chunks=chunks,
+                                   dtype=np.float64, meta=np.empty((0,) * 5)))  # fmt: skip
+    for got in dask.compute(*parts):
+        out[..., :3] += got[..., :3].sum(axis=(2, 3))
+        out[..., 3] = np.minimum(out[..., 3], got[..., 3].min(axis=(2, 3)))
+        out[..., 4] = np.maximum(out[..., 4], got[..., 4].max(axis=(2, 3)))
+    return out
 
 
 def pyramid_reduce(run: Any, data: Any, reducer: str) -> xr.DataArray | None:
@@ -116,7 +127,7 @@ def pyramid_reduce(run: Any, data: Any, reducer: str) -> xr.DataArray | None:
         for bi, info in enumerate(loaded.infos):
             stats[ti, bi] = _stats(run.store, info, (bx0, by0, bx1, by1), int(ts))
     if strips:
-        edge = _edge_stats(strips)
+        edge = _edge_stats(strips, (len(times), len(loaded.infos)))
         stats[..., :3] += edge[..., :3]
         stats[..., 3] = np.minimum(stats[..., 3], edge[..., 3])
         stats[..., 4] = np.maximum(stats[..., 4], edge[..., 4])
