@@ -398,13 +398,15 @@ def test_hostile_formats_refused(services: tuple[NodeServices, Any], fmt: str) -
 
 
 def test_zarr_of_an_aggregate_or_all_nodata_refused_leaving_no_files(
-    services: tuple[NodeServices, Any],
+    services: tuple[NodeServices, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import tempfile
 
     svc, _ = services
-    tmp = Path(tempfile.gettempdir())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own temp dir
+    tmp = tmp_path
     left = set(tmp.glob("gravitas-zarr-*"))
+    assert not left
     with pytest.raises(E.ProcessArgumentInvalid, match="ZARR needs a raster cube"):
         graphs.execute(_zonal_graph(_poly([[-78.0, 34.0], [-77.0, 34.0], [-77.0, 35.0],
                                            [-78.0, 34.0]]), fmt="ZARR"), svc)  # fmt: skip
