@@ -30,7 +30,7 @@ from gravitas.agents.graphs.errors import (
     ResourceLimitExceeded,
 )
 from gravitas.agents.graphs.overrides import OVERRIDES
-from gravitas.agents.graphs.registry import implementations, spec_of
+from gravitas.agents.graphs.registry import implementations, spec_view
 from gravitas.agents.graphs.result import GraphResult
 from gravitas.agents.graphs.scheduler import check_spec, is_distributed, scheduler_get
 from gravitas.agents.graphs.spatial import SpatialReducers
@@ -200,13 +200,13 @@ class _Run:
         for pid, fn in implementations().items():
             if pid in OVERRIDES:
                 fn = OVERRIDES[pid](fn)
-            reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, fn, self.graph))
+            reg["predefined", pid] = Process(spec_view(pid), _wrap(pid, fn, self.graph))
         spatial = SpatialReducers(self)
         for pid in ("reduce_spatial", "reduce_dimension"):
             fn = getattr(spatial, pid)(implementations()[pid])
-            reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, fn, self.graph))
+            reg["predefined", pid] = Process(spec_view(pid), _wrap(pid, fn, self.graph))
         for pid in ("load_collection", "save_result", "aggregate_spatial"):
-            reg["predefined", pid] = Process(spec_of(pid), _wrap(pid, getattr(self, pid),
+            reg["predefined", pid] = Process(spec_view(pid), _wrap(pid, getattr(self, pid),
                                                                  self.graph))  # fmt: skip
         return reg
 

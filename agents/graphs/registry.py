@@ -76,6 +76,12 @@ def spec_of(pid: str) -> dict[str, Any]:
     return copy.deepcopy(_all_specs()[pid])
 
 
+def spec_view(pid: str) -> dict[str, Any]:
+    """The shared (cached, never to be mutated) openEO spec of ``pid``: building the
+    registry of every execution without deep-copying ~130 specs."""
+    return _all_specs()[pid]
+
+
 @cache
 def _process_list() -> tuple[str, ...]:
     return tuple(sorted([*implementations(), *GRAVITAS_PROCESSES]))
