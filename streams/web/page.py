@@ -20,8 +20,17 @@ from fastapi.responses import FileResponse, Response
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.catalog.base import MAX_LIMIT, NODE_PROPERTY, SearchParams
+from gravitas.storage.objects.base import ObjectStore
+from gravitas.storage.objects.public import asset_url, key_of_href
 
-__all__ = ["MAX_FOOTPRINTS", "STATIC_DIR", "countries_geojson", "footprints", "page_router"]
+__all__ = [
+    "MAX_FOOTPRINTS",
+    "STATIC_DIR",
+    "countries_geojson",
+    "footprints",
+    "page_router",
+    "quicklook_url",
+]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_FOOTPRINTS = 5000
@@ -71,13 +80,20 @@ def countries_geojson() -> bytes:
     return orjson.dumps({"type": "FeatureCollection", "features": features})
 
 
-def _quicklook(item: dict[str, Any]) -> str | None:
-    """The href of an item's quicklook asset when the node serves it (same origin)."""
+def quicklook_url(item: dict[str, Any], store: ObjectStore) -> str | None:
+    """The same-origin URL of an item's quicklook: an asset with a quicklook role whose
+    href is a published object of this node's store, served by the asset route
+    (``/stac/assets/<key>``). Never a raw object-store href (``file://``, ``s3://``, a
+    path), an unpublished key, or another origin's URL (the page's CSP would refuse it)."""
     for asset in (item.get("assets") or {}).values():
+        if not isinstance(asset, dict):
+            continue
         roles = asset.get("roles") or []
-        href = str(asset.get("href", ""))
-        if any(r in roles for r in QUICKLOOK_ROLES) and href.startswith("/"):
-            return href if not href.startswith("//") else None
+        if not any(r in roles for r in QUICKLOOK_ROLES):
+            continue
+        key = key_of_href(store, str(asset.get("href", "")))
+        if key is not None:
+            return asset_url("", key)
     return None
 
 
@@ -86,6 +102,7 @@ def footprints(services: NodeServices) -> dict[str, Any]:
     collection, owning node, datetime, quicklook)."""
     features: list[dict[str, Any]] = []
     token: str | None = None
+    store = services.object_store
     while len(features) < MAX_FOOTPRINTS:
         page = services.catalog.search(SearchParams(federated=True, limit=MAX_LIMIT, token=token))
         for item in page.items:
@@ -102,7 +119,7 @@ def footprints(services: NodeServices) -> dict[str, Any]:
                         "collection": item.get("collection"),
                         "node": str(props.get(NODE_PROPERTY, "")),
                         "datetime": props.get("datetime") or props.get("start_datetime"),
-                        "quicklook": _quicklook(item),
+                        "quicklook": quicklook_url(item, store),
                         "properties": props,
                     },
                 }
