@@ -2,9 +2,10 @@
 dead letters, HTTP requests), read from each node's signed metrics.
 
 Every node serves ``GET /federation/metrics?nonce=N``: its ``/metrics`` exposition with
-``X-Gravitas-Node`` / ``-Time`` / ``-Signature`` headers signing the path (with the
-monitor's fresh nonce, so an old answer cannot be replayed) and the body with the node's
-Ed25519 key (:func:`gravitas.agents.signing.NodeIdentity.sign_request`).
+``X-Gravitas-Node`` / ``-Time`` / ``-Signature`` headers: the node's Ed25519 signature
+over ``gravitas-metrics``, its id, the time, the monitor's fresh nonce (so an old answer
+cannot be replayed) and the SHA-256 of the body. The domain tag keeps these signatures
+apart from forwarded requests' (``gravitas-rpc``): an answer is never a valid request.
 
 :class:`FederationWatcher` reads only the nodes of the allow-list (``GRAVITAS_PEERS``,
 their configured ``api_url`` and public key, plus this node): an answer that is
@@ -16,6 +17,8 @@ listed as ``not allow-listed`` and never contacted. Redirects are not followed.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import secrets
 import time
@@ -25,12 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from gravitas.agents.signing import KEY_FILE, NodeIdentity, SignatureError, verify_request
+from gravitas.agents.signing import KEY_FILE, RPC_MAX_SKEW_S, NodeIdentity, SignatureError
 from gravitas.schemas.errors import InputError
+from gravitas.schemas.peers import decode_public_key
 from gravitas.schemas.settings import Settings
 from gravitas.streams.metrics import CONTENT_TYPE_LATEST, NodeMetrics, render
 
@@ -43,7 +49,9 @@ __all__ = [
     "federation_metrics_router",
     "node_federation",
     "rows_json",
+    "sign_metrics",
     "targets_for",
+    "verify_metrics",
 ]
 
 METRICS_PATH = "/federation/metrics"
@@ -63,6 +71,53 @@ _TOTALS = {
 _RATES = {"events": "event_rate", "published": "publish_rate", "requests": "request_rate"}
 
 
+def _signed_bytes(node_id: str, stamp: str, nonce: str, body: bytes) -> bytes:
+    digest = hashlib.sha256(body).hexdigest()
+    return f"gravitas-metrics\n{node_id}\n{stamp}\n{nonce}\n{digest}".encode()
+
+
+def sign_metrics(
+    identity: NodeIdentity, nonce: str, body: bytes, now: float | None = None
+) -> dict[str, str]:
+    """The headers that sign one metrics answer for ``nonce``."""
+    stamp = f"{time.time() if now is None else now:.3f}"
+    signature = identity.key.sign(_signed_bytes(identity.node_id, stamp, nonce, body))
+    return {
+        "X-Gravitas-Node": identity.node_id,
+        "X-Gravitas-Time": stamp,
+        "X-Gravitas-Signature": base64.b64encode(signature).decode("ascii"),
+    }
+
+
+def verify_metrics(
+    headers: dict[str, str], nonce: str, body: bytes, node_id: str, public_key: str
+) -> None:
+    """Check that ``node_id``'s key signed this answer for ``nonce`` (lower-case header
+    names), or raise :class:`SignatureError` naming what is wrong."""
+    signer = headers.get("x-gravitas-node", "")
+    stamp = headers.get("x-gravitas-time", "")
+    signature = headers.get("x-gravitas-signature", "")
+    if not (signer and stamp and signature):
+        raise SignatureError("the answer carries no signature (X-Gravitas-* headers)")
+    if signer != node_id:
+        raise SignatureError(f"the answer is signed as {signer[:64]!r}, not {node_id!r}")
+    try:
+        skew = abs(time.time() - float(stamp))
+    except ValueError:
+        raise SignatureError(f"X-Gravitas-Time {stamp[:40]!r} is not a number") from None
+    if skew > RPC_MAX_SKEW_S:
+        raise SignatureError(f"the answer is {skew:.0f} s off this clock")
+    try:
+        raw = base64.b64decode(signature, validate=True)
+        Ed25519PublicKey.from_public_bytes(decode_public_key(public_key)).verify(
+            raw, _signed_bytes(node_id, stamp, nonce, body)
+        )
+    except (InvalidSignature, ValueError):
+        raise SignatureError(
+            f"the signature of {node_id!r} does not verify for this read (forged or replayed)"
+        ) from None
+
+
 def federation_metrics_router(identity: NodeIdentity, metrics: NodeMetrics) -> APIRouter:
     """``GET /federation/metrics?nonce=N``: this node's metrics, signed."""
     router = APIRouter()
@@ -76,7 +131,7 @@ def federation_metrics_router(identity: NodeIdentity, metrics: NodeMetrics) -> A
                 media_type="application/json",
             )
         body = await render(metrics)
-        headers = identity.sign_request(f"{METRICS_PATH}?nonce={nonce}", body)
+        headers = sign_metrics(identity, nonce, body)
         return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
 
     return router
@@ -158,12 +213,7 @@ class FederationWatcher:
                 if len(body) > MAX_BODY_BYTES:
                     raise InputError(f"answer over {MAX_BODY_BYTES} bytes")
         headers = {k.lower(): v for k, v in reply.headers.items()}
-        signer = headers.get("x-gravitas-node", "")
-        if signer and signer != target.node_id:
-            raise SignatureError(
-                f"answer from {target.url} is signed as {signer[:64]!r}, not {target.node_id!r}"
-            )
-        verify_request(headers, path, body, {target.node_id: target.public_key})
+        verify_metrics(headers, nonce, body, target.node_id, target.public_key)
         return body.decode("utf-8", errors="replace")
 
     async def _read(self, http: httpx.AsyncClient, target: Target) -> NodeRow:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gravitas.agents.signing import NodeIdentity, generate_seed, verify_request
+from gravitas.agents.signing import NodeIdentity, SignatureError, generate_seed
 from gravitas.schemas.settings import load_settings
 from gravitas.streams.monitor.federation import (
     MAX_BODY_BYTES,
@@ -25,6 +25,8 @@ from gravitas.streams.monitor.federation import (
     FederationWatcher,
     NodeRow,
     Target,
+    sign_metrics,
+    verify_metrics,
 )
 from gravitas.streams.node import EmbeddedNode
 
@@ -87,9 +89,10 @@ async def test_signed_metrics_endpoint_and_its_bad_nonces(node: EmbeddedNode) ->
         reply = await http.get(METRICS_PATH, params={"nonce": nonce})
     assert reply.status_code == 200
     assert "gravitas_http_request_seconds" in reply.text
-    path = f"{METRICS_PATH}?nonce={nonce}"
     headers = {k.lower(): v for k, v in reply.headers.items()}
-    assert verify_request(headers, path, reply.content, {"a": _key_a()}) == "a"
+    verify_metrics(headers, nonce, reply.content, "a", _key_a())
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_metrics(headers, "m" * 24, reply.content, "a", _key_a())
     row = await _row(Target("a", edge, _key_a()))
     assert row.status == "ok" and row.requests is not None and row.requests >= 1, row
 
@@ -114,7 +117,7 @@ async def test_only_answers_signed_by_the_configured_key_for_this_read_count(
 
     def other_node(path: str) -> tuple[int, dict[str, str], bytes]:
         b = NodeIdentity.load(load_settings(node_id="b", signing_key=generate_seed()))
-        return 200, b.sign_request(path, fake), fake
+        return 200, sign_metrics(b, path.split("nonce=")[-1], fake), fake
 
     with (
         _server(replay) as replayed,

@@ -44,6 +44,7 @@ from gravitas.schemas.settings import load_settings
 from gravitas.storage.sampledata import fetch
 from gravitas.streams.broker import create_topics
 from gravitas.streams.client import Client
+from gravitas.streams.monitor.federation import sign_metrics
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import KafkaTransport
 from tests.fixtures.layers import LAYER, write_stageiv
@@ -218,7 +219,8 @@ def _rogue(mode: str, node_id: str, tmp: Path) -> Iterator[Rogue]:
 
         def do_GET(self) -> None:
             rogue.hits += 1
-            headers = rogue.key.sign_request(self.path, FAKE_METRICS) if rogue.key else {}
+            nonce = self.path.split("nonce=")[-1]
+            headers = sign_metrics(rogue.key, nonce, FAKE_METRICS) if rogue.key else {}
             self.send_response(200)
             for k, v in headers.items():
                 self.send_header(k, v)
