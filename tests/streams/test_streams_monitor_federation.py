@@ -147,3 +147,22 @@ async def test_only_answers_signed_by_the_configured_key_for_this_read_count(
         ("a", "ok"),
         ("zed", "not allow-listed (not in GRAVITAS_PEERS)"),
     ]
+
+
+def test_the_terminal_view_shows_the_federation_table() -> None:
+    from rich.console import Console
+
+    from gravitas.streams.monitor.federation import rows_json
+    from gravitas.streams.monitor.snapshot import PipelineSnapshot
+    from gravitas.streams.monitor.view import render
+
+    rows = [
+        NodeRow("a", "ok", self=True, events=12, event_rate=1.5, lag=3, deadletters=1, requests=7),
+        NodeRow("c", "refused: the answer carries no signature (X-Gravitas-* headers)"),
+    ]
+    snap = PipelineSnapshot("a", "kafka://127.0.0.1:9092", 0.0, federation=rows_json(rows))
+    console = Console(width=200, record=True)
+    console.print(render(snap))
+    text = console.export_text()
+    assert "federation" in text and "a (this node)" in text and "1.50" in text
+    assert "refused: the answer carries no signature" in text
