@@ -20,8 +20,7 @@ from fastapi.responses import FileResponse, Response
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.catalog.base import MAX_LIMIT, NODE_PROPERTY, SearchParams
-from gravitas.storage.objects.base import ObjectStore
-from gravitas.storage.objects.public import asset_url, key_of_href
+from gravitas.streams.web.quicklooks import quicklook_url, quicklooks_router
 
 __all__ = [
     "MAX_FOOTPRINTS",
@@ -29,7 +28,6 @@ __all__ = [
     "countries_geojson",
     "footprints",
     "page_router",
-    "quicklook_url",
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -49,7 +47,6 @@ _TYPES = {
 }
 _STATIC_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")
 """Static paths: plain names (no NUL, no backslash, no leading dot or slash)."""
-QUICKLOOK_ROLES = ("overview", "thumbnail", "visual")
 
 
 def _json(body: Any) -> Response:
@@ -80,23 +77,6 @@ def countries_geojson() -> bytes:
     return orjson.dumps({"type": "FeatureCollection", "features": features})
 
 
-def quicklook_url(item: dict[str, Any], store: ObjectStore) -> str | None:
-    """The same-origin URL of an item's quicklook: an asset with a quicklook role whose
-    href is a published object of this node's store, served by the asset route
-    (``/stac/assets/<key>``). Never a raw object-store href (``file://``, ``s3://``, a
-    path), an unpublished key, or another origin's URL (the page's CSP would refuse it)."""
-    for asset in (item.get("assets") or {}).values():
-        if not isinstance(asset, dict):
-            continue
-        roles = asset.get("roles") or []
-        if not any(r in roles for r in QUICKLOOK_ROLES):
-            continue
-        key = key_of_href(store, str(asset.get("href", "")))
-        if key is not None:
-            return asset_url("", key)
-    return None
-
-
 def footprints(services: NodeServices) -> dict[str, Any]:
     """The federated catalog's items as a GeoJSON FeatureCollection (geometry, id,
     collection, owning node, datetime, quicklook)."""
@@ -119,7 +99,9 @@ def footprints(services: NodeServices) -> dict[str, Any]:
                         "collection": item.get("collection"),
                         "node": str(props.get(NODE_PROPERTY, "")),
                         "datetime": props.get("datetime") or props.get("start_datetime"),
-                        "quicklook": quicklook_url(item, store),
+                        "quicklook": quicklook_url(
+                            item, store, str(props.get(NODE_PROPERTY, "")), services.settings
+                        ),
                         "properties": props,
                     },
                 }
@@ -137,8 +119,10 @@ def footprints(services: NodeServices) -> dict[str, Any]:
 
 
 def page_router(services: NodeServices) -> APIRouter:
-    """``/``, ``/static/...``, ``/web/countries.geojson`` and ``/web/footprints``."""
+    """``/``, ``/static/...``, ``/web/countries.geojson``, ``/web/footprints`` and the
+    peers' quicklooks (:mod:`.quicklooks`)."""
     router = APIRouter()
+    router.include_router(quicklooks_router(services.settings))
 
     @router.get("/", include_in_schema=False)
     async def index() -> Response:

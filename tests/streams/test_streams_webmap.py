@@ -132,12 +132,13 @@ async def _footprint_nodes(edge: str) -> dict[str, int]:
 
 QUICKLOOK_KEY = "assets/quicklooks/pacific-ql.png"
 QL_BOX = (149.0, -31.0, 151.0, -29.0)
+QLB_BOX = (120.0, -31.0, 122.0, -29.0)
 
 
-def _quicklook_png(path: Path) -> bytes:
-    """A 64x48 gradient PNG (the quicklook the object store holds)."""
-    ramp = np.linspace(0, 255, 64, dtype=np.uint8)
-    rgb = np.stack([np.tile(ramp, (48, 1))] * 3, axis=-1)
+def _quicklook_png(path: Path, width: int = 64, height: int = 48) -> bytes:
+    """A gradient PNG (the quicklook the object store holds)."""
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)
+    rgb = np.stack([np.tile(ramp, (height, 1))] * 3, axis=-1)
     rgb[..., 1] = 128
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
@@ -163,30 +164,34 @@ def _box_item(item_id: str, box: tuple[float, float, float, float], thumb: str) 
     }
 
 
-async def _add_quicklook_items(node: Node) -> bytes:
+async def _add_quicklook_items(node: Node, coll_id: str = "quicklooks") -> bytes:
     """A collection on ``node`` with one item whose thumbnail is an object of its store
     (written through the STAC API with the asset-route URL, stored as the store's href)
-    and items whose thumbnails must never reach the page."""
-    png = _quicklook_png(node.data_dir / "objects" / QUICKLOOK_KEY)
+    and (on node A) items whose thumbnails must never reach the page."""
+    if node.name == "b":
+        png = _quicklook_png(node.data_dir / "objects" / QUICKLOOK_KEY, 32, 24)
+        items = [_box_item("qlb-store", QLB_BOX, f"{node.edge}/stac/assets/{QUICKLOOK_KEY}")]
+    else:
+        png = _quicklook_png(node.data_dir / "objects" / QUICKLOOK_KEY)
+        items = [
+            _box_item("ql-store", QL_BOX, f"{node.edge}/stac/assets/{QUICKLOOK_KEY}"),
+            _box_item("ql-foreign", (100, 10, 101, 11), "https://elsewhere.example/t.png"),
+            _box_item("ql-unpublished", (102, 10, 103, 11),
+                      (node.data_dir / "objects" / "results" / "x.png").resolve().as_uri()),
+            _box_item("ql-raw-path", (104, 10, 105, 11), "/etc/passwd"),
+        ]  # fmt: skip
     auth = {"authorization": f"Bearer {TOKEN}"}
     coll = {
-        "type": "Collection", "id": "quicklooks", "stac_version": "1.0.0",
+        "type": "Collection", "id": coll_id, "stac_version": "1.0.0",
         "description": "items with quicklooks", "license": "other", "links": [],
         "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
                    "temporal": {"interval": [[None, None]]}},
     }  # fmt: skip
-    items = [
-        _box_item("ql-store", QL_BOX, f"{node.edge}/stac/assets/{QUICKLOOK_KEY}"),
-        _box_item("ql-foreign", (100, 10, 101, 11), "https://elsewhere.example/t.png"),
-        _box_item("ql-unpublished", (102, 10, 103, 11),
-                  (node.data_dir / "objects" / "results" / "x.png").resolve().as_uri()),
-        _box_item("ql-raw-path", (104, 10, 105, 11), "/etc/passwd"),
-    ]  # fmt: skip
     async with httpx.AsyncClient(base_url=node.edge, timeout=30, headers=auth) as http:
         reply = await http.post("/stac/collections", json=coll)
         assert reply.status_code == 201, reply.text
         for item in items:
-            reply = await http.post("/stac/collections/quicklooks/items", json=item)
+            reply = await http.post(f"/stac/collections/{coll_id}/items", json=item)
             assert reply.status_code == 201, reply.text
     return png
 
@@ -313,21 +318,25 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
 
     print(f"\nfootprints of both nodes after {time.monotonic() - t0:.1f} s")
     png = await _add_quicklook_items(a)
+    png_b = await _add_quicklook_items(b, "quicklooks-b")
     quicklooks: dict[str, Any] = {}
-    while "ql-raw-path" not in quicklooks:
+    while not {"ql-raw-path", "qlb-store"} <= set(quicklooks):
         assert time.monotonic() < deadline, a.worker.output()
         async with httpx.AsyncClient(timeout=30) as http:
             fc = (await http.get(f"{a.edge}/web/footprints")).json()
         quicklooks = {
             f["properties"]["id"]: f["properties"]["quicklook"]
             for f in fc["features"]
-            if f["properties"]["collection"] == "quicklooks"
+            if f["properties"]["collection"] in ("quicklooks", "quicklooks-b")
         }
         await asyncio.sleep(0.3)
-    # only the store's published object, through the asset route; nothing else
+    # only the store's published object, through the asset route (node B's through A's
+    # proxy of B's configured asset route); nothing else
     ql_path = f"/stac/assets/{QUICKLOOK_KEY}"
+    qlb_path = f"/web/quicklooks/b/{QUICKLOOK_KEY}"
     assert quicklooks == {
-        "ql-store": ql_path, "ql-foreign": None, "ql-unpublished": None, "ql-raw-path": None
+        "ql-store": ql_path, "ql-foreign": None, "ql-unpublished": None, "ql-raw-path": None,
+        "qlb-store": qlb_path,
     }, quicklooks  # fmt: skip
     origin = a.edge.rstrip("/")
     console_errors: list[str] = []
@@ -388,6 +397,19 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             assert await img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [64, 48]
             assert await page.evaluate("window.gravitas.quicklookErrors") == 0
             await page.screenshot(path=str(tmp_path / "quicklook.png"))
+            # node B's item: its quicklook through A's peer route, still same-origin
+            await page.evaluate(
+                f"window.gravitas.map.setView([{(QLB_BOX[1] + QLB_BOX[3]) / 2}, "
+                f"{(QLB_BOX[0] + QLB_BOX[2]) / 2}], 7, {{animate: false}})"
+            )
+            await page.wait_for_timeout(300)
+            await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            await page.wait_for_function(
+                "() => window.gravitas.quicklooks.includes('qlb-store')", timeout=15_000
+            )
+            img = page.locator(".leaflet-popup img.quicklook")
+            assert await img.get_attribute("src") == qlb_path
+            assert await img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [32, 24]
             assert await page.evaluate("window.gravitas.layer") == LAYER
             topics = await page.locator("#topics tbody tr").count()
             assert topics > 5
@@ -405,7 +427,18 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
     assert origin + ql_path in requests
     async with httpx.AsyncClient(timeout=30) as http:
         served = await http.get(origin + ql_path)
-    assert served.status_code == 200 and served.content == png
+        assert served.status_code == 200 and served.content == png
+        served = await http.get(origin + qlb_path)
+        assert served.status_code == 200 and served.content == png_b
+        assert served.headers["content-type"] == "image/png"
+        for path, status, text in (
+            ("/web/quicklooks/zed/assets/quicklooks/pacific-ql.png", 404, "'zed'"),
+            ("/web/quicklooks/b/results/x.png", 404, "'results/x.png'"),
+            ("/web/quicklooks/b/assets/%2E%2E/%2E%2E/node_key", 404, "node_key"),
+            ("/web/quicklooks/b/assets/quicklooks/missing.png", 502, "404"),
+        ):
+            reply = await http.get(origin + path)
+            assert reply.status_code == status and text in reply.json()["detail"], reply.text
     kept_ql = artifact_path().with_name("gravitas-webmap-quicklook.png")
     shutil.copyfile(tmp_path / "quicklook.png", kept_ql)
 
