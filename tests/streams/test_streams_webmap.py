@@ -296,6 +296,7 @@ def artifact_path() -> Path:
 async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
     two_nodes: tuple[Node, Node], tmp_path: Path
 ) -> None:
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     a, b = two_nodes
@@ -354,9 +355,12 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             page.on("pageerror", lambda e: console_errors.append(str(e)))
             page.on("request", lambda r: requests.append(r.url))
             await page.goto(origin + "/", wait_until="load")
-            await page.wait_for_function(
-                "() => window.gravitas && window.gravitas.ready", timeout=30_000
-            )
+            try:  # a loaded machine can take a while to render the outlines
+                await page.wait_for_function(
+                    "() => window.gravitas && window.gravitas.ready", timeout=60_000
+                )
+            except PlaywrightTimeout:
+                raise AssertionError(f"page not ready: {console_errors} {requests}") from None
             counts = await page.evaluate("window.gravitas.footprints")
             assert counts.get("a", 0) >= 1 and counts.get("b", 0) >= 1, counts
             legend = await page.locator("#nodes li").all_inner_texts()
