@@ -5,12 +5,14 @@ joining the workers' consumer groups (see :mod:`gravitas.streams.monitor.snapsho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated
 
 import orjson
 import typer
 from rich.live import Live
 
+from gravitas.schemas.errors import TransportError
 from gravitas.streams.cli.common import (
     BrokerOpt,
     DataOpt,
@@ -21,7 +23,9 @@ from gravitas.streams.cli.common import (
     topology_for,
 )
 from gravitas.streams.client import open_transport
+from gravitas.streams.monitor.federation import cli_federation
 from gravitas.streams.monitor.view import render
+from gravitas.streams.transports.edge import discover_edge
 from gravitas.streams.web.live import watcher_for
 
 
@@ -40,11 +44,20 @@ def monitor(
         float, typer.Option("--interval", help="Seconds between redraws.", min=0.1, max=60.0)
     ] = 1.0,
     rows: Annotated[int, typer.Option("--rows", help="Rows per table.", min=1, max=1000)] = 10,
+    federation: Annotated[
+        bool,
+        typer.Option(
+            "--federation/--no-federation",
+            help="Also show every node of GRAVITAS_PEERS from its signed metrics.",
+        ),
+    ] = True,
     broker: BrokerOpt = None,
     data: DataOpt = None,
     edge: EdgeOpt = None,
 ) -> None:
-    """Watch a node: topics with rates and lag, running requests, dead letters, events.
+    """Watch a node: topics with rates and lag, running requests, dead letters, events,
+    and (with peers configured) every node of the federation: rates, lag, dead letters,
+    requests, read from each allow-listed peer's signed /federation/metrics.
 
     Example: gravitas monitor --broker kafka://127.0.0.1:9092 --once --json
     """
@@ -55,7 +68,14 @@ def monitor(
         transport = open_transport(
             settings.broker, topology, edge_url=edge, data_dir=settings.data_dir
         )
-        watcher = watcher_for(settings, topology, transport)
+        fed = None
+        if federation:
+            self_url = edge
+            if self_url is None:
+                with contextlib.suppress(TransportError):
+                    self_url = discover_edge(settings.data_dir)
+            fed = cli_federation(settings, self_url)
+        watcher = watcher_for(settings, topology, transport, fed)
         try:
             async with watcher:
                 if once:

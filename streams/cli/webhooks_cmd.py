@@ -3,6 +3,7 @@ through the running node's edge (with its token; see docs/webhooks.md)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
@@ -13,6 +14,17 @@ from gravitas.schemas.errors import InputError, TransportError
 from gravitas.streams.cli.common import BrokerOpt, DataOpt, EdgeOpt, out, run, settings_from
 from gravitas.streams.transports.edge import discover_edge, local_token
 from gravitas.streams.webhooks.subscriptions import parse_clause
+
+
+class Format(StrEnum):
+    json = "json"
+    cloudevents = "cloudevents"
+
+
+class ContentMode(StrEnum):
+    binary = "binary"
+    structured = "structured"
+
 
 subscriptions_app = typer.Typer(help="List and delete outbound webhook subscriptions.")
 
@@ -52,6 +64,14 @@ def subscribe(
     topic: Annotated[str, typer.Argument(help="Logical topic, e.g. datacubes.ready")],
     url: Annotated[str, typer.Argument(help="http(s) URL receiving the signed POSTs")],
     filters: FilterOpt = None,
+    body_format: Annotated[
+        Format,
+        typer.Option("--format", help="json (the event) or cloudevents (a CloudEvent 1.0)."),
+    ] = Format.json,
+    content_mode: Annotated[
+        ContentMode,
+        typer.Option("--content-mode", help="CloudEvents HTTP mode: binary or structured."),
+    ] = ContentMode.binary,
     broker: BrokerOpt = None,
     data: DataOpt = None,
     edge: EdgeOpt = None,
@@ -61,10 +81,17 @@ def subscribe(
     Prints the subscription with its signing secret (shown once; the receiver verifies
     webhook-signature with it). Example:
     gravitas subscribe methane.enhanced https://example.org/hook -f 'max_ppm_m>=500'
+    (add --format cloudevents [--content-mode structured] for CloudEvents receivers)
     """
     for text in filters or []:
         parse_clause(text)  # a bad filter is named before the node is asked
-    body = {"topic": topic, "url": url, "filters": list(filters or [])}
+    body = {
+        "topic": topic,
+        "url": url,
+        "filters": list(filters or []),
+        "format": body_format.value,
+        "content_mode": content_mode.value,
+    }
     answer = run(_call(broker, data, edge, "POST", "/subscriptions", body))
     out.print_json(orjson.dumps(answer).decode())
 

@@ -15,6 +15,7 @@ from gravitas.streams.edge.app import EdgeContext, create_app
 from gravitas.streams.edge.auth import edge_token, with_token
 from gravitas.streams.edge.federation import federation_router
 from gravitas.streams.metrics import NodeMetrics
+from gravitas.streams.monitor.federation import federation_metrics_router, node_federation
 from gravitas.streams.openeo.mount import mount_on_edge
 from gravitas.streams.stac.publishing import PublishedRegistrations
 from gravitas.streams.stac.router import stac_router
@@ -61,7 +62,8 @@ def node_edge_app(
         subscriptions_router(ctx),
         tiles_router(services),
         page_router(services),
-        live_router(settings, topology, transport),
+        live_router(settings, topology, transport, node_federation(settings, identity, metrics)),
+        federation_metrics_router(identity, metrics),
     ]
     app = create_app(ctx, routers=routers)
     mount_on_edge(app, services, ctx)

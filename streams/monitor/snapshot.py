@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from gravitas.streams.monitor.federation import FederationWatcher, rows_json
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
 
@@ -60,6 +61,8 @@ class PipelineSnapshot:
     deadletters: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lag_by_group: dict[str, int] = field(default_factory=dict)
+    federation: list[dict[str, Any]] = field(default_factory=list)
+    """One row per node of the federation (:mod:`.federation`), when watched."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +100,7 @@ class PipelineWatcher:
         broker: str,
         keep: int = 50,
         lag: Callable[[], Any] | None = None,
+        federation: FederationWatcher | None = None,
     ) -> None:
         self.topology = topology
         self.transport = transport
@@ -104,6 +108,10 @@ class PipelineWatcher:
         self.broker = broker
         self.keep = keep
         self._lag = lag
+        self.federation = federation
+        self.heard_of: set[str] = set()
+        """Node ids seen on the federation's (shared) topics."""
+        self._shared = {t for t in topology.names if topology.spec(t).shared}
         self._rows = {t: TopicRow(t, topology.physical(t)) for t in topology.names}
         self._times: dict[str, deque[float]] = {t: deque() for t in topology.names}
         self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
@@ -120,6 +128,8 @@ class PipelineWatcher:
             self._ready.append(ready)
             self._tasks.append(asyncio.create_task(self._read(topic, ready)))
         await asyncio.gather(*(r.wait() for r in self._ready))
+        if self.federation is not None:
+            await self.federation.read()  # the baseline of the nodes' rates
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -153,6 +163,8 @@ class PipelineWatcher:
         summary = _summary(rec, value)
         summary["topic"] = topic
         self.recent.append(summary)
+        if topic in self._shared and summary["node_id"] and len(self.heard_of) < 1000:
+            self.heard_of.add(summary["node_id"][:64])
         if topic == "deadletter":
             self.deadletters.append(
                 {
@@ -198,6 +210,9 @@ class PipelineWatcher:
                 for row in self._rows.values():
                     if row.physical == physical:
                         row.lag = (row.lag or 0) + lag
+        fed: list[dict[str, Any]] = []
+        if self.federation is not None:
+            fed = rows_json(await self.federation.read(self.heard_of))
         return PipelineSnapshot(
             node_id=self.node_id,
             broker=self.broker,
@@ -207,6 +222,7 @@ class PipelineWatcher:
             deadletters=list(self.deadletters)[::-1],
             requests=sorted(self.requests.values(), key=lambda r: -int(r["timestamp_ms"])),
             lag_by_group=by_group,
+            federation=fed,
         )
 
 

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from rich.console import Group
+from rich.console import ConsoleRenderable, Group
 from rich.panel import Panel
 from rich.table import Table
 
@@ -40,6 +41,31 @@ def render(snap: PipelineSnapshot, rows: int = 10) -> Group:
         recent.add_column(col)
     for e in snap.recent[:rows]:
         recent.add_row(_when(e["timestamp_ms"]), e["topic"], e["type"], e["key"])
+    parts: list[ConsoleRenderable] = [Panel(""), topics]
+    if snap.federation:
+        parts.append(_federation(snap.federation))
     lag = ", ".join(f"{g}: {n}" for g, n in sorted(snap.lag_by_group.items())) or "-"
     head = f"node {snap.node_id} on {snap.broker}   consumer-group lag: {lag}"
-    return Group(Panel(head), topics, requests, dead, recent)
+    parts[0] = Panel(head)
+    return Group(*parts, requests, dead, recent)
+
+
+def _num(value: Any, fmt: str = "{:.0f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _federation(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="federation", expand=True)
+    for col in ("node", "status", "events/s", "events", "lag", "dead letters", "requests"):
+        table.add_column(col, justify="left" if col in ("node", "status") else "right")
+    for r in rows:
+        table.add_row(
+            r["node_id"] + (" (this node)" if r["self"] else ""),
+            r["status"],
+            _num(r["event_rate"], "{:.2f}"),
+            _num(r["events"]),
+            _num(r["lag"]),
+            _num(r["deadletters"]),
+            _num(r["requests"]),
+        )
+    return table

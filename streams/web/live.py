@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query
 from sse_starlette import EventSourceResponse
 
 from gravitas.schemas.settings import Settings
+from gravitas.streams.monitor.federation import FederationWatcher
 from gravitas.streams.monitor.snapshot import PipelineWatcher, kafka_lag
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import Transport
@@ -23,8 +24,14 @@ __all__ = ["live_router", "watcher_for"]
 MAX_QUEUE = 500
 
 
-def watcher_for(settings: Settings, topology: Topology, transport: Transport) -> PipelineWatcher:
-    """A watcher of this node's pipeline (with consumer-group lag on Kafka)."""
+def watcher_for(
+    settings: Settings,
+    topology: Topology,
+    transport: Transport,
+    federation: FederationWatcher | None = None,
+) -> PipelineWatcher:
+    """A watcher of this node's pipeline (with consumer-group lag on Kafka, and every
+    allow-listed node of the federation when ``federation`` is given)."""
     lag = None
     if not settings.is_memory:
         bootstrap = settings.broker.removeprefix("kafka://")
@@ -34,10 +41,17 @@ def watcher_for(settings: Settings, topology: Topology, transport: Transport) ->
             return await kafka_lag(bootstrap, settings.consumer_group, physical)
 
         lag = lag_now
-    return PipelineWatcher(topology, transport, settings.node_id, settings.broker, lag=lag)
+    return PipelineWatcher(
+        topology, transport, settings.node_id, settings.broker, lag=lag, federation=federation
+    )
 
 
-def live_router(settings: Settings, topology: Topology, transport: Transport) -> APIRouter:
+def live_router(
+    settings: Settings,
+    topology: Topology,
+    transport: Transport,
+    federation: FederationWatcher | None = None,
+) -> APIRouter:
     shared: dict[str, PipelineWatcher] = {}
     lock = asyncio.Lock()
 
@@ -50,7 +64,7 @@ def live_router(settings: Settings, topology: Topology, transport: Transport) ->
     async def watcher() -> PipelineWatcher:
         async with lock:
             if "w" not in shared:
-                w = watcher_for(settings, topology, transport)
+                w = watcher_for(settings, topology, transport, federation)
                 await w.start()
                 shared["w"] = w
             return shared["w"]

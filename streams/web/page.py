@@ -20,8 +20,15 @@ from fastapi.responses import FileResponse, Response
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.catalog.base import MAX_LIMIT, NODE_PROPERTY, SearchParams
+from gravitas.streams.web.quicklooks import quicklook_url, quicklooks_router
 
-__all__ = ["MAX_FOOTPRINTS", "STATIC_DIR", "countries_geojson", "footprints", "page_router"]
+__all__ = [
+    "MAX_FOOTPRINTS",
+    "STATIC_DIR",
+    "countries_geojson",
+    "footprints",
+    "page_router",
+]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_FOOTPRINTS = 5000
@@ -40,7 +47,6 @@ _TYPES = {
 }
 _STATIC_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,200}")
 """Static paths: plain names (no NUL, no backslash, no leading dot or slash)."""
-QUICKLOOK_ROLES = ("overview", "thumbnail", "visual")
 
 
 def _json(body: Any) -> Response:
@@ -71,21 +77,12 @@ def countries_geojson() -> bytes:
     return orjson.dumps({"type": "FeatureCollection", "features": features})
 
 
-def _quicklook(item: dict[str, Any]) -> str | None:
-    """The href of an item's quicklook asset when the node serves it (same origin)."""
-    for asset in (item.get("assets") or {}).values():
-        roles = asset.get("roles") or []
-        href = str(asset.get("href", ""))
-        if any(r in roles for r in QUICKLOOK_ROLES) and href.startswith("/"):
-            return href if not href.startswith("//") else None
-    return None
-
-
 def footprints(services: NodeServices) -> dict[str, Any]:
     """The federated catalog's items as a GeoJSON FeatureCollection (geometry, id,
     collection, owning node, datetime, quicklook)."""
     features: list[dict[str, Any]] = []
     token: str | None = None
+    store = services.object_store
     while len(features) < MAX_FOOTPRINTS:
         page = services.catalog.search(SearchParams(federated=True, limit=MAX_LIMIT, token=token))
         for item in page.items:
@@ -102,7 +99,9 @@ def footprints(services: NodeServices) -> dict[str, Any]:
                         "collection": item.get("collection"),
                         "node": str(props.get(NODE_PROPERTY, "")),
                         "datetime": props.get("datetime") or props.get("start_datetime"),
-                        "quicklook": _quicklook(item),
+                        "quicklook": quicklook_url(
+                            item, store, str(props.get(NODE_PROPERTY, "")), services.settings
+                        ),
                         "properties": props,
                     },
                 }
@@ -120,8 +119,10 @@ def footprints(services: NodeServices) -> dict[str, Any]:
 
 
 def page_router(services: NodeServices) -> APIRouter:
-    """``/``, ``/static/...``, ``/web/countries.geojson`` and ``/web/footprints``."""
+    """``/``, ``/static/...``, ``/web/countries.geojson``, ``/web/footprints`` and the
+    peers' quicklooks (:mod:`.quicklooks`)."""
     router = APIRouter()
+    router.include_router(quicklooks_router(services.settings))
 
     @router.get("/", include_in_schema=False)
     async def index() -> Response:

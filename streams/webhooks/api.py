@@ -4,7 +4,7 @@ is needed (an embedded ``memory://`` node answers 501)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, HTTPException, Request
@@ -28,6 +28,8 @@ class NewSubscription(BaseModel):
     topic: str = Field(max_length=200)
     url: str = Field(max_length=2000)
     filters: list[str] = Field(default_factory=list, max_length=20)
+    format: Literal["json", "cloudevents"] = "json"
+    content_mode: Literal["binary", "structured"] = "binary"
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -68,7 +70,13 @@ def subscriptions_router(ctx: EdgeContext) -> APIRouter:
             check_target(settings, wanted.url)
         except GravitasError as exc:
             raise HTTPException(422, str(exc)) from None
-        sub = Subscription(topic=wanted.topic, url=wanted.url, filters=filters)
+        sub = Subscription(
+            topic=wanted.topic,
+            url=wanted.url,
+            filters=filters,
+            format=wanted.format,
+            content_mode=wanted.content_mode,
+        )
         log = store()
         try:
             await log.ensure()

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +67,10 @@ async def deliver(
     timeout_s: float,
     still_wanted: Callable[[], bool],
     on_attempt: Callable[[str], None],
+    content_headers: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """POST ``body`` until it is accepted (2xx), gone (410) or the schedule is spent."""
+    """POST ``body`` until it is accepted (2xx), gone (410) or the schedule is spent;
+    ``content_headers`` (a CloudEvent's ``ce-*`` / content-type) go with each attempt."""
     last = "none"
     attempts = 0
     for delay in (0.0, *schedule):
@@ -80,6 +82,7 @@ async def deliver(
         headers = {
             **sign_headers(secret, msg_id, body, time.time()),
             "content-type": "application/json",
+            **(content_headers or {}),
             "user-agent": "gravitas-webhooks",
         }
         try:

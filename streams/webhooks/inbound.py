@@ -7,13 +7,15 @@ nothing published: the source is configured (404), the body fits
 well-formed (400), the timestamp is within +-5 minutes (401), the signature matches
 the source's secret (401), the topic is on the source's allow-list and external (403),
 the body is JSON (422) and maps to an event (422; a STAC item's hrefs pass the href
-policy). A call whose webhook-id was published already answers 200 with
+policy). A CloudEvent (binary or structured mode, :mod:`.cloudevent`) passes the same
+checks; its ``data`` is the payload. A call whose webhook-id was published already answers 200 with
 ``"duplicate": true`` and publishes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from gravitas.schemas.codec import encode
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.hrefs import HrefPolicy
 from gravitas.streams.edge.app import EdgeContext
+from gravitas.streams.webhooks.cloudevent import TYPE_PREFIX, is_cloudevent, parse_inbound
 from gravitas.streams.webhooks.errors import WebhookRefusedError
 from gravitas.streams.webhooks.mapping import STAC_TOPIC, event_id_for, is_stac_item, map_payload
 from gravitas.streams.webhooks.seen import SeenWebhooks
@@ -64,10 +67,7 @@ def webhooks_router(ctx: EdgeContext) -> APIRouter:
             if len(body) > limit:
                 raise _too_large(len(body), limit)
         webhook_id = verify(secrets[source], request.headers, body)
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise WebhookRefusedError(422, "json", f"the body is not JSON: {exc}") from None
+        payload = _payload(request.headers, body)
         target = topic or (STAC_TOPIC if is_stac_item(payload) else None)
         if target is None:
             raise WebhookRefusedError(
@@ -115,6 +115,21 @@ def webhooks_router(ctx: EdgeContext) -> APIRouter:
         return _answer(answer)
 
     return router
+
+
+def _payload(headers: Mapping[str, str], body: bytes) -> Any:
+    """The JSON payload of a call: its body, or the data of a CloudEvent (whose ``type``
+    names the event type when the data has none)."""
+    if is_cloudevent(headers):
+        data, attributes = parse_inbound(headers, body)
+        ce_type = str(attributes.get("type", ""))
+        if "type" not in data and ce_type.startswith(TYPE_PREFIX):
+            data["type"] = ce_type.removeprefix(TYPE_PREFIX)
+        return data
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise WebhookRefusedError(422, "json", f"the body is not JSON: {exc}") from None
 
 
 def _too_large(size: int, limit: int) -> WebhookRefusedError:

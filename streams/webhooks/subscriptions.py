@@ -54,6 +54,10 @@ class Subscription(BaseModel):
     active: bool = True
     disabled_reason: str | None = None
     deleted: bool = False
+    format: Literal["json", "cloudevents"] = "json"
+    """``json``: the event's JSON as the body; ``cloudevents``: a CloudEvent 1.0."""
+    content_mode: Literal["binary", "structured"] = "binary"
+    """The CloudEvents HTTP content mode (``format: cloudevents`` only)."""
 
 
 def parse_clause(text: str) -> Clause:

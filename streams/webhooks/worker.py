@@ -30,6 +30,7 @@ from gravitas.schemas.settings import Settings, load_settings
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import bootstrap_servers
+from gravitas.streams.webhooks.cloudevent import outbound_message
 from gravitas.streams.webhooks.deliver import (
     deliver,
     master_secret,
@@ -135,13 +136,27 @@ class DeliveryWorker:
             if s.topic == topic and s.active and stamp >= s.created_at and matches(s.filters, event)
         ]
         key = str(event.get("event_id") or f"{record.topic}:{record.partition}:{record.offset}")
-        await asyncio.gather(*(self._deliver(http, s, key, record.value) for s in wanted))
+        await asyncio.gather(*(self._deliver(http, s, key, record.value, event) for s in wanted))
         return bool(wanted)
 
     async def _deliver(
-        self, http: httpx.AsyncClient, sub: Subscription, key: str, body: bytes
+        self,
+        http: httpx.AsyncClient,
+        sub: Subscription,
+        key: str,
+        body: bytes,
+        event: dict[str, Any],
     ) -> None:
         msg_id = webhook_id(sub.id, key)
+        content: dict[str, str] = {}
+        if sub.format == "cloudevents":
+            content, body = outbound_message(
+                event,
+                msg_id=msg_id,
+                node_id=self.settings.node_id,
+                topic=sub.topic,
+                mode=sub.content_mode,
+            )
         try:
             check_target(self.settings, sub.url)  # again: DNS may have changed
         except InputError as exc:
@@ -162,6 +177,7 @@ class DeliveryWorker:
             self.settings.webhook_timeout_s,
             still_wanted,
             lambda status: self.metrics.webhook_deliveries.labels(status).inc(),
+            content,
         )
         if outcome.result == "gone":
             disabled = sub.model_copy(

@@ -6,7 +6,8 @@
 const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4",
                  "#f032e6", "#9a6324", "#469990", "#000075"];
 const state = { map: null, tileLoads: 0, tileErrors: 0, footprints: {}, pipelineUpdates: 0,
-                events: 0, layer: null, ready: false };
+                events: 0, layer: null, ready: false, quicklooks: [], quicklookErrors: 0,
+                federation: {} };
 window.gravitas = state;
 
 const map = L.map("map", { worldCopyJump: true, maxZoom: 14 }).setView([30, -40], 3);
@@ -46,9 +47,12 @@ function popup(props) {
   }
   box.appendChild(table);
   if (props.quicklook) {
-    const img = el("img");
+    // only ever this node's asset route (/stac/assets/...), set by /web/footprints
+    const img = el("img", undefined, "quicklook");
+    img.alt = `quicklook of ${props.id}`;
+    img.addEventListener("load", () => { state.quicklooks.push(props.id); });
+    img.addEventListener("error", () => { state.quicklookErrors += 1; });
     img.src = props.quicklook;
-    img.alt = "quicklook";
     box.appendChild(img);
   }
   return box;
@@ -162,7 +166,33 @@ function renderPipeline(snap) {
   for (const r of snap.requests) {
     rq.appendChild(el("li", `${r.request_id} ${r.stage} ${Math.round(r.fraction * 100)}%`));
   }
+  renderFederation(snap.federation || []);
   state.pipelineUpdates += 1;
+}
+
+function num(v, digits) {
+  return v === null || v === undefined ? "–" : Number(v).toFixed(digits || 0);
+}
+
+function renderFederation(rows) {
+  document.getElementById("federation-section").hidden = rows.length === 0;
+  const body = document.querySelector("#federation tbody");
+  body.replaceChildren();
+  const seen = {};
+  for (const r of rows) {
+    const tr = el("tr", undefined, r.status === "ok" ? "" : "bad");
+    tr.dataset.node = r.node_id;
+    tr.dataset.status = r.status;
+    tr.appendChild(el("td", r.self ? `${r.node_id} (this node)` : r.node_id));
+    tr.appendChild(el("td", r.status));
+    tr.appendChild(el("td", num(r.event_rate, 2), "num"));
+    tr.appendChild(el("td", num(r.lag), "num"));
+    tr.appendChild(el("td", num(r.deadletters), "num"));
+    tr.appendChild(el("td", num(r.requests), "num"));
+    body.appendChild(tr);
+    seen[r.node_id] = r.status;
+  }
+  state.federation = seen;
 }
 
 function addEvent(ev) {
