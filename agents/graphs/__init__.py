@@ -5,11 +5,14 @@
   ``path`` None: results are held in memory).
 - :func:`validate` (``process_graph``) -> ``list[GraphProblem]`` (node id + argument).
 - :func:`processes` -> openEO process specs of exactly the processes executed.
+- :func:`claimed_processes` -> those of them claimed in openEO's ``GET /processes``
+  (the ones passing openEO's process tests; :mod:`gravitas.agents.graphs.claims`).
 - :func:`file_formats` -> the openEO ``/file_formats`` body.
 - Errors: :mod:`gravitas.agents.graphs.errors` (each has ``code`` and ``status``).
 See docs/compute.md.
 """
 
+from gravitas.agents.graphs.claims import claimed_processes
 from gravitas.agents.graphs.engine import execute
 from gravitas.agents.graphs.errors import (
     BandNotFound,
@@ -47,6 +50,7 @@ __all__ = [
     "ProcessParameterUnsupported",
     "ProcessUnsupported",
     "ResourceLimitExceeded",
+    "claimed_processes",
     "execute",
     "file_formats",
     "processes",

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gravitas.streams.openeo import engine
 from gravitas.streams.openeo.auth import basic_login
@@ -26,6 +27,7 @@ from gravitas.streams.openeo.context import OpenEOContext, base_url
 from gravitas.streams.openeo.errors import (
     CollectionNotFoundError,
     ProcessGraphInvalidError,
+    ProcessGraphMissingError,
     ProcessGraphNotFoundError,
     install_handlers,
 )
@@ -96,9 +98,17 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
     async def file_formats() -> Response:
         return _json(engine.file_formats())
 
+    @router.get("/udf_runtimes")
+    async def udf_runtimes() -> Response:
+        return _json({})  # no UDF runtimes: user code never runs on a node
+
+    @router.get("/service_types")
+    async def service_types() -> Response:
+        return _json({})  # no secondary web services
+
     @router.get("/processes")
     async def processes() -> Response:
-        return _json({"processes": engine.processes(), "links": []})
+        return _json({"processes": engine.claimed(), "links": []})
 
     @router.get("/collections")
     async def collections(request: Request) -> Response:
@@ -160,7 +170,7 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
         doc = parse_body(await request.body())
         try:
             graph = graph_of(doc)
-        except ProcessGraphInvalidError as exc:
+        except (ProcessGraphInvalidError, ProcessGraphMissingError) as exc:
             return _json({"errors": [{"code": exc.code, "message": exc.message}]})
         return _json({"errors": await services.run_compute(engine.validate, graph)})
 
@@ -253,6 +263,21 @@ def openeo_app(ctx: OpenEOContext, extra: list[APIRouter] | None = None) -> Fast
     return app
 
 
+class _MergeSlashes:
+    """``/openeo/1.2//jobs/x`` is ``/openeo/1.2/jobs/x`` (clients that join a base URL
+    ending in ``/`` with a path starting with ``/``, as openeo-test-suite does), like a
+    web server's merged slashes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope.get("path", ""):
+            scope = dict(scope)
+            scope["path"] = re.sub("/{2,}", "/", scope["path"])
+        await self.app(scope, receive, send)
+
+
 def mount_openeo(app: FastAPI, ctx: OpenEOContext, extra: list[APIRouter] | None = None) -> None:
     """Mount the API on the edge app, with ``/.well-known/openeo``."""
 
@@ -261,7 +286,7 @@ def mount_openeo(app: FastAPI, ctx: OpenEOContext, extra: list[APIRouter] | None
         return _json(well_known(str(request.base_url).rstrip("/")))
 
     sub = openeo_app(ctx, extra)
-    app.mount("/openeo/1.2", sub)
+    app.mount("/openeo/1.2", _MergeSlashes(sub))
 
     # /openeo/<anything else> answers an openEO 404 too
     @app.api_route("/openeo/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

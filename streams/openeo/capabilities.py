@@ -18,6 +18,8 @@ ENDPOINTS: list[tuple[str, list[str]]] = [
     ("/me", ["GET"]),
     ("/result", ["POST"]),
     ("/validation", ["POST"]),
+    ("/udf_runtimes", ["GET"]),
+    ("/service_types", ["GET"]),
     ("/process_graphs", ["GET"]),
     ("/process_graphs/{process_graph_id}", ["GET", "PUT", "DELETE"]),
     ("/jobs", ["GET", "POST"]),
@@ -47,9 +49,6 @@ def capabilities(base_url: str, node_id: str) -> dict[str, Any]:
         ),
         "production": False,
         "endpoints": [{"path": p, "methods": m} for p, m in ENDPOINTS],
-        "billing": {"currency": None, "default_plan": "free", "plans": [
-            {"name": "free", "description": "no billing", "paid": False}
-        ]},
         "links": [
             {"rel": "self", "href": f"{base_url}/", "type": "application/json"},
             {"rel": "conformance", "href": f"{base_url}/conformance",

@@ -83,6 +83,16 @@ def processes() -> list[dict[str, Any]]:
 
 
 @functools.cache
+def claimed() -> list[dict[str, Any]]:
+    """The specs listed in ``GET /processes``: the engine's processes that pass openEO's
+    process tests (the others still execute, unadvertised)."""
+    mod = _engine()
+    if mod is None:
+        return []
+    return list(getattr(mod, "claimed_processes", mod.processes)())
+
+
+@functools.cache
 def process_ids() -> frozenset[str]:
     return frozenset(str(p.get("id")) for p in processes())
 
