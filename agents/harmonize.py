@@ -24,9 +24,12 @@ from gravitas.agents.datacube import (
     retrieve,
     write_datacube,
 )
+from gravitas.agents.datacube.assemble import Assembled
 from gravitas.agents.datacube.match import MatchResult
 from gravitas.agents.datacube.plan import step
 from gravitas.agents.datacube.retrieve import grid_bbox
+from gravitas.agents.datacube.tiled import build_tiled, strip_rows
+from gravitas.agents.datacube.write import Written
 from gravitas.agents.onboarding import pending_items
 from gravitas.agents.parking import parking
 from gravitas.schemas.base import Event
@@ -99,6 +102,12 @@ class HarmonizeAgent(Agent):
         pending = await asyncio.to_thread(self._pending, ctx, req, matched)
         if pending:  # parked: published again here once they are onboarded
             return parking(ctx, req, req.request_id, self.topic, pending)
+        rows = strip_rows(services, req, matched)
+        if rows is not None:  # larger than the memory budget: strip by strip
+            await self._progress(ctx, req, "retrieve", 0.25, f"in strips of {rows} rows")
+            cube, written = await services.run_compute(build_tiled, services, req, matched, rows)
+            await self._progress(ctx, req, "done", 1.0, written.collection_id)
+            return self._ready(req, cube, written)
         await self._progress(ctx, req, "retrieve", 0.25, "every scene is onboarded")
         got = await services.run_compute(retrieve, services, req, matched.pairs)
         await self._progress(
@@ -111,6 +120,9 @@ class HarmonizeAgent(Agent):
         with step("write"):
             written = await services.run_compute(write_datacube, services, req, cube, got, matched)
         await self._progress(ctx, req, "done", 1.0, written.collection_id)
+        return self._ready(req, cube, written)
+
+    def _ready(self, req: DatacubeRequested, cube: Assembled, written: Written) -> list[Emit]:
         ready = DatacubeReady(
             request_id=req.request_id,
             collection_id=written.collection_id,

@@ -34,6 +34,9 @@ on-disk JIT cache load and GDAL start-up are not counted; its time is printed as
 ``gravitas_warmup_s``.
 
     /work/venv/bin/python bench/datacube.py [--years 2008-2013] [--repeat 3]
+
+``--scale [--dates 40 --size 2048 --limit-gb G]``: the realistic-size comparison of
+``bench/datacube_scale.py`` (its docstring says what it measures).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import datacube_scale  # type: ignore[import-not-found]  # bench/datacube_scale.py
 import numpy as np
 
 from gravitas.schemas.common import TimeRange
@@ -216,7 +220,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--years", default="2008-2013", help="first-last year of LE7 dates")
     ap.add_argument("--repeat", type=int, default=3, help="indexed runs (best is reported)")
+    datacube_scale.add_args(ap)
     args = ap.parse_args()
+    if args.scale:
+        datacube_scale.main(args)
+        return
     years = tuple(int(y) for y in args.years.split("-"))
     assert len(years) == 2
     items = scenes(years)  # type: ignore[arg-type]

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     compute_threads: int | None = Field(default=None, ge=1, le=256)
     """Threads for CPU-heavy agent work (indexing, overviews, datacubes, methane); default:
     one per CPU but one, which is left to the event loop. More only adds GIL contention."""
+    datacube_strip_mb: float = Field(default=1024.0, gt=0, le=1024 * 1024)
+    """A datacube whose retrieved stack (pairs x bands x rows x columns, float32) is larger
+    is built and written strip by strip, each strip's stack at most this size; peak memory
+    is a few times one strip (agents/datacube/tiled.py)."""
     flower_python: Path | None = None
     """The Python of Flower's own environment (federated training); default
     ``<cache>/flower-venv/bin/python``, made by ``scripts/flower-venv``."""

@@ -24,14 +24,15 @@ from gravitas.kernels.datacube import ScenePair, crop_pad, nearest_steps, to_lev
 from gravitas.kernels.datacube.errors import NoPairsError
 from gravitas.kernels.datacube.match import bbox_intersection, to_epoch_seconds
 from gravitas.kernels.datacube.resample import CoarsenMethod
-from gravitas.kernels.grid import bbox_to_pixel_range
+from gravitas.kernels.grid import bbox_to_pixel_range, pixel_to_lonlat
 from gravitas.schemas.events import DatacubeRequested, Modality
+from gravitas.schemas.grid import pixel_size
 from gravitas.storage.keys import to_epoch
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.read import read_layer
 from gravitas.streams.policy import is_transient
 
-__all__ = ["FMASK_GOOD", "Retrieved", "grid_bbox", "retrieve"]
+__all__ = ["FMASK_GOOD", "Retrieved", "grid_bbox", "retrieve", "window_bbox"]
 
 FMASK_GOOD = (0, 1)
 """Quality-layer values kept (Fmask clear land and water); other pixels become NaN."""
@@ -161,12 +162,26 @@ def _layer_stack(
     return out
 
 
-def retrieve(services: NodeServices, req: DatacubeRequested, pairs: list[ScenePair]) -> Retrieved:
-    """Read every band of every kept pair; drop pairs with too much nodata (step 3)."""
+def window_bbox(level: int, window: Window) -> tuple[float, float, float, float]:
+    """A bbox whose pixel range at ``level`` is exactly ``window`` (edges nudged inside)."""
+    x0, y0, x1, y1 = window
+    (w, e), (s, n) = pixel_to_lonlat(level, [x0, x1 + 1], [y0, y1 + 1], center=False)
+    eps = 1e-3 * pixel_size(level)
+    return (float(w) + eps, float(s) + eps, float(e) - eps, float(n) - eps)
+
+
+def retrieve(
+    services: NodeServices,
+    req: DatacubeRequested,
+    pairs: list[ScenePair],
+    window: Window | None = None,
+) -> Retrieved:
+    """Read every band of every kept pair; drop pairs with too much nodata (step 3).
+    ``window`` (a part of the request's grid window, e.g. a strip) reads only that part."""
     try:
         level = grid_level(req)
-        bbox = grid_bbox(req, pairs)
-        target = _window(level, bbox)
+        bbox = grid_bbox(req, pairs) if window is None else window_bbox(level, window)
+        target = _window(level, bbox) if window is None else window
         times = np.sort(to_epoch_seconds([p.reference.datetime for p in pairs]))
         stacks: list[NDArray[np.float32]] = []
         bands: list[str] = []

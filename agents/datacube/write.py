@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from numpy.typing import NDArray
 
 from gravitas.agents.datacube.assemble import Assembled
 from gravitas.agents.datacube.match import MatchResult
 from gravitas.agents.datacube.retrieve import Retrieved
-from gravitas.agents.datacube.zarr_v2 import write_zarr
+from gravitas.agents.datacube.zarr_v2 import ZarrStream, write_zarr
 from gravitas.agents.registration import register_item
 from gravitas.agents.services import NodeServices
 from gravitas.kernels.datacube.split import SPLITS
@@ -26,7 +27,26 @@ from gravitas.storage.catalog.collections import STAC_VERSION
 from gravitas.storage.catalog.derived import add_datacube
 from gravitas.storage.objects.local import LocalObjectStore
 
-__all__ = ["Written", "collection_id", "to_dataset", "write_datacube"]
+__all__ = [
+    "StreamedCube",
+    "Written",
+    "collection_id",
+    "place_patches",
+    "quicklook_canvas",
+    "to_dataset",
+    "write_datacube",
+]
+
+
+@dataclass
+class StreamedCube:
+    """A cube whose patches were written chunk by chunk (agents/datacube/tiled.py)."""
+
+    root: Path
+    """The local directory the files go to (``cube.zarr`` below it)."""
+    zarr: ZarrStream
+    canvases: dict[int, NDArray[np.float64]]
+    """Quicklook picture per band index."""
 
 
 @dataclass
@@ -124,24 +144,44 @@ def _upload_tree(services: NodeServices, root: Path, prefix: str) -> None:
             services.object_store.put_file(f"{prefix}/{path.relative_to(root).as_posix()}", path)
 
 
-def _quicklook(a: Assembled, band: int, path: Path) -> None:
-    """A map figure of one band: every patch placed at its lon/lat (the median over time
-    of each pixel), lon/lat axes, country outlines, colour bar from minimum to maximum
-    (a uniform field, such as one ERA5 cell over a small bbox, in the ramp's middle)."""
-    import warnings
-
-    from gravitas.kernels.mapfigure import MapFigure, describe_bbox, render_map
-    from gravitas.storage.basemap import basemap
-
-    n, p = a.data.shape[0], a.data.shape[-1]
+def quicklook_canvas(a: Assembled, band: int) -> NDArray[np.float64]:
+    """The quicklook's picture of one band: every patch at its place in the grid window
+    (rows and columns from the smallest patch origin), the median over time of each pixel."""
+    p = a.data.shape[-1]
     origin = a.origins - a.origins.min(axis=0)
     canvas = np.full((int(origin[:, 0].max()) + p, int(origin[:, 1].max()) + p), np.nan)
+    place_patches(canvas, a, band, origin)
+    return canvas
+
+
+def place_patches(
+    canvas: NDArray[np.float64], a: Assembled, band: int, origin: NDArray[np.int64]
+) -> None:
+    """Put the time median of ``band`` of every patch of ``a`` at ``origin`` (rows, cols)."""
+    import warnings
+
+    n, p = a.data.shape[0], a.data.shape[-1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel stays NaN
         typical = np.nanmedian(a.data[:, :, band], axis=1)
     for i in range(n):
         r, c = int(origin[i, 0]), int(origin[i, 1])
         canvas[r : r + p, c : c + p] = typical[i]
+
+
+def _quicklook(
+    a: Assembled, band: int, path: Path, canvas: NDArray[np.float64] | None = None
+) -> None:
+    """A map figure of one band: every patch placed at its lon/lat (the median over time
+    of each pixel), lon/lat axes, country outlines, colour bar from minimum to maximum
+    (a uniform field, such as one ERA5 cell over a small bbox, in the ramp's middle).
+    ``canvas``: the picture, when it was built piece by piece (a streamed cube)."""
+    from gravitas.kernels.mapfigure import MapFigure, describe_bbox, render_map
+    from gravitas.storage.basemap import basemap
+
+    n, p = a.data.shape[0], a.data.shape[-1]
+    if canvas is None:
+        canvas = quicklook_canvas(a, band)
     dy = abs(float(a.lat[0, 1] - a.lat[0, 0])) if p > 1 else 1e-6
     dx = abs(float(a.lon[0, 1] - a.lon[0, 0])) if p > 1 else 1e-6
     box = (float(a.lon.min()) - dx / 2, float(a.lat.min()) - dy / 2,
@@ -251,9 +291,15 @@ def _items(
 
 
 def write_datacube(
-    services: NodeServices, req: DatacubeRequested, a: Assembled, r: Retrieved, m: MatchResult
+    services: NodeServices,
+    req: DatacubeRequested,
+    a: Assembled,
+    r: Retrieved,
+    m: MatchResult,
+    streamed: StreamedCube | None = None,
 ) -> Written:
-    """Write, upload and register the datacube (step 7)."""
+    """Write, upload and register the datacube (step 7). ``streamed``: the patches were
+    already written chunk by chunk (``a.data``/``a.filled`` are lazy placeholders)."""
     ds = to_dataset(req, a, r, m)
     prefix = f"datacubes/{req.request_id}"
     hrefs: dict[str, str] = {}
@@ -261,12 +307,18 @@ def write_datacube(
     with tempfile.TemporaryDirectory(prefix="gravitas-cube-") as tmp:
         # a local object store takes the files in place; others get them uploaded
         root = services.object_store.root / prefix if local else Path(tmp)  # type: ignore[attr-defined]
+        if streamed is not None:
+            root = streamed.root
         root.mkdir(parents=True, exist_ok=True)
         if req.output_format == "zarr":
             p = a.data.shape[-1]
             chunks = (1, a.data.shape[1], a.data.shape[2], p, p)  # one patch per chunk
             ds["data"].encoding["_FillValue"] = np.float32(np.nan)
-            write_zarr(ds, root / "cube.zarr", {"data": chunks, "gap_filled": chunks})
+            encodings = {"data": chunks, "gap_filled": chunks}
+            if streamed is not None:
+                streamed.zarr.commit(ds, encodings)
+            else:
+                write_zarr(ds, root / "cube.zarr", encodings)
             if not local:
                 _upload_tree(services, root / "cube.zarr", f"{prefix}/cube.zarr")
             hrefs["data"] = services.object_store.href(f"{prefix}/cube.zarr")
@@ -278,7 +330,7 @@ def write_datacube(
         for mod in req.modalities:
             band = next(i for i, b in enumerate(a.bands) if b.startswith(f"{mod.name}:"))
             png = root / f"quicklook_{mod.name}.png"
-            _quicklook(a, band, png)
+            _quicklook(a, band, png, streamed.canvases.get(band) if streamed else None)
             if not local:
                 services.object_store.put_file(f"{prefix}/{png.name}", png)
             hrefs[f"quicklook_{mod.name}"] = services.object_store.href(f"{prefix}/{png.name}")
