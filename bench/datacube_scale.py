@@ -226,7 +226,8 @@ async def _gravitas(items: list[dict[str, Any]], bbox: BBox, data: Path, dates: 
     from gravitas.schemas.settings import load_settings
     from gravitas.streams.node import EmbeddedNode
 
-    settings = load_settings(data_dir=data, http_port=0, broker="memory://")
+    roots = [str(data), str(cache_dir(dates, 0).parent)]
+    settings = load_settings(data_dir=data, http_port=0, broker="memory://", allowed_roots=roots)
     async with EmbeddedNode(settings, serve_http=False) as node:
         client = node.client()
         for it in items:

@@ -59,8 +59,8 @@ def ours(root: Path, n: int, slab: int, shape: tuple[int, ...]) -> None:
         z.append("data", data, chunk)
         z.append("gap_filled", filled, chunk)
     dims = ("patch", "time", "band", "y", "x")
-    ds = xr.Dataset({"data": (dims, da.zeros((n, *shape), np.float32, chunks=chunk)),
-                     "gap_filled": (dims, da.zeros((n, *shape), np.uint8, chunks=chunk)),
+    ds = xr.Dataset({"data": (dims, da.zeros((n, *shape), dtype=np.float32, chunks=chunk)),
+                     "gap_filled": (dims, da.zeros((n, *shape), dtype=np.uint8, chunks=chunk)),
                      **small(n)})  # fmt: skip
     ds["data"].encoding["_FillValue"] = np.float32(np.nan)
     z.commit(ds, {"data": chunk, "gap_filled": chunk})
@@ -71,8 +71,8 @@ def xarray_regions(root: Path, n: int, slab: int, shape: tuple[int, ...]) -> Non
     dims = ("patch", "time", "band", "y", "x")
     comp = numcodecs.Zstd(level=1)
     template = xr.Dataset({
-        "data": (dims, da.zeros((n, *shape), np.float32, chunks=chunk)),
-        "gap_filled": (dims, da.zeros((n, *shape), np.uint8, chunks=chunk)),
+        "data": (dims, da.zeros((n, *shape), dtype=np.float32, chunks=chunk)),
+        "gap_filled": (dims, da.zeros((n, *shape), dtype=np.uint8, chunks=chunk)),
         **small(n),
     })  # fmt: skip
     enc = {"data": {"chunks": chunk, "compressor": comp, "_FillValue": np.float32(np.nan)},

@@ -110,6 +110,7 @@ class ZarrStream:
         self.partial = root.parent / f".{root.name}.partial"
         self.compressor = compressor
         self.rows: dict[str, int] = {}
+        self.dtypes: dict[str, np.dtype[Any]] = {}
         self.files = 0
         if self.partial.exists():
             shutil.rmtree(self.partial)
@@ -136,6 +137,10 @@ class ZarrStream:
                 f"chunks {chunks}; append whole chunk rows"
             )
         _check_dtype(name, data.dtype)
+        if self.dtypes.setdefault(name, data.dtype) != data.dtype:
+            raise ZarrWriteError(
+                f"slab of {name!r} is {data.dtype}, earlier ones {self.dtypes[name]}"
+            )
         self._chunks(name, data, chunks, None, row0)
         self.rows[name] = row0 + int(data.shape[0])
 
@@ -144,6 +149,9 @@ class ZarrStream:
         e.g. lazy dask zeros: their chunks are the appended ones) and publish the hierarchy
         at ``root`` (replacing what was there). Returns the number of files."""
         variables, attributes = cf_encoder(*encode_dataset_coordinates(ds))
+        stray = sorted(set(self.rows) - {str(k) for k in variables})
+        if stray:
+            raise ZarrWriteError(f"variables appended but not in the dataset: {stray}")
         meta: dict[str, Any] = {
             ".zgroup": {"zarr_format": 2},
             ".zattrs": {k: _json_value(v) for k, v in attributes.items()},
@@ -160,6 +168,11 @@ class ZarrStream:
                     raise ZarrWriteError(
                         f"{self.rows[str(name)]} rows of {name!r} were appended, "
                         f"but the dataset says {shape}"
+                    )
+                if self.dtypes[str(name)] != var.dtype:
+                    raise ZarrWriteError(
+                        f"{name!r} was appended as {self.dtypes[str(name)]}, "
+                        f"but the dataset encodes it as {var.dtype}"
                     )
             else:
                 (self.partial / str(name)).mkdir(parents=True, exist_ok=True)
