@@ -168,7 +168,9 @@ def _peak_mb() -> float:
 
 
 # ---------------------------------------------------------------- odc-stac child
-def odc_child(items_d: list[dict[str, Any]], bbox: BBox, out: Path, scheduler: str) -> dict:
+def odc_child(
+    items_d: list[dict[str, Any]], bbox: BBox, out: Path, scheduler: str
+) -> dict[str, Any]:
     import dask
     import dask.array as da
     import odc.stac
@@ -221,13 +223,16 @@ def gravitas_request(bbox: BBox, dates: int) -> Any:
     )  # fmt: skip
 
 
-async def _gravitas(items: list[dict[str, Any]], bbox: BBox, data: Path, dates: int) -> dict:
+async def _gravitas(
+    items: list[dict[str, Any]], bbox: BBox, data: Path, dates: int, strip_mb: float
+) -> dict[str, Any]:
     from gravitas.schemas.events import SceneAnnounced
     from gravitas.schemas.settings import load_settings
     from gravitas.streams.node import EmbeddedNode
 
     roots = [str(data), str(cache_dir(dates, 0).parent)]
-    settings = load_settings(data_dir=data, http_port=0, broker="memory://", allowed_roots=roots)
+    settings = load_settings(data_dir=data, http_port=0, broker="memory://", allowed_roots=roots,
+                             datacube_strip_mb=strip_mb)  # fmt: skip
     async with EmbeddedNode(settings, serve_http=False) as node:
         client = node.client()
         for it in items:
@@ -257,7 +262,7 @@ def child_main(part: str, args: argparse.Namespace) -> None:
         if args.limit_gb:
             lim = int(args.limit_gb * 1024**3)
             resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
-        res = asyncio.run(_gravitas(items, bbox, Path(args.out), args.dates))
+        res = asyncio.run(_gravitas(items, bbox, Path(args.out), args.dates, args.strip_mb))
     else:
         res = odc_child(items, bbox, Path(args.out), part.split(":")[1])
     print(json.dumps(res))
@@ -266,7 +271,8 @@ def child_main(part: str, args: argparse.Namespace) -> None:
 def _run_child(part: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     cmd = [sys.executable, __file__.replace("datacube_scale.py", "datacube.py"), "--scale",
            "--part", part, "--dates", str(args.dates), "--size", str(args.size),
-           "--out", str(out), "--limit-gb", str(args.limit_gb)]  # fmt: skip
+           "--out", str(out), "--limit-gb", str(args.limit_gb),
+           "--strip-mb", str(args.strip_mb)]  # fmt: skip
     env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
@@ -322,6 +328,7 @@ def main(args: argparse.Namespace) -> None:
         "dates": args.dates, "bands": len(BANDS), "scene_px": args.size,
         "grid_px": [int(gb.shape[0]), int(gb.shape[1])], "patch_size": PATCH,
         "cube_float32_mb": round(cube_mb), "limit_gb": args.limit_gb,
+        "strip_mb": args.strip_mb,
         "patches_gravitas": g["patches"], "patches_odc": runs[best]["patches"], **check,
         "odc_stac_threads_s": round(runs["threads"]["s"], 2),
         "odc_stac_processes_s": round(runs["processes"]["s"], 2), "odc_stac_best": best,
@@ -345,5 +352,11 @@ def add_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--dates", type=int, default=40)
     ap.add_argument("--size", type=int, default=2048, help="scene size in pixels")
     ap.add_argument("--limit-gb", type=float, default=0.0, help="RLIMIT_AS of the node child")
+    ap.add_argument(
+        "--strip-mb",
+        type=float,
+        default=256.0,
+        help="the node's GRAVITAS_DATACUBE_STRIP_MB (strip budget)",
+    )
     ap.add_argument("--part", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help=argparse.SUPPRESS)

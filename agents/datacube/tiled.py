@@ -9,12 +9,12 @@ lat/lon: a few bytes each) and the window's area (the quicklook picture).
 
 Per pixel the result is the in-memory one: temporal aggregation, temporal gap filling,
 valid fractions, labels and the split (decided at the end over every kept patch, like
-the in-memory path) are the same. Three things are local to a strip: the spatial
+the in-memory path) are the same, and so are the pairs dropped by
+``max_nodata_fraction`` (counted over the whole window in a first read of the strips,
+skipped when every modality allows 1). Two things are local to a strip: the spatial
 nearest fill of a pixel that has no value at any time step takes the nearest value
-inside its strip; ``max_nodata_fraction`` is tested on each strip's window, and every
-strip must keep the same pairs (otherwise the request fails and says so); the 2nd / 98th
-percentiles of ``norm_stats`` are the pixel-count-weighted mean of the strips' (mean,
-std, min, max and count are exact). Only ``interpolate`` gap filling, unbalanced
+inside its strip; the 2nd / 98th percentiles of ``norm_stats`` are the
+pixel-count-weighted mean of the strips' (mean, std, min, max and count are exact). Only ``interpolate`` gap filling, unbalanced
 sampling, patches without overlap and Zarr output take this path; other requests are
 built in memory.
 """
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from gravitas.agents.datacube.assemble import SPATIAL_CELL_PATCHES, Assembled, assemble
 from gravitas.agents.datacube.match import MatchResult
 from gravitas.agents.datacube.plan import StepFailed, grid_level, step
-from gravitas.agents.datacube.retrieve import Retrieved, grid_bbox, retrieve
+from gravitas.agents.datacube.retrieve import Retrieved, Window, grid_bbox, retrieve
 from gravitas.agents.datacube.write import (
     StreamedCube,
     Written,
@@ -41,8 +41,15 @@ from gravitas.agents.datacube.write import (
 )
 from gravitas.agents.datacube.zarr_v2 import ZarrStream
 from gravitas.agents.services import NodeServices
-from gravitas.kernels.datacube import NormStats, group_split, spatial_groups, stratified_split
+from gravitas.kernels.datacube import (
+    NormStats,
+    ScenePair,
+    group_split,
+    spatial_groups,
+    stratified_split,
+)
 from gravitas.kernels.datacube.errors import NoPairsError
+from gravitas.kernels.datacube.match import to_epoch_seconds
 from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.schemas.errors import GravitasError
 from gravitas.schemas.events import DatacubeRequested
@@ -98,11 +105,15 @@ class _Acc:
     def add(self, a: Assembled, r: Retrieved, row0: int) -> None:
         if self.first is None:
             self.first, self.retrieved = a, r
-        elif not np.array_equal(a.times, self.first.times) or a.bands != self.first.bands:
+        elif not (
+            np.array_equal(a.times, self.first.times)
+            and self.retrieved is not None
+            and np.array_equal(r.times, self.retrieved.times)
+            and a.bands == self.first.bands
+        ):
             raise StripMismatchError(
-                f"strip at row {row0} has {len(a.times)} time steps, the first strip "
-                f"{len(self.first.times)}: pairs were dropped for nodata in some strips; "
-                "set max_nodata_fraction to 1 or choose a smaller bbox"
+                f"strip at row {row0} has {len(r.times)} pairs in {len(a.times)} time steps, "
+                f"the first strip {len(self.first.times)} steps: the strips disagree"
             )
         self.origins.append(a.origins + np.array([row0, 0]))
         self.valid.append(a.valid_fraction)
@@ -189,6 +200,49 @@ def _finish(req: DatacubeRequested, acc: _Acc) -> Assembled:
     )
 
 
+def _keep_pairs(
+    services: NodeServices, req: DatacubeRequested, m: MatchResult, window: Window, rows: int
+) -> tuple[list[ScenePair], dict[str, int]]:
+    """The pairs the in-memory path keeps (its nodata test over the whole window), found
+    strip by strip (a first read of the window; skipped when no modality can drop a pair)."""
+    order = np.argsort(to_epoch_seconds([p.reference.datetime for p in m.pairs]), kind="stable")
+    pairs = [m.pairs[int(i)] for i in order]
+    if all(mod.max_nodata_fraction >= 1.0 for mod in req.modalities):
+        return pairs, {}
+    x0, y0, x1, y1 = window
+    loose = _no_drops(req)
+    missing = np.zeros((len(req.modalities), len(pairs)), np.int64)
+    for top in range(y1, y0 - 1, -rows):
+        r = retrieve(services, loose, pairs, (x0, max(y0, top - rows + 1), x1, top))
+        for k, mod in enumerate(req.modalities):
+            idx = [i for i, owner in enumerate(r.modality_of_band) if owner == mod.name]
+            missing[k] += (~np.isfinite(r.cube[:, idx])).any(axis=1).sum(axis=(1, 2))
+    frac = missing / float((x1 - x0 + 1) * (y1 - y0 + 1))
+    keep = np.ones(len(pairs), dtype=bool)
+    dropped: dict[str, int] = {}
+    for k, mod in enumerate(req.modalities):
+        bad = keep & (frac[k] > mod.max_nodata_fraction)
+        if bad.any():
+            dropped[f"{mod.name}: nodata in the window above {mod.max_nodata_fraction:g}"] = int(
+                bad.sum()
+            )
+        keep &= ~bad
+    if not keep.any():
+        raise StepFailed(
+            "retrieve",
+            NoPairsError(
+                f"every matched pair has too much nodata in the window after reading: "
+                f"{dropped}; raise max_nodata_fraction or choose another bbox/time"
+            ),
+        )
+    return [p for p, k in zip(pairs, keep, strict=True) if k], dropped
+
+
+def _no_drops(req: DatacubeRequested) -> DatacubeRequested:
+    mods = [mod.model_copy(update={"max_nodata_fraction": 1.0}) for mod in req.modalities]
+    return req.model_copy(update={"modalities": mods})
+
+
 def build_tiled(
     services: NodeServices, req: DatacubeRequested, m: MatchResult, rows: int
 ) -> tuple[Assembled, Written]:
@@ -206,11 +260,13 @@ def build_tiled(
         root.mkdir(parents=True, exist_ok=True)
         zarr = ZarrStream(root / "cube.zarr")
         acc = _Acc()
+        kept, acc.dropped = _keep_pairs(services, req, m, (x0, y0, x1, y1), rows)
+        loose = _no_drops(req)  # pairs were dropped above, over the whole window
         canvases: dict[int, NDArray[np.float64]] = {}
         for row0 in range(0, height, rows):
             window = (x0, y1 - min(row0 + rows, height) + 1, x1, y1 - row0)
             try:
-                r = retrieve(services, req, m.pairs, window)
+                r = retrieve(services, loose, kept, window)
                 a = assemble(services, req, r)
             except StepFailed as exc:
                 if isinstance(exc.error, NoPairsError):

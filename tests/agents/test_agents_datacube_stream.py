@@ -59,7 +59,9 @@ def tree(root: Path) -> dict[str, bytes]:
 
 def test_streamed_bytes_equal_the_in_memory_write(tmp_path: Path) -> None:
     n = 23
-    data, filled = (np.concatenate(x) for x in zip(slab(0, 10), slab(10, 20), slab(20, 23)))
+    data, filled = (
+        np.concatenate(x) for x in zip(slab(0, 10), slab(10, 20), slab(20, 23), strict=True)
+    )
     whole = write_zarr(dataset(n, data, filled), tmp_path / "whole.zarr",
                        {"data": CHUNK, "gap_filled": CHUNK})  # fmt: skip
     assert stream(tmp_path / "streamed.zarr", n, 10) == whole
