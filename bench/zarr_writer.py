@@ -69,14 +69,14 @@ def ours(root: Path, n: int, slab: int, shape: tuple[int, ...]) -> None:
 def xarray_regions(root: Path, n: int, slab: int, shape: tuple[int, ...]) -> None:
     chunk = (1, *shape)
     dims = ("patch", "time", "band", "y", "x")
-    comp = numcodecs.Zstd(level=1)
+    comp = numcodecs.Zstd(level=1)  # zarr v2 format: the compressor of our writer
     template = xr.Dataset({
         "data": (dims, da.zeros((n, *shape), dtype=np.float32, chunks=chunk)),
         "gap_filled": (dims, da.zeros((n, *shape), dtype=np.uint8, chunks=chunk)),
         **small(n),
     })  # fmt: skip
-    enc = {"data": {"chunks": chunk, "compressor": comp, "_FillValue": np.float32(np.nan)},
-           "gap_filled": {"chunks": chunk, "compressor": comp}}  # fmt: skip
+    enc = {"data": {"chunks": chunk, "compressors": [comp], "_FillValue": np.float32(np.nan)},
+           "gap_filled": {"chunks": chunk, "compressors": [comp]}}  # fmt: skip
     template.to_zarr(root, mode="w", compute=False, zarr_format=2, consolidated=True,
                      encoding=enc)  # fmt: skip
     for i0, i1 in slabs(n, slab, shape):

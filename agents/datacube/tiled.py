@@ -12,9 +12,10 @@ valid fractions, labels and the split (decided at the end over every kept patch,
 the in-memory path) are the same, and so are the pairs dropped by
 ``max_nodata_fraction`` (counted over the whole window in a first read of the strips,
 skipped when every modality allows 1). Two things are local to a strip: the spatial
-nearest fill of a pixel that has no value at any time step takes the nearest value
-inside its strip; the 2nd / 98th percentiles of ``norm_stats`` are the
-pixel-count-weighted mean of the strips' (mean, std, min, max and count are exact). Only ``interpolate`` gap filling, unbalanced
+nearest fill (the gaps before a pixel's first or after its last observation, which
+temporal interpolation leaves) takes the nearest value inside the strip; the 2nd / 98th
+percentiles of ``norm_stats`` are the pixel-count-weighted mean of the strips' (mean,
+std, min, max and count are exact). Only ``interpolate`` gap filling, unbalanced
 sampling, patches without overlap and Zarr output take this path; other requests are
 built in memory.
 """
@@ -45,6 +46,7 @@ from gravitas.kernels.datacube import (
     NormStats,
     ScenePair,
     group_split,
+    patch_origins,
     spatial_groups,
     stratified_split,
 )
@@ -269,9 +271,14 @@ def build_tiled(
                 r = retrieve(services, loose, kept, window)
                 a = assemble(services, req, r)
             except StepFailed as exc:
-                if isinstance(exc.error, NoPairsError):
-                    continue  # nothing kept in this strip
-                raise
+                if not isinstance(exc.error, NoPairsError):
+                    raise
+                # no patch of this strip is kept: its candidates count as dropped
+                n = patch_origins(window[3] - window[1] + 1, x1 - x0 + 1, p, req.stride)
+                reason = f"valid fraction below {req.min_valid_fraction:g}"
+                acc.dropped[reason] = acc.dropped.get(reason, 0) + int(n.shape[0])
+                acc.total += int(n.shape[0])
+                continue
             with step("process"):
                 acc.add(a, r, row0)
             chunk_tail = a.data.shape[1:]
