@@ -240,7 +240,7 @@ async def _gravitas(
                 scene_id=it["id"], collection="scale", layer="ls", mode="external",
                 datetime=datetime.fromisoformat(it["properties"]["datetime"]),
                 hrefs=[it["assets"][b]["href"] for b in BANDS]))  # fmt: skip
-        await node.runner.drain()
+        await node.runner.drain(timeout=3600)
         t0 = time.perf_counter()
         cold = await client.request_datacube(gravitas_request(bbox, dates), 7200)
         cold_s = time.perf_counter() - t0
