@@ -96,7 +96,7 @@ async def _federated(edge: str, collection: str) -> dict[str, dict[str, object]]
     return {f["id"]: f for f in resp.json()["features"]}
 
 
-async def _until(check: object, what: str, timeout: float = 60.0) -> None:
+async def _until(check: object, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not await check():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -125,7 +125,7 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
         template_spec("methane-survey"),
         {"bbox": [w - 0.1, s - 0.1, e + 0.1, n + 0.1]},
         run_id="fed-survey",
-        timeout=120,
+        timeout=300,
     )
     assert isinstance(status, WorkflowStatus)
     assert status.status == "succeeded", (status.error, a.worker.output(), b.worker.output())
