@@ -64,6 +64,15 @@ class StepRequested(Event):
     module: str = Field(pattern=REF_PATTERN)
     inputs: dict[str, Any]
     reply_topic: str = "workflows.runs"
+    workflow: str = Field(default="", max_length=120)
+    """``name@version`` of the workflow the step belongs to (its outputs' provenance)."""
+    node: str = Field(default="", max_length=120)
+    """The node chosen to run it (federated placement; empty: the node that reads it)."""
+
+    @property
+    def request_id(self) -> str:
+        """The step id (a forwarded step is a request answered by its ``StepFinished``)."""
+        return self.step_id
 
 
 class StepFinished(Event):
@@ -81,6 +90,13 @@ class StepFinished(Event):
     error: str | None = None
     served_by: str = ""
     warnings: list[str] = Field(default_factory=list)
+    bytes_in: int = Field(default=0, ge=0)
+    """Bytes of the step's inputs it read where it ran (the data it did not move)."""
+
+    @property
+    def request_id(self) -> str:
+        """The step id (the answer of a forwarded step)."""
+        return self.step_id
 
 
 StepState = Literal["pending", "running", "ok", "failed", "skipped"]
@@ -99,6 +115,10 @@ class WorkflowStatus(Event):
     outputs: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
     """Per step instance: module version, inputs and the node that ran it."""
+    transfer: dict[str, Any] = Field(default_factory=dict)
+    """Federated placement: ``bytes_moved`` (step requests and answers sent between
+    nodes), ``bytes_if_data_moved`` (the input data other nodes hold, which running
+    every step here would have fetched) and per node the step instances it ran."""
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
     failed_step: str | None = None

@@ -84,7 +84,12 @@ TOPICS: tuple[TopicSpec, ...] = (
         shared=True,
         external=True,  # records are signed by their owner node and verified
     ),
-    TopicSpec("modules.requests", (wf.StepRequested,), "python module steps to run"),
+    TopicSpec(
+        "modules.requests",
+        (wf.StepRequested,),
+        "python module steps to run",
+        external=True,  # peers forward the steps placed on this node (signed, /rpc)
+    ),
     TopicSpec(
         "workflows.requests",
         (wf.WorkflowRunRequested, wf.WorkflowCancelRequested),

@@ -4,6 +4,7 @@ node's module registry (``modules.registry``, one partition: one writer)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -18,12 +19,13 @@ from gravitas.agents.modules.catalog import REGISTRY_FILE, local_modules, node_c
 from gravitas.agents.modules.context import ModuleContext
 from gravitas.agents.modules.entrypoints import load_function
 from gravitas.agents.modules.errors import ModuleError
+from gravitas.agents.modules.placement import misplaced, run_on_peer
 from gravitas.agents.modules.registry import ModuleRegistry
 from gravitas.agents.services import NodeServices
 from gravitas.agents.signing import trusted_keys
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import StorageError, TransportError
-from gravitas.schemas.events import SceneAnnounced
+from gravitas.schemas.events import ItemRegistered, SceneAnnounced
 from gravitas.schemas.workflows import ModuleRecord, StepFinished, StepRequested
 
 
@@ -59,10 +61,23 @@ class StepResults:
         self._db.close()
 
 
-def run_python_step(event: StepRequested, services: NodeServices) -> StepFinished:
-    """Run a python module step here; errors become a failed answer naming them."""
+def run_python_step(
+    event: StepRequested, services: NodeServices
+) -> tuple[StepFinished, list[ItemRegistered]]:
+    """Run a python module step here; errors become a failed answer naming them. Returns
+    the answer and the STAC registrations the step made (the agent publishes them)."""
     catalog = node_catalog(services.data_dir)
     warnings: list[str] = []
+    node_id = services.settings.node_id
+    ctx = ModuleContext(
+        event.step_id,
+        node_id,
+        services,
+        run_id=event.run_id,
+        workflow=event.workflow,
+        module=event.module,
+        requested_at=event.occurred_at,
+    )
     try:
         module = catalog.get(event.module)
         if module.kind != "python":
@@ -71,22 +86,22 @@ def run_python_step(event: StepRequested, services: NodeServices) -> StepFinishe
         if module.target not in installed:
             raise ModuleError(
                 f"{module.ref} runs {module.target!r}, which is not installed on node "
-                f"{services.settings.node_id}; install its package here"
+                f"{node_id}; install its package here"
             )
         if module.lifecycle == "deprecated":
             warnings.append(f"module {module.ref} is deprecated")
         module.check_inputs(event.inputs)
         fn = load_function(module.target)
-        ctx = ModuleContext(event.step_id, services.settings.node_id, services)
         outputs = fn(dict(event.inputs), ctx)
         return StepFinished(
             run_id=event.run_id,
             step_id=event.step_id,
             module=event.module,
             outputs=outputs,
-            served_by=services.settings.node_id,
+            served_by=node_id,
             warnings=warnings,
-        )
+            bytes_in=sum(ctx.read_bytes),
+        ), list(ctx.registrations)
     except (StorageError, TransportError):
         raise  # transient: retried by the runner's policy
     except Exception as exc:  # a module's own failure fails its step, naming it
@@ -97,9 +112,9 @@ def run_python_step(event: StepRequested, services: NodeServices) -> StepFinishe
             module=event.module,
             status="failed",
             error=cause[:2000],
-            served_by=services.settings.node_id,
+            served_by=node_id,
             warnings=warnings,
-        )
+        ), []
 
 
 class ModuleAgent(Agent):
@@ -125,14 +140,39 @@ class ModuleAgent(Agent):
         if self.results is None:
             await self.start(ctx.services)
         assert self.results is not None
-        done = await asyncio.to_thread(self.results.get, event.step_id)
+        key = result_key(event)
+        done = await asyncio.to_thread(self.results.get, key)
         if done is not None:  # already run: answer again, run nothing
             ctx.log.info("step %s already ran; answering again", event.step_id)
-            return _answer(event, StepFinished.model_validate(done))
-        answer = await ctx.services.run_compute(run_python_step, event, ctx.services)
-        answer = _checked_announcement(answer)
-        await asyncio.to_thread(self.results.put, event.step_id, answer.model_dump(mode="json"))
-        return _answer(event, answer)
+            return _emits(event, done, ctx.services.settings.node_id)
+        me = ctx.services.settings.node_id
+        registered: list[ItemRegistered] = []
+        if event.node and event.node != me and event.node_id != me:
+            # a peer's step placed on a third node: refused, and not recorded (the step
+            # id stays free for its real request)
+            return [Emit(event.reply_topic, misplaced(event, me))]
+        if event.node and event.node != me:  # placed where its input data is
+            ctx.log.info("step %s runs on node %s (its data)", event.step_id, event.node)
+            answer = await asyncio.to_thread(run_on_peer, ctx.services, event)
+        else:
+            answer, registered = await ctx.services.run_compute(
+                run_python_step, event, ctx.services
+            )
+            answer = _checked_announcement(answer)
+        record = {
+            "answer": answer.model_dump(mode="json"),
+            "registrations": [r.model_dump(mode="json") for r in registered],
+        }
+        await asyncio.to_thread(self.results.put, key, record)
+        return _emits(event, record, me)
+
+
+def result_key(event: StepRequested) -> str:
+    """The record key of a step: its id and a digest of what it runs, so a request under
+    a known step id with other inputs (the edge admits peers' steps) is not answered
+    with another step's record."""
+    what = orjson.dumps([event.module, event.inputs, event.workflow], option=orjson.OPT_SORT_KEYS)
+    return f"{event.step_id}#{hashlib.sha256(what).hexdigest()[:16]}"
 
 
 ANNOUNCE = "announce_scene"
@@ -159,13 +199,17 @@ def _checked_announcement(answer: StepFinished) -> StepFinished:
     return answer
 
 
-def _answer(event: StepRequested, answer: StepFinished) -> list[Emit]:
-    """The step's answer, and the scene it announces (again on a replay: indexing the
-    same scene twice leaves the same layer)."""
-    emits = [Emit(event.reply_topic, answer)]
-    if answer.status == "ok" and ANNOUNCE in answer.outputs:
-        scene = SceneAnnounced.model_validate(answer.outputs[ANNOUNCE])
-        emits.insert(0, Emit("scenes.new", scene))
+def _emits(event: StepRequested, record: dict[str, Any], me: str) -> list[Emit]:
+    """The step's STAC registrations, the scene it announces (when it ran here; again on
+    a replay: indexing the same scene twice leaves the same layer), then its answer on
+    the reply topic."""
+    answer = StepFinished.model_validate(record.get("answer", record))  # older: the answer
+    regs = [ItemRegistered.model_validate(r) for r in record.get("registrations", [])]
+    emits = [Emit("stac.registrations", r) for r in regs]
+    ran_here = answer.served_by in ("", me)
+    if answer.status == "ok" and ANNOUNCE in answer.outputs and ran_here:
+        emits.append(Emit("scenes.new", SceneAnnounced.model_validate(answer.outputs[ANNOUNCE])))
+    emits.append(Emit(event.reply_topic, answer))
     return emits
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gravitas.agents.modules import downscale, flood, predict, stats
+from gravitas.agents.modules import downscale, flood, predict, stats, survey
 from gravitas.agents.modules.model import Module, schema
 
 BUILTIN = {"source": "built-in", "package": "gravitas"}
@@ -164,4 +164,5 @@ def builtin_modules() -> list[Module]:
         flood.MODULE,
         stats.QUANTILES,
         predict.MODULE,
+        *survey.MODULES,
     ]

@@ -17,12 +17,14 @@ from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.modules.catalog import node_catalog
+from gravitas.agents.modules.placement import place
 from gravitas.agents.services import NodeServices
 from gravitas.agents.workflows.adapters import REPLY_TOPIC, agent_request, answer_outputs
 from gravitas.agents.workflows.engine import Outcome, StepInputError, advance, resolve_params
 from gravitas.agents.workflows.errors import SpecError
 from gravitas.agents.workflows.spec import Plan, validate
 from gravitas.agents.workflows.store import WorkflowStore
+from gravitas.agents.workflows.transfer import transfer_of, transfer_summary, workflow_ref
 from gravitas.schemas import events as ev
 from gravitas.schemas import training as tr
 from gravitas.schemas import workflows as wf
@@ -83,6 +85,8 @@ def _outcome(data: dict[str, Any]) -> Outcome:
         data.get("served_by", ""),
         data.get("inputs", {}),
         tuple(data.get("warnings", ())),
+        int(data.get("bytes_moved", 0)),
+        int(data.get("bytes_if_data_moved", 0)),
     )
 
 
@@ -148,6 +152,7 @@ class WorkflowAgent(Agent):
                 return []  # not a step of ours
             run_id, request = found
             state: str
+            bytes_in = 0
             if isinstance(event, wf.StepFinished):
                 state, outs, error, node = (
                     event.status,
@@ -156,9 +161,13 @@ class WorkflowAgent(Agent):
                     event.served_by,
                 )
                 warnings = list(event.warnings)
+                bytes_in = event.bytes_in
             else:
                 state, outs, error, node = answer_outputs(event)
                 warnings = []
+            moved, elsewhere = transfer_of(
+                ctx.services.settings.node_id, request, node, outs, bytes_in
+            )
             outcome = (
                 iid,
                 run_id,
@@ -170,6 +179,8 @@ class WorkflowAgent(Agent):
                     "served_by": node,
                     "inputs": request["inputs"],
                     "warnings": warnings,
+                    "bytes_moved": moved,
+                    "bytes_if_data_moved": elsewhere,
                 },
             )
         else:
@@ -223,7 +234,10 @@ class WorkflowAgent(Agent):
             if r.instance_id in already:
                 continue
             module = plan.modules[r.step]
+            placed: dict[str, Any] = {}
             if module.kind == "python":
+                where = place(ctx.services, r.inputs)
+                placed = {"node": where.node, "held": where.held}
                 emits.append(
                     Emit(
                         "modules.requests",
@@ -233,6 +247,8 @@ class WorkflowAgent(Agent):
                             module=r.module,
                             inputs=r.inputs,
                             reply_topic=REPLY_TOPIC,
+                            workflow=workflow_ref(plan),
+                            node=where.node,
                         ),
                     )
                 )
@@ -253,12 +269,21 @@ class WorkflowAgent(Agent):
                     instances = []
                     break
                 emits.append(Emit(topic, req))
-            instances.append((r.instance_id, run_id, {"module": r.module, "inputs": r.inputs}))
+            instances.append(
+                (r.instance_id, run_id, {"module": r.module, "inputs": r.inputs, **placed})
+            )
         provenance = {
-            iid: {"module": o.module, "inputs": o.inputs, "node": o.served_by}
+            iid: {
+                "module": o.module,
+                "inputs": o.inputs,
+                "node": o.served_by,
+                "bytes_moved": o.bytes_moved,
+                "bytes_if_data_moved": o.bytes_if_data_moved,
+            }
             for iid, o in sorted(outcomes.items())
             if o.status == "ok"
         }
+        transfer = transfer_summary(outcomes.values())
         warnings = sorted({*plan.warnings, *(w for o in outcomes.values() for w in o.warnings)})
         fraction = view.instances_done / view.instances_known if view.instances_known else 1.0
         status = wf.WorkflowStatus(
@@ -267,6 +292,7 @@ class WorkflowAgent(Agent):
             steps=view.steps,
             outputs=view.outputs,
             provenance=provenance,
+            transfer=transfer,
             warnings=warnings,
             error=view.error,
             failed_step=view.failed_step,

@@ -37,6 +37,10 @@ class Outcome:
     served_by: str
     inputs: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    bytes_moved: int = 0
+    """Bytes of the step's request and answer that travelled between nodes."""
+    bytes_if_data_moved: int = 0
+    """Bytes of its input data held on other nodes than the run's (moving the data)."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,17 @@ from gravitas.streams.transports.edge import discover_edge
 def _file_extent(path: Path) -> tuple[tuple[float, float, float, float], datetime | None]:
     """bbox (EPSG:4326) and datetime of a local file, read here so a lazy announcement
     can be registered without the node reading the file."""
+    from gravitas.storage.catalog.errors import ItemBuildError
     from gravitas.storage.catalog.items import item_from_file
 
-    item = item_from_file(path, "probe", "probe", checksum=False)
+    try:
+        item = item_from_file(path, "probe", "probe", checksum=False)
+    except ItemBuildError:
+        if path.suffix.lower() not in (".nc", ".nc4"):
+            raise
+        from gravitas.storage.readers.emit_extent import emit_extent
+
+        return emit_extent(path)  # an EMIT L1B radiance: its location group
     w, s, e, n = item.bbox[:4] if item.bbox else (-180.0, -90.0, 180.0, 90.0)
     return (w, s, e, n), item.datetime
 

@@ -93,7 +93,7 @@ def run_cmd(
         return
     out.print_json(
         result.model_dump_json(
-            include={"run_id", "status", "outputs", "error", "failed_step", "warnings"}
+            include={"run_id", "status", "outputs", "transfer", "error", "failed_step", "warnings"}
         )
     )
     if result.status != "succeeded":

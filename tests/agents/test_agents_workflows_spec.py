@@ -129,7 +129,12 @@ def test_bad_specs_are_refused_naming_the_path(mutate: Any, path: str, words: st
 
 
 def test_the_templates_validate() -> None:
-    assert set(template_names()) == {"stageiv-exceedance", "era5-ensemble", "flood-screening"}
+    assert set(template_names()) == {
+        "stageiv-exceedance",
+        "era5-ensemble",
+        "flood-screening",
+        "methane-survey",
+    }
     for name in template_names():
         validate(template_spec(name), CATALOG)
 

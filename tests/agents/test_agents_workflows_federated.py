@@ -1,0 +1,162 @@
+"""Federated placement on two real `gravitas node` workers (one real Kafka broker, the
+shared federation topics, signed /rpc between their edges): node A runs the
+methane-survey; one scene is registered on A, the other on B. Each scan runs on the node
+that registered its scene (decided from A's catalog, whose B item came from B's signed
+registration), only the step requests and answers travel, and the run records fewer bytes
+moved than moving the radiance would have; B's product item reaches A's catalog carrying
+its provenance (ran on B)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from gravitas.agents.signing import NodeIdentity
+from gravitas.agents.workflows.shipped import template_spec
+from gravitas.schemas.settings import load_settings
+from gravitas.schemas.workflows import WorkflowStatus
+from gravitas.storage.readers.emit_extent import emit_extent
+from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
+from gravitas.streams.broker import KafkaBroker, create_topics
+from gravitas.streams.client import Client
+from gravitas.streams.topology import Topology
+from gravitas.streams.transports.kafka import KafkaTransport
+from tests.agents.test_agents_workflows_survey import WHEN, announce
+from tests.fixtures.nodes import Worker, kafka_env
+from tests.streams.test_streams_federation import FedNode, _free_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+TOKEN = "workflow-federation-token"
+
+
+@pytest.fixture
+async def two_nodes(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> AsyncIterator[tuple[FedNode, FedNode]]:
+    fed = f"f{uuid.uuid4().hex[:8]}."
+    ports = {name: _free_port() for name in ("a", "b")}
+    keys = {
+        n: NodeIdentity.load(load_settings(data_dir=tmp_path / n, node_id=n)).public_key
+        for n in ("a", "b")
+    }
+    nodes: list[FedNode] = []
+    for name in ("a", "b"):
+        other = "b" if name == "a" else "a"
+        prefix = f"{name}{uuid.uuid4().hex[:8]}."
+        topology = Topology(prefix=prefix, partitions=2, federation_prefix=fed)
+        await create_topics(kafka_broker.bootstrap, topology.partition_counts())
+        data = tmp_path / name
+        (data / "files").mkdir(parents=True, exist_ok=True)
+        env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
+        peer = {"public_key": keys[other], "api_url": f"http://127.0.0.1:{ports[other]}"}
+        env.update(
+            GRAVITAS_FEDERATION_PREFIX=fed,
+            GRAVITAS_API_TOKEN=TOKEN,
+            GRAVITAS_HTTP_PORT=str(ports[name]),
+            GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
+            GRAVITAS_PARTITIONS="2",
+        )
+        worker = Worker(env, tmp_path / f"{name}.log")
+        worker.start()
+        transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
+        client = Client(
+            f"kafka://{kafka_broker.bootstrap}",
+            topology=topology,
+            transport=transport,
+            data_dir=data,
+        )
+        nodes.append(FedNode(name, worker, client, data))
+    try:
+        for node in nodes:
+            deadline = time.monotonic() + 60
+            while not (node.data_dir / "node.json").exists():
+                assert time.monotonic() < deadline, node.worker.output()
+                await asyncio.sleep(0.2)
+        yield nodes[0], nodes[1]
+    finally:
+        for node in nodes:
+            node.worker.stop()
+            await node.client.close()
+
+
+async def _federated(edge: str, collection: str) -> dict[str, dict[str, object]]:
+    async with httpx.AsyncClient() as http:
+        resp = await http.get(
+            f"{edge}/stac/search",
+            params={"collections": collection, "federated": "true", "limit": 100},
+        )
+    resp.raise_for_status()
+    return {f["id"]: f for f in resp.json()["features"]}
+
+
+async def _until(check: object, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.3)
+
+
+async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
+    two_nodes: tuple[FedNode, FedNode],
+) -> None:
+    a, b = two_nodes
+    plumes = (Plume(20.0, 14.0, 4.0, 2500.0),)
+    paths = {}
+    for node in (a, b):
+        path = node.data_dir / "files" / f"EMIT_{node.name.upper()}.nc"
+        make_emit_scene(path, 64, 48, plumes, seed=5 if node.name == "a" else 6)
+        paths[node.name] = path
+        await node.client.publish(announce(path, f"emit-on-{node.name}"))
+
+    async def both_known() -> bool:
+        items = await _federated(a.edge, "emit-l1b-rad")
+        return {"emit-on-a", "emit-on-b"} <= set(items)
+
+    await _until(both_known, "both scenes in A's federated catalog")
+    w, s, e, n = emit_extent(paths["a"])[0]
+    status = await a.client.run_workflow(
+        template_spec("methane-survey"),
+        {"bbox": [w - 0.1, s - 0.1, e + 0.1, n + 0.1]},
+        run_id="fed-survey",
+        timeout=300,
+    )
+    assert isinstance(status, WorkflowStatus)
+    assert status.status == "succeeded", (status.error, a.worker.output(), b.worker.output())
+    scans = {iid: p for iid, p in status.provenance.items() if p["module"] == "methane-scan@1.0.0"}
+    ran = {p["inputs"]["scene"]["item_id"]: p["node"] for p in scans.values()}
+    assert ran == {"emit-on-a": "a", "emit-on-b": "b"}
+    on_b = next(p for p in scans.values() if p["node"] == "b")
+    on_a = next(p for p in scans.values() if p["node"] == "a")
+    assert on_a["bytes_moved"] == 0 and on_a["bytes_if_data_moved"] == 0
+    radiance_b = paths["b"].stat().st_size
+    assert on_b["bytes_if_data_moved"] == radiance_b
+    assert 0 < on_b["bytes_moved"] < radiance_b / 100
+    transfer = status.transfer
+    print(f"transfer {transfer}; remote radiance {radiance_b} bytes")  # the figure in docs
+    assert transfer["bytes_moved"] == on_b["bytes_moved"]
+    assert transfer["bytes_if_data_moved"] == radiance_b
+    assert transfer["steps_per_node"] == {"a": 3, "b": 1}
+
+    # B's product is B's item (registered there, signed), seen on A with its provenance
+    async def product_on_a() -> bool:
+        items = await _federated(a.edge, "methane-survey")
+        return len(items) == 3
+
+    await _until(product_on_a, "the survey's three products on A")
+    items = await _federated(a.edge, "methane-survey")
+    by_scene = {
+        str(i["properties"]["gravitas:input_items"][0]): i  # type: ignore[index]
+        for i in items.values()
+        if i["properties"]["gravitas:modules"] == ["methane-scan@1.0.0"]  # type: ignore[index]
+    }
+    b_item = by_scene["emit-l1b-rad/emit-on-b"]["properties"]
+    assert b_item["gravitas:node"] == "b" and b_item["gravitas:ran_on"] == "b"  # type: ignore[index]
+    assert b_item["gravitas:run_id"] == "fed-survey"  # type: ignore[index]
+    assert b_item["datetime"] == WHEN.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[index]

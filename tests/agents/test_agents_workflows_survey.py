@@ -1,0 +1,230 @@
+"""The methane-survey template on a semi-synthetic EMIT scene (real spectra, real CH4
+LUT): scenes found in the catalog, matched filter and plumes per scene equal to the
+retrieval run by hand, products registered in STAC with their provenance (processing
+extension + derived_from links, valid against the offline STAC schemas); a replayed run
+leaves the same ids, bytes and provenance; hostile inputs refused naming the value."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gravitas.agents.ingest import IngestAgent
+from gravitas.agents.methane_retrieval import retrieve_scene, write_cog
+from gravitas.agents.modules.agent import ModuleAgent, run_python_step
+from gravitas.agents.modules.survey import PRODUCTS
+from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
+from gravitas.agents.workflows.shipped import template_spec
+from gravitas.schemas.events import SceneAnnounced
+from gravitas.schemas.settings import load_settings
+from gravitas.schemas.workflows import StepRequested, WorkflowStatus
+from gravitas.storage.catalog.base import SearchParams
+from gravitas.storage.readers.emit_extent import emit_extent
+from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
+from gravitas.streams.node import EmbeddedNode
+from tests.fixtures.stac_api import offline_schemas, schema_dir
+
+ROWS, COLS = 64, 48
+PLUMES = (Plume(20.0, 14.0, 4.0, 2500.0), Plume(44.0, 32.0, 4.0, 3000.0))
+WHEN = datetime(2024, 5, 1, 17, 0, tzinfo=UTC)
+
+
+def agents() -> list[Any]:
+    return [IngestAgent(), ModuleAgent(), WorkflowIntakeAgent(), WorkflowAgent()]
+
+
+@pytest.fixture(scope="module")
+def emit_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("emit") / "EMIT_SURVEY_A.nc"
+    make_emit_scene(path, ROWS, COLS, PLUMES, seed=3)
+    return path
+
+
+def announce(path: Path, scene_id: str = "emit-survey-a") -> SceneAnnounced:
+    bbox, _ = emit_extent(path)
+    return SceneAnnounced(
+        scene_id=scene_id,
+        collection="emit-l1b-rad",
+        hrefs=[str(path)],
+        mode="lazy",
+        bbox=bbox,
+        datetime=WHEN,
+    )
+
+
+def survey_params(path: Path) -> dict[str, Any]:
+    w, s, e, n = emit_extent(path)[0]
+    return {"bbox": [w - 0.1, s - 0.1, e + 0.1, n + 0.1], "threshold_ppm_m": 1000}
+
+
+async def run(node: EmbeddedNode, spec: dict[str, Any], params: dict[str, Any], **kw: Any) -> Any:
+    status = await node.client().run_workflow(spec, params, timeout=240, **kw)
+    assert isinstance(status, WorkflowStatus)
+    return status
+
+
+def products(node: EmbeddedNode) -> dict[str, dict[str, Any]]:
+    page = node.services.catalog.search(SearchParams(collections=(PRODUCTS,), limit=100))
+    return {i["id"]: i for i in page.items}
+
+
+async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
+    tmp_path: Path, emit_scene: Path
+) -> None:
+    settings = load_settings(
+        data_dir=tmp_path / "node", http_port=0, allowed_roots=(emit_scene.parent,)
+    )
+    async with EmbeddedNode(settings, agents=agents(), serve_http=False) as node:
+        await node.client().publish(announce(emit_scene))
+        await node.runner.drain()
+        spec = template_spec("methane-survey")
+        status = await run(node, spec, survey_params(emit_scene), run_id="survey-1")
+        assert status.status == "succeeded", status.error
+        # by hand: the same retrieval on the original file
+        product = retrieve_scene(emit_scene, threshold=1000, min_pixels=5)
+        assert status.outputs["scenes"] == 1
+        assert status.outputs["plume_counts"] == [len(product.plumes)]
+        assert len(product.plumes) == 2
+        assert status.outputs["max_ppm_m"] == pytest.approx(product.max_ppm_m, rel=1e-6)
+        cog = write_cog(product.grid, tmp_path / "hand.tif", WHEN)  # the scene's registered time
+        scan_id = next(i for i in status.provenance if ".scan." in i)
+        store = node.services.object_store
+        stored = store.get_bytes(f"workflows/{scan_id}/ch4_enhancement.tif")
+        assert hashlib.sha256(stored).digest() == hashlib.sha256(cog.read_bytes()).digest()
+
+        items = products(node)
+        scene_item = items[status.outputs["per_scene"][0]]
+        summary = items[status.outputs["summary_item"]]
+        for item, module, inputs in (
+            (scene_item, "methane-scan@1.0.0", ["emit-l1b-rad/emit-survey-a"]),
+            (summary, "plume-summary@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
+        ):
+            p = item["properties"]
+            assert p["gravitas:workflow"] == "methane-survey@1.0.0"
+            assert p["gravitas:run_id"] == "survey-1"
+            assert p["gravitas:modules"] == [module]
+            assert p["gravitas:input_items"] == inputs
+            assert p["gravitas:ran_on"] == settings.node_id == p["processing:facility"]
+            name, version = module.split("@")
+            assert p["processing:software"][name] == version
+            assert p["processing:software"]["workflow:methane-survey"] == "1.0.0"
+            assert "run survey-1" in p["processing:lineage"]
+            links = [lk for lk in item["links"] if lk["rel"] == "derived_from"]
+            assert [lk["href"].rsplit("/items/", 1)[1] for lk in links] == [
+                i.rsplit("/", 1)[1] for i in inputs
+            ]
+        assert summary["properties"]["methane:plumes"] == len(product.plumes)
+        assert scene_item["properties"]["datetime"] == "2024-05-01T17:00:00Z"
+
+        if (schema_dir() / "schemas.stacspec.org").is_dir():
+            from stac_validator.stac_validator import StacValidate
+
+            with offline_schemas():
+                for item in (scene_item, summary):
+                    check = StacValidate()
+                    ok = check.validate_dict(item)
+                    assert ok, f"{item['id']}: {check.message[0].get('error_message')}"[:3000]
+
+        # replay: the same run asked again changes nothing
+        before = products(node)
+        low = await run(node, spec, {**survey_params(emit_scene), "threshold_ppm_m": -5})
+        assert low.status == "failed" and low.failed_step == "scan"
+        assert "threshold_ppm_m" in (low.error or "") and "-5" in (low.error or "")
+        assert products(node) == before  # refused before anything ran
+        again = await run(node, spec, survey_params(emit_scene), run_id="survey-1")
+        assert again.outputs == status.outputs and again.provenance == status.provenance
+        # a SIGKILL after a step's effects but before its record: the same step (same
+        # id, same request) runs again and leaves the same ids, bytes and provenance
+        for step in requested_steps(node, "survey-1"):
+            answer, regs = run_python_step(step, node.services)
+            assert answer.status == "ok", answer.error
+            for reg in regs:
+                assert reg.version == 1
+                strip = {"gravitas:node"}
+                got = {k: v for k, v in reg.item["properties"].items() if k not in strip}
+                had = before[reg.item_id]["properties"]
+                assert got == {k: v for k, v in had.items() if k not in strip}
+        assert store.get_bytes(f"workflows/{scan_id}/ch4_enhancement.tif") == stored
+        after = products(node)
+        assert after == before
+
+
+def requested_steps(node: EmbeddedNode, run_id: str) -> list[StepRequested]:
+    """The python steps the workflow agent requested for a run (as it emitted them)."""
+    agent = next(a for a in node.agents if isinstance(a, WorkflowAgent))
+    assert agent.store is not None
+    rows = agent.store._db.execute("SELECT emits FROM handled").fetchall()
+    out = [
+        StepRequested.model_validate(e["event"])
+        for (blob,) in rows
+        for e in orjson.loads(blob)
+        if e["cls"] == "StepRequested" and e["event"]["run_id"] == run_id
+    ]
+    assert out
+    return out
+
+
+async def test_methane_survey_refuses_hostile_inputs(tmp_path: Path, emit_scene: Path) -> None:
+    settings = load_settings(data_dir=tmp_path / "node", http_port=0)  # scene not admitted
+    async with EmbeddedNode(settings, agents=agents(), serve_http=False) as node:
+        spec = template_spec("methane-survey")
+        bad = await run(node, spec, {"collection": "x'; DROP TABLE items;--"})
+        assert bad.status == "failed" and "x'; DROP TABLE items;--" in (bad.error or "")
+        assert products(node) == {}
+        far = await run(node, spec, {"bbox": [200.0, 0.0, 201.0, 1.0]})
+        assert far.status == "failed" and "[200.0, 0.0, 201.0, 1.0]" in (far.error or "")
+        # a scene outside the node's allowed roots is never registered, so never scanned
+        await node.client().publish(announce(emit_scene))
+        await node.runner.drain()
+        refused = await run(node, spec, survey_params(emit_scene))
+        assert refused.status == "failed" and refused.failed_step == "summary"
+        assert "no scenes to summarize" in (refused.error or "")
+        assert refused.outputs == {} and products(node) == {}
+        # a hand-made scene reference not in the catalog is refused, naming it
+        hostile = {
+            "name": "hostile",
+            "version": "1.0.0",
+            "steps": {
+                "scan": {
+                    "module": "methane-scan@1.0.0",
+                    "inputs": {
+                        "scene": {
+                            "collection": "emit-l1b-rad",
+                            "item_id": "nope",
+                            "href": "/etc/passwd",
+                        }
+                    },
+                }
+            },
+        }
+        forged = await run(node, hostile, {})
+        assert forged.status == "failed" and forged.failed_step == "scan"
+        assert "emit-l1b-rad/nope" in (forged.error or "")
+        assert products(node) == {}
+
+
+def test_register_reads_an_emit_footprint(emit_scene: Path, tmp_path: Path) -> None:
+    """``gravitas register`` of an EMIT NetCDF: its footprint from the location group
+    (the scene's own lat/lon), and a NetCDF that is not EMIT refused naming the file."""
+    import netCDF4
+    import numpy as np
+
+    from gravitas.storage.readers.errors import NotHyperspectralFileError
+    from gravitas.streams.cli.federation_cmd import _file_extent
+
+    bbox, when = _file_extent(emit_scene)
+    with netCDF4.Dataset(emit_scene) as ds:
+        lat = np.asarray(ds.groups["location"]["lat"][:])
+        lon = np.asarray(ds.groups["location"]["lon"][:])
+    assert bbox == (lon.min(), lat.min(), lon.max(), lat.max()) and when is None
+    other = tmp_path / "other.nc"
+    with netCDF4.Dataset(other, "w") as ds:
+        ds.createDimension("x", 2)
+        ds.createVariable("v", "f4", ("x",))[:] = [1, 2]
+    with pytest.raises(NotHyperspectralFileError, match=r"other\.nc"):
+        emit_extent(other)
