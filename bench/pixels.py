@@ -263,6 +263,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gravitas-bench-") as tmp:
         for n in sizes:
             results[f"{n:.0e}"] = run_size(args, n, Path(tmp))
+            print(f"  {n:.0e} done: {json.dumps(results[f'{n:.0e}'])}", flush=True)
     print(f"machine: {platform.machine()} python {platform.python_version()}")
     print(f"load average before / after: {load0[0]:.1f} / {os.getloadavg()[0]:.1f}")
     print(
