@@ -35,6 +35,7 @@ __all__ = [
     "decode_key",
     "encode_key",
     "key_range",
+    "key_timestamp",
     "layer_id",
     "morton_ranges",
     "scan_ranges",
@@ -122,6 +123,11 @@ def decode_key(key: bytes) -> BlockKey:
         raise BlockKeyError(f"a block key has {KEY_SIZE} bytes, got {len(key)}: {key.hex()}")
     lid, level, bucket, morton, ts = _FMT.unpack(key)
     return BlockKey(lid, level, bucket - _BUCKET_OFFSET, morton, ts - _TS_FLIP)
+
+
+def key_timestamp(key: bytes) -> int:
+    """The timestamp (epoch seconds) of a block key, read from its last 8 bytes."""
+    return int.from_bytes(key[-8:], "big") - _TS_FLIP
 
 
 def key_range(

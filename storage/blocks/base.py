@@ -115,6 +115,11 @@ class BlockStore(Protocol):
         """The stored bytes at ``key`` or None."""
         ...
 
+    def copy_raw_many(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        """Copy the stored bytes of each ``(source, destination)`` key pair, without
+        decoding or encoding; missing sources are skipped. Returns how many were copied."""
+        ...
+
     def delete(self, key: bytes) -> None:
         """Remove ``key`` (no error if it is missing)."""
         ...

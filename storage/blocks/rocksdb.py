@@ -123,6 +123,19 @@ class RocksBlockStore:
         value = self.db.get(bytes(key))
         return None if value is None else bytes(value)
 
+    def copy_raw_many(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        n = 0
+        it = iter(pairs)
+        while chunk := [(bytes(a), bytes(b)) for a, b in islice(it, _BATCH)]:
+            values: list[bytes | None] = self.db.get([a for a, _b in chunk])  # type: ignore[arg-type, assignment]
+            batch = WriteBatch(raw_mode=True)
+            for (_a, b), v in zip(chunk, values, strict=True):
+                if v is not None:
+                    batch.put(b, bytes(v))
+                    n += 1
+            self.db.write(batch)
+        return n
+
     def get(self, key: bytes) -> Block | None:
         value = self.get_raw(key)
         return None if value is None else decode_block(value, key)

@@ -103,6 +103,20 @@ class S3BlockStore:
             resp.close()
             resp.release_conn()
 
+    def copy_raw_many(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        def one(pair: tuple[bytes, bytes]) -> int:
+            value = self.get_raw(pair[0])
+            if value is None:
+                return 0
+            self.put_raw(pair[1], value)
+            return 1
+
+        n = 0
+        it = iter(pairs)
+        while chunk := list(islice(it, _CHUNK)):
+            n += sum(self.pool.map(one, chunk))
+        return n
+
     def get(self, key: bytes) -> Block | None:
         value = self.get_raw(key)
         return None if value is None else decode_block(value, key)

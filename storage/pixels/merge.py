@@ -58,18 +58,28 @@ def merge_staged(
     """Merge a scene's staged blocks into the layer's, then drop the staged copies.
 
     Only the owner of the blocks' pyramid may call this. Staged blocks already merged
-    (a replay after the drop) are skipped. Returns how many blocks were written."""
+    (a replay after the drop) are skipped. A staged block whose layer block does not
+    exist yet is copied as stored bytes (the merge would return it unchanged, and the
+    codec is deterministic: the same bytes, without a decode and an encode). Returns how
+    many blocks were written."""
     codes = sorted(set(int(m) for m in mortons))
-    staged_keys = [staged_key(scene_id, layer, level, m, ts) for m in codes]
-    staged = store.get_many(staged_keys)
-    present = [(m, s) for m, s in zip(codes, staged, strict=True) if s is not None]
-    if not present:
+    if not codes:
         return 0
-    keys = [encode_key(layer, level, m, ts) for m, _ in present]
+    keys = [encode_key(layer, level, m, ts) for m in codes]
+    staged_keys = [staged_key(scene_id, layer, level, m, ts) for m in codes]
     olds = store.get_many(keys)
-    written = store.put_many(
-        (key, merge_blocks(s, old)) for key, (_m, s), old in zip(keys, present, olds, strict=True)
-    )
-    for m, _s in present:
-        store.delete(staged_key(scene_id, layer, level, m, ts))
+    fresh = [(s, k) for s, k, old in zip(staged_keys, keys, olds, strict=True) if old is None]
+    written = store.copy_raw_many(fresh)
+    both = [
+        (s, k, old) for s, k, old in zip(staged_keys, keys, olds, strict=True) if old is not None
+    ]
+    if both:
+        staged = store.get_many([s for s, _k, _o in both])
+        written += store.put_many(
+            (k, merge_blocks(new, old))
+            for (_s, k, old), new in zip(both, staged, strict=True)
+            if new is not None
+        )
+    for s in staged_keys:
+        store.delete(s)
     return written

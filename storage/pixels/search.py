@@ -8,6 +8,7 @@ for ``<``, both for ``between``), and reads pixel blocks only at the requested l
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,13 @@ from gravitas.kernels.grid import bbox_to_pixel_range, pixel_to_lonlat
 from gravitas.kernels.morton import morton_decode
 from gravitas.schemas.grid import BLOCK_SIZE
 from gravitas.storage.blocks import BlockStore
-from gravitas.storage.keys import decode_key, encode_key, scan_ranges, to_epoch
+from gravitas.storage.keys import (
+    decode_key,
+    encode_key,
+    key_timestamp,
+    scan_ranges,
+    to_epoch,
+)
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
 from gravitas.storage.pixels.overviews import MAX, MIN, stats_key, stats_layer, valid_mask
@@ -133,12 +140,18 @@ def _scan_stats(
 
 
 def _count_blocks(
-    store: BlockStore, layer: str, level: int, ts: int, box: tuple[int, int, int, int]
-) -> int:
-    n = 0
-    for lo, hi in scan_ranges(stats_layer(layer), level, ts, ts, box):
-        n += sum(1 for key in store.scan_keys(lo, hi) if decode_key(key).timestamp == ts)
-    return n
+    store: BlockStore, layer: str, level: int, t0: int, t1: int, box: tuple[int, int, int, int]
+) -> Counter[int]:
+    """Blocks in ``box`` at ``level`` per timestamp of ``[t0, t1]``: one key-only scan
+    for the whole window (keys hold the time last, so counting per timestamp would
+    re-read every timestamp of the same day)."""
+    tails: Counter[bytes] = Counter()
+    for lo, hi in scan_ranges(stats_layer(layer), level, t0, t1, box):
+        tails.update(key[-8:] for key in store.scan_keys(lo, hi))
+    out: Counter[int] = Counter()
+    for tail, n in tails.items():
+        out[key_timestamp(tail)] += n
+    return out
 
 
 def _in_box(codes: list[int], box: tuple[int, int, int, int]) -> list[int]:
@@ -242,9 +255,11 @@ def _search_box(
     ts_: list[np.ndarray] = []
     vs: list[np.ndarray] = []
     kept = 0
-    for ts in registry.times(layer, to_epoch(t0), to_epoch(t1)):
+    times = registry.times(layer, to_epoch(t0), to_epoch(t1))
+    totals = _count_blocks(store, layer, lvl, times[0], times[-1], box) if times else Counter()
+    for ts in times:
         if prune:
-            hits.blocks_total += _count_blocks(store, layer, lvl, ts, box)
+            hits.blocks_total += totals[ts]
             cands = _descend(store, info, lvl, ts, px, op, value, high)
             blocks = store.get_many([encode_key(layer, lvl, c, ts) for c in cands])
             pairs = [(c, b.array, b.nodata) for c, b in zip(cands, blocks, strict=True) if b]

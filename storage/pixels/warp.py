@@ -8,7 +8,10 @@ area-weighted mean of the source pixels a grid pixel overlaps) when the source i
 than the grid level, else nearest (each grid pixel lies inside one source pixel: the
 native level is never coarser than the source, so this is the usual case). A WGS 84
 source that already lies on the grid at the level (same pixel size, whole-pixel offset) is
-copied instead of reprojected: nearest resampling gives the same pixels.
+copied instead of reprojected: nearest resampling gives the same pixels. Other float
+sources with an affine transform that resample nearest skip GDAL too
+(:mod:`gravitas.storage.pixels.fastwarp`: exact transforms on a lattice, bilinear in
+between, one parallel gather).
 """
 
 from __future__ import annotations
@@ -262,6 +265,9 @@ def _warp_group(group: Sequence[SourceRaster], level: int, categorical: bool) ->
             if a is not None
         ]
     dst = np.full((len(group), rows, cols), fill, dtype=r.array.dtype)
+    nearest = not _downsamples(r, level, categorical)
+    if _fast_nearest(group, dst, transform, nearest):
+        return [WarpedRaster(g.band, level, bx0, by1, dst[k], fill) for k, g in enumerate(group)]
     kwargs: dict[str, object] = {}
     if r.geoloc is not None:
         kwargs["src_geoloc_array"] = np.stack(r.geoloc)
@@ -274,9 +280,29 @@ def _warp_group(group: Sequence[SourceRaster], level: int, categorical: bool) ->
     with rasterio.Env(GDAL_MEM_ENABLE_OPEN="YES"):
         _reproject(
             src, r, dst if len(group) > 1 else dst[0], src_nodata, transform, fill,
-            not _downsamples(r, level, categorical), kwargs,
+            nearest, kwargs,
         )  # fmt: skip
     return [WarpedRaster(g.band, level, bx0, by1, dst[k], fill) for k, g in enumerate(group)]
+
+
+def _fast_nearest(
+    group: Sequence[SourceRaster], dst: np.ndarray, transform: object, nearest: bool
+) -> bool:
+    """Nearest resampling of float rasters with an affine transform without GDAL
+    (:mod:`gravitas.storage.pixels.fastwarp`); False when it does not apply."""
+    r = group[0]
+    if not nearest or r.geoloc is not None or r.transform is None or r.array.dtype.kind != "f":
+        return False
+    if _crs(r.crs_wkt).is_geographic:  # type: ignore[attr-defined]
+        west, _s, east, _n = source_bounds(r)
+        if west < -180.0 or east > 180.0:
+            return False  # GDAL wraps such sources around the antimeridian
+    from gravitas.storage.pixels.fastwarp import nearest_onto_grid
+
+    src = r.array[None] if len(group) == 1 else np.stack([g.array for g in group])
+    a, f = transform.a, transform.f  # type: ignore[attr-defined]
+    c = transform.c  # type: ignore[attr-defined]
+    return nearest_onto_grid(src, r.crs_wkt, r.transform, c, f, a, dst)
 
 
 def _grid_offset(

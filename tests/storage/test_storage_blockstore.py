@@ -180,3 +180,14 @@ def test_corrupt_window_is_rejected() -> None:
     data[at : at + 4] = (300).to_bytes(4, "little")  # row0 past the block
     with pytest.raises(CorruptBlockError):
         decode_block(bytes(data))
+
+
+def test_copy_raw_many_copies_bytes_and_skips_missing(store: BlockStore) -> None:
+    src = [encode_key("staged:a:t", 20, m, T0) for m in range(3)]
+    dst = [encode_key("t", 20, m, T0) for m in range(3)]
+    store.put_many([(src[0], make_block(1)), (src[2], make_block(3))])
+    assert store.copy_raw_many(zip(src, dst, strict=True)) == 2
+    assert store.get_raw(dst[0]) == store.get_raw(src[0]) == encode_block(make_block(1))
+    assert store.get_raw(dst[1]) is None
+    assert store.get_raw(dst[2]) == encode_block(make_block(3))
+    assert store.copy_raw_many([]) == 0

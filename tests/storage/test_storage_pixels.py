@@ -103,6 +103,9 @@ def test_stageiv_rain_search_equals_brute_force(
     assert hits.blocks_read < hits.blocks_total
     full = search_pixels(store, registry, "stageiv", ">", 50.0, florence, *ALL_TIME, prune=False)
     assert found(full) == expected and full.blocks_read == full.blocks_total
+    # the pruned search counts the window's blocks in one scan for all 23 hours (most in
+    # one day bucket): the same total the full scan reads
+    assert hits.blocks_total == full.blocks_total
     # a sub-window in space and time, and the other predicates
     sub = (-79.0, 33.5, -77.0, 35.0)
     t0, t1 = sorted({w.timestamp for w in stageiv_plan.layers})[5:12][::6]
