@@ -15,7 +15,9 @@ committed offsets and times from the first commit it sees to all N committed,
 ``(N - first committed) / (t_all - t_first)``, so start-up and group join are outside
 the figure. It also reads the worker processes' CPU time (``/proc``) over that window:
 events per CPU-second does not depend on how busy the shared machine is. Every run
-checks that ``ops.pong`` holds at least N pongs (nothing lost).
+checks that ``ops.pong`` holds at least N pongs (nothing lost). The in-node webhook
+delivery consumer (a separate consumer group over every topic) is off unless
+``--webhook-delivery``.
 
     python bench/events.py [--events 300000] [--partitions 8]
 
@@ -105,9 +107,7 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
 
 async def committed_total(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
     offsets = await admin.list_consumer_group_offsets(group)
-    return sum(
-        meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0
-    )
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 async def end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
@@ -121,7 +121,7 @@ async def end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
 
 
 async def worker_run(
-    bootstrap: str, n: int, workers: int, partitions: int, batch: int, tmp: Path
+    bootstrap: str, n: int, workers: int, partitions: int, batch: int, tmp: Path, webhooks: bool
 ) -> dict[str, float]:
     """Pre-produce N pings, start ``workers`` node processes, time the committed offsets."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
@@ -141,12 +141,11 @@ async def worker_run(
         GRAVITAS_KAFKA_SESSION_TIMEOUT_S="6",
         GRAVITAS_KAFKA_BATCH_SIZE=str(batch),
         GRAVITAS_LOG_LEVEL="WARNING",
+        GRAVITAS_WEBHOOK_DELIVERY="true" if webhooks else "false",
     )
     procs: list[subprocess.Popen[bytes]] = []
     for w in range(workers):
-        env = dict(
-            base, GRAVITAS_NODE_ID=f"w{w}", GRAVITAS_DATA_DIR=str(tmp / f"{prefix}w{w}")
-        )
+        env = dict(base, GRAVITAS_NODE_ID=f"w{w}", GRAVITAS_DATA_DIR=str(tmp / f"{prefix}w{w}"))
         log = (tmp / f"{prefix}w{w}.log").open("wb")
         procs.append(
             subprocess.Popen(
@@ -216,26 +215,44 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--batch", type=int, default=2000, help="GRAVITAS_KAFKA_BATCH_SIZE")
+    parser.add_argument(
+        "--webhook-delivery",
+        action="store_true",
+        help="keep the in-node webhook delivery consumer on (it reads every topic)",
+    )
     args = parser.parse_args()
     n = args.events
     load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp, KafkaBroker(heap="1g") as broker:
         raw = await raw_run(broker.bootstrap, n, args.partitions)
-        one = await worker_run(broker.bootstrap, n, 1, args.partitions, args.batch, Path(tmp))
-        two = await worker_run(broker.bootstrap, n, 2, args.partitions, args.batch, Path(tmp))
+        run = (broker.bootstrap, n)
+        opts = (args.partitions, args.batch, Path(tmp), args.webhook_delivery)
+        one = await worker_run(*run, 1, *opts)
+        two = await worker_run(*run, 2, *opts)
     load_after = load_average()
     print(
         f"machine: {platform.machine()} {os.cpu_count()} cores (shared), Python "
         f"{platform.python_version()}; load average before {load_before}, after {load_after}"
     )
-    print(f"{n:,} pre-produced pings, {args.partitions} partitions, batch {args.batch}")
+    print(
+        f"{n:,} pre-produced pings, {args.partitions} partitions, batch {args.batch}, "
+        f"webhook delivery {'on' if args.webhook_delivery else 'off'}"
+    )
     table(
         [
             ("raw aiokafka consume", raw, 1.0, None),
-            ("ping agent, 1 worker", one["events_per_s"], one["events_per_s"] / raw,
-             one["events_per_cpu_s"]),
-            ("ping agent, 2 workers", two["events_per_s"], two["events_per_s"] / raw,
-             two["events_per_cpu_s"]),
+            (
+                "ping agent, 1 worker",
+                one["events_per_s"],
+                one["events_per_s"] / raw,
+                one["events_per_cpu_s"],
+            ),
+            (
+                "ping agent, 2 workers",
+                two["events_per_s"],
+                two["events_per_s"] / raw,
+                two["events_per_cpu_s"],
+            ),
         ]
     )
     scale = two["events_per_s"] / one["events_per_s"]
@@ -244,6 +261,7 @@ async def main() -> None:
         "events": n,
         "partitions": args.partitions,
         "batch": args.batch,
+        "webhook_delivery": args.webhook_delivery,
         "raw_aiokafka_consume_per_s": round(raw),
         "one_worker_per_s": round(one["events_per_s"]),
         "one_worker_per_cpu_s": round(one["events_per_cpu_s"]),

@@ -14,7 +14,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
@@ -41,8 +40,7 @@ class Record(NamedTuple):
     value: bytes
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(NamedTuple):
     """One message to publish (logical topic name)."""
 
     topic: str

@@ -163,9 +163,9 @@ class FastHandoffConsumer(faust_aiokafka.Consumer):
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    sink = sinks.get(tp.topic)
-                    if sink is not None:
-                        sink.put(tp, recs)
+                    target = sinks.get(tp.topic)
+                    if target is not None:
+                        target.put(tp, recs)
                     else:  # not an agent topic: faust's per-message path
                         for rec in recs:
                             await self.wait_first(

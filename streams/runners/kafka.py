@@ -228,7 +228,13 @@ class KafkaRunner:
             else:
                 by_topic.setdefault(out.topic, []).append(out)
         for logical, group in by_topic.items():
-            futures.extend(await _send_bulk(producer, self.topology.physical(logical), group))
+            try:
+                futures.extend(await _send_bulk(producer, self.topology.physical(logical), group))
+            except KafkaError as exc:  # broker away, queue full past its timeout: sent again
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+                continue
             self.metrics.published.labels(logical).inc(len(group))
         return futures
 
