@@ -127,7 +127,7 @@ async def worker_run(
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     group = f"{prefix}group"
     topology = Topology(prefix=prefix, partitions=partitions)
-    await create_topics(bootstrap, topology.partition_counts())
+    await create_topics(bootstrap, topology.partition_counts(), timeout=300)
     ping_topic = topology.physical("ops.ping")
     produce_rate = await preproduce(bootstrap, ping_topic, n)
     base = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
@@ -197,7 +197,7 @@ async def worker_run(
 
 async def raw_run(bootstrap: str, n: int, partitions: int) -> float:
     topic = f"raw-{uuid.uuid4().hex[:8]}"
-    await create_topics(bootstrap, {topic: partitions})
+    await create_topics(bootstrap, {topic: partitions}, timeout=300)
     await preproduce(bootstrap, topic, n)
     return await raw_consume(bootstrap, topic, n)
 
