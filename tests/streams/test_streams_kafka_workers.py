@@ -97,6 +97,7 @@ async def test_two_worker_processes_share_the_partitions(
         assert second.stop() == 0
 
 
+@pytest.mark.slow
 async def test_batched_worker_answers_each_ping_once_commits_all_and_deadletters_bad_ones(
     kafka_broker: KafkaBroker, tmp_path: Path, unique_name: str
 ) -> None:
