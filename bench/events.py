@@ -1,12 +1,25 @@
-"""Event throughput and latency of a pass-through agent on both transports.
+"""Kafka worker throughput: one and two `gravitas node` workers vs raw aiokafka.
 
-In one run: a real Apache Kafka broker (from Maven Central jars) is started; a raw
-aiokafka produce/consume baseline is measured on it; then the ping agent (pass-through,
-ledger effect off) runs (a) in-process on memory:// and (b) as one `gravitas node` faust
-worker process on kafka://. Throughput: N pings pre-published, time until the N-th pong.
-Latency: pings paced at a fixed rate, publish -> pong seen by the client, p50/p99.
+In one run a real Apache Kafka broker (from Maven Central jars) is started, and for each
+measurement N pings (ledger effect off: the ping agent is a pass-through) are
+pre-produced onto a fresh ``ops.ping`` topic (P partitions), then consumed by:
 
-    python bench/events.py [--events 50000]
+- **raw aiokafka**: one plain ``AIOKafkaConsumer`` in a consumer group, ``getmany``
+  batches, an offset commit per batch, no decoding, nothing produced (the baseline);
+- **1 worker**: one ``gravitas node`` worker process running the ping agent (decode,
+  validate, answer with a ``Pong`` on ``ops.pong``, commit only once delivered);
+- **2 workers**: two such processes in one consumer group, sharing the partitions.
+
+A worker's rate is the committed-offset rate of its group: the bench polls the group's
+committed offsets and times from the first commit it sees to all N committed,
+``(N - first committed) / (t_all - t_first)``, so start-up and group join are outside
+the figure. It also reads the worker processes' CPU time (``/proc``) over that window:
+events per CPU-second does not depend on how busy the shared machine is. Every run
+checks that ``ops.pong`` holds at least N pongs (nothing lost). The in-node webhook
+delivery consumer (a separate consumer group over every topic) is off unless
+``--webhook-delivery``.
+
+    python bench/events.py [--events 300000] [--partitions 8]
 
 The last line is one JSON object with the figures.
 """
@@ -22,166 +35,243 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
-from gravitas.schemas.codec import decode, encode
-from gravitas.schemas.events import Ping, Pong
-from gravitas.schemas.settings import load_settings
+from gravitas.schemas.codec import encode
+from gravitas.schemas.events import Ping
 from gravitas.streams.broker import KafkaBroker, create_topics
-from gravitas.streams.node import EmbeddedNode
 from gravitas.streams.topology import Topology
-from gravitas.streams.transports.base import Transport
-from gravitas.streams.transports.kafka import KafkaTransport
+
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-async def raw_aiokafka(bootstrap: str, n: int) -> tuple[float, float]:
-    """Messages/s produced (batched sends) and consumed by plain aiokafka."""
-    topic = f"raw-{uuid.uuid4().hex[:8]}"
-    await create_topics(bootstrap, {topic: 4})
-    value = encode(Ping(request_id="raw", effect=False))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+async def preproduce(bootstrap: str, topic: str, n: int) -> float:
+    """Publish N distinct pings onto ``topic``; returns the produce rate."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, acks=1, max_batch_size=1 << 20
+    )
     await producer.start()
     t0 = time.perf_counter()
-    futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(n)]
-    await asyncio.gather(*futures)
-    produce_s = time.perf_counter() - t0
-    await producer.stop()
+    try:
+        futures = []
+        for i in range(n):
+            ping = Ping(request_id=f"b{i}", effect=False)
+            futures.append(await producer.send(topic, encode(ping), key=ping.key().encode()))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return n / (time.perf_counter() - t0)
+
+
+async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    """Messages/s of a plain aiokafka group consumer (getmany, commit per batch)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=2000,
     )
     await consumer.start()
     seen = 0
-    t0 = time.perf_counter()
-    while seen < n:
-        batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-        seen += sum(len(v) for v in batch.values())
-    consume_s = time.perf_counter() - t0
-    await consumer.stop()
-    return n / produce_s, n / consume_s
+    started: float | None = None
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if batch and started is None:
+                started = time.perf_counter()
+            seen += sum(len(v) for v in batch.values())
+            if batch:
+                await consumer.commit()
+        assert started is not None
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
 
 
-async def through_agent(
-    transport: Transport, publish_many: object, n: int, rate: float, latency_n: int
-) -> tuple[float, float, float]:
-    """(events/s through the agent, p50 ms, p99 ms)."""
-    pings = [Ping(request_id=f"b{i}", effect=False) for i in range(n)]
-    async with transport.subscription("ops.pong") as sub:
-        t0 = time.perf_counter()
-        await publish_many(pings)  # type: ignore[operator]
-        got = 0
-        async for _ in sub:
-            got += 1
-            if got == n:
-                break
-        throughput = n / (time.perf_counter() - t0)
-
-        latencies: list[float] = []
-        it = sub.__aiter__()
-
-        async def receive() -> None:
-            while len(latencies) < latency_n:
-                rec = await it.__anext__()
-                pong = decode(rec.value, [Pong])
-                assert isinstance(pong, Pong)
-                latencies.append((time.time_ns() - pong.sent_at_ns) / 1e6)
-
-        receiver = asyncio.create_task(receive())
-        for i in range(latency_n):
-            await publish_many([Ping(request_id=f"l{i}", effect=False, sent_at_ns=time.time_ns())])  # type: ignore[operator]
-            await asyncio.sleep(1 / rate)
-        await asyncio.wait_for(receiver, 60)
-    arr = np.array(latencies)
-    return throughput, float(np.percentile(arr, 50)), float(np.percentile(arr, 99))
+async def committed_total(admin: AIOKafkaAdminClient, group: str, topic: str) -> int:
+    offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
-async def memory_run(n: int, latency_n: int) -> tuple[float, float, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(data_dir=Path(tmp), http_port=0, broker="memory://")
-        async with EmbeddedNode(settings, serve_http=False) as node:
-            transport = node.transport
-
-            async def publish_many(pings: list[Ping]) -> None:
-                for p in pings:
-                    await transport.publish("ops.ping", p.key().encode(), encode(p))
-
-            return await through_agent(transport, publish_many, n, 1000, latency_n)
+async def end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
 
 
-async def kafka_run(
-    bootstrap: str, n: int, latency_n: int, tmp: Path
-) -> tuple[float, float, float]:
+async def worker_run(
+    bootstrap: str, n: int, workers: int, partitions: int, batch: int, tmp: Path, webhooks: bool
+) -> dict[str, float]:
+    """Pre-produce N pings, start ``workers`` node processes, time the committed offsets."""
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    topology = Topology(prefix=prefix, partitions=4)
-    await create_topics(bootstrap, topology.partition_counts())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
-    env.update(
+    group = f"{prefix}group"
+    topology = Topology(prefix=prefix, partitions=partitions)
+    await create_topics(bootstrap, topology.partition_counts(), timeout=300)
+    ping_topic = topology.physical("ops.ping")
+    produce_rate = await preproduce(bootstrap, ping_topic, n)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
+    base.update(
         GRAVITAS_BROKER=f"kafka://{bootstrap}",
         GRAVITAS_TOPIC_PREFIX=prefix,
-        GRAVITAS_DATA_DIR=str(tmp / "node"),
+        GRAVITAS_PARTITIONS=str(partitions),
+        GRAVITAS_GROUP_ID=group,
         GRAVITAS_HTTP_PORT="0",
         GRAVITAS_AGENTS='["ping"]',
         GRAVITAS_KAFKA_SESSION_TIMEOUT_S="6",
-        GRAVITAS_KAFKA_BATCH_SIZE="2000",
+        GRAVITAS_KAFKA_BATCH_SIZE=str(batch),
+        GRAVITAS_LOG_LEVEL="WARNING",
+        GRAVITAS_WEBHOOK_DELIVERY="true" if webhooks else "false",
     )
-    log = (tmp / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "gravitas.streams.cli", "node"], env=env, stdout=log, stderr=log
-    )
-    transport = KafkaTransport(f"kafka://{bootstrap}", topology)
+    procs: list[subprocess.Popen[bytes]] = []
+    for w in range(workers):
+        env = dict(base, GRAVITAS_NODE_ID=f"w{w}", GRAVITAS_DATA_DIR=str(tmp / f"{prefix}w{w}"))
+        log = (tmp / f"{prefix}w{w}.log").open("wb")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "gravitas.streams.cli", "node"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
     try:
-        # Wait until the worker answers (it has joined the group and owns the partitions).
-        async with transport.subscription("ops.pong") as sub:
-            await transport.publish("ops.ping", b"w", encode(Ping(request_id="warm", effect=False)))
-            async for _ in sub:
+        first: tuple[float, int, float] | None = None
+        deadline = time.monotonic() + max(300.0, n / 500)
+        while True:
+            done = await committed_total(admin, group, ping_topic)
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first = (now, done, sum(cpu_seconds(p.pid) for p in procs))
+            if done >= n:
                 break
-
-        async def publish_many(pings: list[Ping]) -> None:
-            await transport.publish_many([("ops.ping", p.key().encode(), encode(p)) for p in pings])
-
-        return await through_agent(transport, publish_many, n, 500, latency_n)
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"worker exited with {p.returncode}; see {tmp}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {done} of {n} committed")
+            await asyncio.sleep(0.05)
+        assert first is not None
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - first[2]
+        events = n - first[1]
+        seconds = now - first[0]
     finally:
-        await transport.close()
-        worker.terminate()
-        worker.wait(30)
+        await admin.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    pongs = await end_offsets_total(bootstrap, topology.physical("ops.pong"), partitions)
+    if pongs < n:
+        raise AssertionError(f"{pongs} pongs for {n} pings: events were lost")
+    return {
+        "events_per_s": events / seconds,
+        "events_per_cpu_s": events / cpu if cpu > 0 else float("nan"),
+        "window_s": seconds,
+        "produce_per_s": produce_rate,
+        "pongs": pongs,
+    }
+
+
+async def raw_run(bootstrap: str, n: int, partitions: int) -> float:
+    topic = f"raw-{uuid.uuid4().hex[:8]}"
+    await create_topics(bootstrap, {topic: partitions}, timeout=300)
+    await preproduce(bootstrap, topic, n)
+    return await raw_consume(bootstrap, topic, n)
+
+
+def table(rows: Sequence[tuple[str, float, float | None, float | None]]) -> None:
+    print(f"{'path':<34}{'events/s':>12}{'x raw':>8}{'per CPU-s':>12}")
+    for label, rate, ratio, per_cpu in rows:
+        r = f"{ratio:>8.3f}" if ratio is not None else f"{'':>8}"
+        c = f"{per_cpu:>12,.0f}" if per_cpu is not None else ""
+        print(f"{label:<34}{rate:>12,.0f}{r}{c}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--latency-events", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=2000, help="GRAVITAS_KAFKA_BATCH_SIZE")
+    parser.add_argument(
+        "--webhook-delivery",
+        action="store_true",
+        help="keep the in-node webhook delivery consumer on (it reads every topic)",
+    )
     args = parser.parse_args()
     n = args.events
+    load_before = load_average()
     with tempfile.TemporaryDirectory() as tmp, KafkaBroker(heap="1g") as broker:
-        raw_produce, raw_consume = await raw_aiokafka(broker.bootstrap, n)
-        mem = await memory_run(n, args.latency_events)
-        kafka = await kafka_run(broker.bootstrap, n, args.latency_events, Path(tmp))
+        raw = await raw_run(broker.bootstrap, n, args.partitions)
+        run = (broker.bootstrap, n)
+        opts = (args.partitions, args.batch, Path(tmp), args.webhook_delivery)
+        one = await worker_run(*run, 1, *opts)
+        two = await worker_run(*run, 2, *opts)
+    load_after = load_average()
     print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()} {os.cpu_count()} cores (shared), Python "
+        f"{platform.python_version()}; load average before {load_before}, after {load_after}"
     )
-    print(f"{'path':<34}{'events/s':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'raw aiokafka produce':<34}{raw_produce:>12,.0f}")
-    print(f"{'raw aiokafka consume':<34}{raw_consume:>12,.0f}")
-    for label, (rate, p50, p99) in (
-        ("ping agent, memory://", mem),
-        ("ping agent, kafka:// (1 worker)", kafka),
-    ):
-        print(f"{label:<34}{rate:>12,.0f}{p50:>10.2f}{p99:>10.2f}")
+    print(
+        f"{n:,} pre-produced pings, {args.partitions} partitions, batch {args.batch}, "
+        f"webhook delivery {'on' if args.webhook_delivery else 'off'}"
+    )
+    table(
+        [
+            ("raw aiokafka consume", raw, 1.0, None),
+            (
+                "ping agent, 1 worker",
+                one["events_per_s"],
+                one["events_per_s"] / raw,
+                one["events_per_cpu_s"],
+            ),
+            (
+                "ping agent, 2 workers",
+                two["events_per_s"],
+                two["events_per_s"] / raw,
+                two["events_per_cpu_s"],
+            ),
+        ]
+    )
+    scale = two["events_per_s"] / one["events_per_s"]
+    print(f"2 workers / 1 worker: {scale:.2f}x (goal >= 1.7); 1 worker goal >= 30,000/s")
     figures = {
         "events": n,
-        "raw_aiokafka_per_s": round(min(raw_produce, raw_consume)),
-        "raw_aiokafka_produce_per_s": round(raw_produce),
-        "raw_aiokafka_consume_per_s": round(raw_consume),
-        "memory_events_per_s": round(mem[0]),
-        "memory_p50_ms": round(mem[1], 3),
-        "memory_p99_ms": round(mem[2], 3),
-        "kafka_events_per_s": round(kafka[0]),
-        "kafka_p50_ms": round(kafka[1], 3),
-        "kafka_p99_ms": round(kafka[2], 3),
-        "kafka_vs_raw": round(kafka[0] / min(raw_produce, raw_consume), 3),
+        "partitions": args.partitions,
+        "batch": args.batch,
+        "webhook_delivery": args.webhook_delivery,
+        "raw_aiokafka_consume_per_s": round(raw),
+        "one_worker_per_s": round(one["events_per_s"]),
+        "one_worker_per_cpu_s": round(one["events_per_cpu_s"]),
+        "two_workers_per_s": round(two["events_per_s"]),
+        "two_workers_per_cpu_s": round(two["events_per_cpu_s"]),
+        "one_vs_raw": round(one["events_per_s"] / raw, 3),
+        "two_vs_raw": round(two["events_per_s"] / raw, 3),
+        "two_vs_one": round(scale, 3),
+        "load_before": load_before,
+        "load_after": load_after,
     }
     print(orjson.dumps(figures).decode())
 

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -25,15 +25,13 @@ from gravitas.schemas.base import Event, derive_event_id
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import EventDecodeError, EventValidationError, UnknownTopicError
 from gravitas.schemas.events import Rejected
-from gravitas.streams.logs import event_logger
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.policy import Action, action_for
 from gravitas.streams.topology import Topology
 
 
-@dataclass(frozen=True)
-class Record:
-    """One consumed message (logical topic name)."""
+class Record(NamedTuple):
+    """One consumed message (logical topic name); a tuple, cheap to build per record."""
 
     topic: str
     partition: int
@@ -42,8 +40,7 @@ class Record:
     value: bytes
 
 
-@dataclass(frozen=True)
-class Outbound:
+class Outbound(NamedTuple):
     """One message to publish (logical topic name)."""
 
     topic: str
@@ -67,6 +64,16 @@ def with_stable_id(event: Event, topic: str, value: bytes) -> Event:
     if "event_id" in event.model_fields_set:
         return event
     return event.model_copy(update={"event_id": content_event_id(topic, value)})
+
+
+def derived_id_str(parent: uuid.UUID, salt: str) -> str:
+    """``str(derive_event_id(parent, salt))`` (uuid5) without building ``UUID`` objects:
+    the same SHA-1, version and variant bits, formatted directly (hot path)."""
+    digest = bytearray(hashlib.sha1(parent.bytes + salt.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def content_event_id(topic: str, value: bytes) -> uuid.UUID:
@@ -102,6 +109,7 @@ class Processor:
         self._processed = metrics.processed.labels(agent.name, agent.topic)
         self._latency = metrics.latency.labels(agent.name)
         self._carried_cache: dict[str, frozenset[type[Event]]] = {}
+        self._logger = logging.getLogger(f"gravitas.agents.{agent.name}")
 
     async def recover(self) -> int:
         """Publish what the agent owes from before a restart; returns how many."""
@@ -122,13 +130,13 @@ class Processor:
         envelope fields are replaced in the dumped dict (same bytes, same key)."""
         if type(event) not in self._carried(topic):
             raise UnknownTopicError(f"topic {topic!r} does not carry {type(event).__name__}")
-        event_id = derive_event_id(parent, salt)
+        event_id = derived_id_str(parent, salt)
         data = event.model_dump(mode="json")
-        data["event_id"] = str(event_id)
+        data["event_id"] = event_id
         data["node_id"] = self.node_id
         field = event.KEY_FIELD
         if field == "event_id":
-            key = str(event_id)
+            key = event_id
         elif field == "node_id":
             key = self.node_id
         else:
@@ -164,7 +172,7 @@ class Processor:
             event = with_stable_id(decode(record.value, self._types), record.topic, record.value)
         except (EventDecodeError, EventValidationError) as exc:
             return [self._reject(record, exc, attempts=1)], False
-        log = event_logger(name, str(event.event_id))
+        log = logging.LoggerAdapter(self._logger, {"agent": name, "event_id": str(event.event_id)})
         progress = itertools.count()
 
         async def emit_now(topic: str, ev: Event) -> None:

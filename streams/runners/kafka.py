@@ -1,19 +1,20 @@
 """The scale-out runner: every agent is a faust agent on its Kafka topic.
 
 Source topics are created up front with the partition count the app expects (faust
-does not create them, and a mismatch would crash the agent). Outputs go through the
-runner's own pipelined aiokafka producer, and a record is acked only when every output
-of it is on the broker; faust commits acked offsets only: at-least-once, with
-idempotent effects and deterministic output ids making replays harmless.
+does not create them, and a mismatch would crash the agent). faust's consumer hands each
+agent its fetched records a partition-list at a time (``runners/bulk.py``); the agent
+processes up to ``kafka_batch_size`` of them, sends all outputs through the runner's own
+aiokafka producer as per-partition batches, and acks the batch (in order) only when
+every output of it is on the broker; faust commits acked offsets only: at-least-once,
+with idempotent effects and deterministic output ids making replays harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -26,7 +27,8 @@ from gravitas.schemas.settings import Settings
 from gravitas.streams.broker.admin import create_topics
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.processing import Outbound, Processor, Record
-from gravitas.streams.runners.faust_consumer import use_fast_handoff
+from gravitas.streams.runners.bulk import BulkSink, Chunk
+from gravitas.streams.runners.faust_consumer import bulk_sink, use_fast_handoff
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import bootstrap_servers
 
@@ -64,7 +66,8 @@ def build_app(settings: Settings) -> faust.App:
 
 
 class KafkaRunner:
-    """Registers every agent on a faust app; the app's worker runs them."""
+    """Runs every agent as a task of a faust app, fed by its consumer; the app's worker
+    runs them."""
 
     def __init__(
         self,
@@ -120,14 +123,18 @@ class KafkaRunner:
             ) from exc
 
     def _register(self, agent: Agent) -> None:
+        physical = self.topology.physical(agent.topic)
         topic = self.app.topic(
-            self.topology.physical(agent.topic),
+            physical,
             key_type=bytes,
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
             partitions=self.topology.partitions(agent.topic),
         )
+        self.app.topics.add(topic)  # faust subscribes the group to it
+        batch = max(1, self.settings.kafka_batch_size)
+        sink = bulk_sink(self.app, physical, high_water=max(32_768, 16 * batch))
         processor = Processor(
             agent,
             self.topology,
@@ -137,54 +144,99 @@ class KafkaRunner:
             node_id=self.settings.node_id,
             retry_attempts=self.settings.retry_attempts,
         )
+
+        async def consume() -> None:
+            await self._run_agent(agent, processor, sink)
+
+        consume.__name__ = consume.__qualname__ = f"gravitas.{agent.name}"
+        self.app.task(consume)
+
+    async def _run_agent(self, agent: Agent, processor: Processor, sink: BulkSink) -> None:
+        """Take batches of the agent's records from the consumer, process them, send all
+        their outputs; a second task acks each batch, in order, once every output of it
+        is on the broker (faust commits acked offsets only, so a crash replays the rest)."""
+        _quiet_library_debug(self.settings)
+        await agent.start(self.services)
+        await processor.recover()
+        limit = max(1, self.settings.kafka_batch_size)
         logical = agent.topic
+        pending: asyncio.Queue[_InFlight] = asyncio.Queue(maxsize=_IN_FLIGHT_BATCHES)
+        acker = asyncio.create_task(self._ack_in_order(pending, sink, processor))
+        try:
+            while True:
+                epoch, chunks = await sink.take(limit)
+                records = [
+                    Record(logical, r.partition, r.offset, r.key, r.value)
+                    for _, recs in chunks
+                    for r in recs
+                ]
+                outs = await processor.process_many(records)
+                delivered = await self._send_outputs(processor, outs)
+                await pending.put(_InFlight(epoch, chunks, outs, delivered))
+                if acker.done():
+                    acker.result()  # raise what ended it
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug, not an input: stop the worker, loudly
+            log.exception("agent %s stopped: %r", agent.name, exc)
+            await self.app.crash(exc)
+            raise
+        finally:
+            acker.cancel()
+            await agent.stop()
 
-        async def consume(stream: faust.StreamT[bytes]) -> None:
-            # Events are acked by hand, only once every output of the event has reached
-            # the broker: faust commits acked offsets only, so a crash replays the rest.
-            # Events already buffered in the agent's channel are taken as one batch
-            # (never waiting for more): one pass of processing and sending, one ack
-            # callback for the batch.
-            _quiet_library_debug(self.settings)
-            await agent.start(self.services)
-            await processor.recover()
-            events_stream = cast(faust.Stream[bytes], stream).noack()
-            queue = getattr(events_stream.channel, "queue", None)
-            more_buffered = (lambda: False) if queue is None else (lambda: not queue.empty())
-            limit = max(1, self.settings.kafka_batch_size)
-            batch: list[faust.EventT[bytes]] = []
-            try:
-                async for event in events_stream.events():
-                    batch.append(event)
-                    if len(batch) < limit and more_buffered():
-                        continue
-                    events, batch = batch, []
-                    await self._handle_batch(processor, logical, events)
-            finally:
-                await agent.stop()
-
-        self.app.agent(topic, name=f"gravitas.{agent.name}")(consume)
-
-    async def _handle_batch(
-        self, processor: Processor, logical: str, events: list[faust.EventT[bytes]]
+    async def _ack_in_order(
+        self, pending: asyncio.Queue[_InFlight], sink: BulkSink, processor: Processor
     ) -> None:
-        """Process a batch of events, send all their outputs, ack the batch once all of
-        them are on the broker."""
-        records = [
-            Record(logical, m.partition, m.offset, m.key, e.value)
-            for e in events
-            for m in (e.message,)
-        ]
-        outs = await processor.process_many(records)
+        """Ack batches in the order they were taken once their outputs are delivered; a
+        batch whose delivery failed is sent again (same bytes, same ids) until it is on the
+        broker or a rebalance voids it: nothing after it is acked before it."""
+        while True:
+            item = await pending.get()
+            futures, attempt = item.delivered, 0
+            while True:
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                failed = next((r for r in results if isinstance(r, BaseException)), None)
+                if failed is None or item.epoch != sink.epoch:
+                    break
+                attempt += 1
+                log.error(
+                    "outputs of %d records not delivered (attempt %d): %r; sending again",
+                    sum(len(c[1]) for c in item.chunks),
+                    attempt,
+                    failed,
+                )
+                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+                futures = await self._send_outputs(processor, item.outs)
+            sink.ack(item.epoch, item.chunks)
+
+    async def _send_outputs(
+        self, processor: Processor, outs: Sequence[Outbound]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue every output: small ones appended to one producer batch per partition
+        (the producer's own partitioner, so keys land where ``send`` would put them),
+        large ones one by one with the dead-letter fallback. Returns the delivery
+        futures."""
         if not outs:
-            for event in events:
-                event.ack()
-            return
+            return []
         producer = await self._get_producer()
-        delivered = [await self._send_or_deadletter(producer, processor, o) for o in outs]
-        for topic, n in Counter(o.topic for o in outs).items():
-            self.metrics.published.labels(topic).inc(n)
-        _ack_when_delivered(events, delivered)
+        futures: list[asyncio.Future[Any]] = []
+        by_topic: dict[str, list[Outbound]] = {}
+        for out in outs:
+            if len(out.value) > _BULK_MAX_BYTES:
+                futures.append(await self._send_or_deadletter(producer, processor, out))
+            else:
+                by_topic.setdefault(out.topic, []).append(out)
+        for logical, group in by_topic.items():
+            try:
+                futures.extend(await _send_bulk(producer, self.topology.physical(logical), group))
+            except KafkaError as exc:  # broker away, queue full past its timeout: sent again
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+                continue
+            self.metrics.published.labels(logical).inc(len(group))
+        return futures
 
     async def _send_or_deadletter(
         self, producer: AIOKafkaProducer, processor: Processor, out: Outbound
@@ -212,38 +264,44 @@ class KafkaRunner:
         self.app.task(fn)
 
 
-def _ack_when_delivered(
-    events: list[faust.EventT[bytes]], delivered: list[asyncio.Future[Any]]
-) -> None:
-    """Ack ``events`` when all their outputs are on the broker; on a failure, never ack
-    them (the offsets stay uncommitted and the records are processed again after a
-    restart)."""
-    pending = len(delivered)
-    failed = False
+class _InFlight(NamedTuple):
+    """A processed batch whose outputs are on their way to the broker."""
 
-    def done(fut: asyncio.Future[Any]) -> None:
-        nonlocal pending, failed
-        if failed:
-            return
-        if fut.cancelled() or fut.exception() is not None:
-            failed = True
-            first = events[0].message
-            log.error(
-                "outputs of %s/%s@%s (+%d) not delivered: %r",
-                first.topic,
-                first.partition,
-                first.offset,
-                len(events) - 1,
-                None if fut.cancelled() else fut.exception(),
-            )
-            return
-        pending -= 1
-        if pending == 0:
-            for event in events:
-                event.ack()
+    epoch: int
+    chunks: list[Chunk]
+    outs: list[Outbound]
+    delivered: list[asyncio.Future[Any]]
 
-    for fut in delivered:
-        fut.add_done_callback(done)
+
+_IN_FLIGHT_BATCHES = 4
+"""Batches processed ahead of their delivery (back-pressure on the producer)."""
+
+_BULK_MAX_BYTES = 256 * 1024
+"""Outputs larger than this take the one-by-one send with the dead-letter fallback."""
+
+
+async def _send_bulk(
+    producer: AIOKafkaProducer, topic: str, outs: Sequence[Outbound]
+) -> list[asyncio.Future[Any]]:
+    """Append ``outs`` to per-partition producer batches and queue them."""
+    all_partitions = sorted(await producer.partitions_for(topic))
+    available = list(producer._metadata.available_partitions_for_topic(topic))
+    partitioner = producer._partitioner
+    builders: dict[int, Any] = {}
+    futures: list[asyncio.Future[Any]] = []
+    for out in outs:
+        key = out.key.encode()
+        partition = partitioner(key, all_partitions, available)
+        builder = builders.get(partition)
+        if builder is None:
+            builder = builders[partition] = producer.create_batch()
+        if builder.append(timestamp=None, key=key, value=out.value) is None:
+            futures.append(await producer.send_batch(builder, topic, partition=partition))
+            builder = builders[partition] = producer.create_batch()
+            builder.append(timestamp=None, key=key, value=out.value)
+    for partition, builder in builders.items():
+        futures.append(await producer.send_batch(builder, topic, partition=partition))
+    return futures
 
 
 def _quiet_library_debug(settings: Settings) -> None:
