@@ -260,8 +260,15 @@ class KafkaRunner:
             self._producer = None
 
     def add_task(self, fn: Callable[[], Awaitable[Any]]) -> None:
-        """Run a coroutine in the worker's loop once the app starts (the HTTP edge)."""
-        self.app.task(fn)
+        """Run a coroutine in the worker's loop once the app starts (the HTTP edge).
+
+        Wrapped: faust passes the app to a task function that takes any parameter, which
+        would land in an optional one (``run_forever(backoff_s=...)``)."""
+
+        async def run() -> None:
+            await fn()
+
+        self.app.task(run)
 
 
 class _InFlight(NamedTuple):
