@@ -35,7 +35,9 @@ def _event(event_id: uuid.UUID) -> Featurize:
         reducers=["mean", "max"],
         over="time",
         bbox=(-79.0, 33.5, -77.0, 35.5),
-        time=TimeRange(start=datetime(2018, 9, 13, tzinfo=UTC), end=datetime(2018, 9, 15, tzinfo=UTC)),
+        time=TimeRange(
+            start=datetime(2018, 9, 13, tzinfo=UTC), end=datetime(2018, 9, 15, tzinfo=UTC)
+        ),
     )
 
 
@@ -45,7 +47,9 @@ def _computed(event: Featurize, scale: float) -> Computed:
     values = np.arange(2 * 20 * 20, dtype=np.float32).reshape(2, 20, 20) * scale
     values[:, 0, 0] = np.nan
     raster = xr.DataArray(
-        values, dims=("band", "lat", "lon"), coords={
+        values,
+        dims=("band", "lat", "lon"),
+        coords={
             "band": ["mean", "max"],
             "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
             "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
