@@ -228,6 +228,7 @@ async def _request_kill_points(
         ),
     )  # fmt: skip
     assert expected.answers >= 1 and expected.answer, expected.summary()
+    assert outcome.docs.splitlines() == expected.docs.splitlines()
     assert outcome == expected, (outcome.summary(), expected.summary())
     assert stats.kills == len(steps)
     print(
