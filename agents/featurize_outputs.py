@@ -3,8 +3,12 @@ GeoTIFFs and models skops files in the object store (``features/<request id>/``)
 STAC item in collection ``features`` registers them with their provenance (expression,
 layers, node), and the :class:`FeatureResult` carries their hrefs and the item id.
 
-A replayed request writes the same bytes under the same keys and does not bump the
-item's version when nothing changed.
+A replayed request writes the same bytes under the same keys, and its registration is
+settled in the effect ledger like every other (:func:`register_item` with the request's
+event id): the replay registers the item again with the same ``gravitas:version`` and
+``gravitas:registered_at`` (the request's ``occurred_at``) and publishes the same
+registration, so a crash between the catalog write and the publish loses nothing. A new
+request (another event id) whose outputs are the bytes already registered changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from gravitas.agents.featurize import Computed
-from gravitas.agents.registration import register_item
+from gravitas.agents.registration import SETTLED_BY, register_item
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.events import FeatureResult, Featurize, ItemRegistered
 from gravitas.storage.catalog.errors import ItemNotFoundError
@@ -113,12 +117,14 @@ def _register(
     }
     if event.model is not None:
         props["gravitas:model"] = event.model.model_dump()
+    source = str(event.event_id)
+    replay = services.ledger.settled(source, SETTLED_BY, f"{COLLECTION}/{event.request_id}")
     try:
         old = services.catalog.get_item(COLLECTION, event.request_id)
     except ItemNotFoundError:
         old = None
-    if old is not None and _same(old.get("assets", {}), assets):
-        return []  # a replay: the same bytes are registered already
+    if replay is None and old is not None and _same(old.get("assets", {}), assets):
+        return []  # another request that made the bytes registered already
     services.catalog.upsert_collection(_collection())
     item = {
         "type": "Feature",
@@ -135,7 +141,7 @@ def _register(
         "links": [],
         "assets": assets,
     }
-    return [register_item(services, item)]
+    return [register_item(services, item, source, event.occurred_at)]
 
 
 def _same(old: dict[str, Any], new: dict[str, dict[str, Any]]) -> bool:

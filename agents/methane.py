@@ -132,7 +132,12 @@ def _item(
         "methane:plume_count": len(product.plumes),
         "methane:background_mean_ppm_m": product.background_mean_ppm_m,
         "methane:max_ppm_m": product.max_ppm_m,
-        "methane:retrieval_s": round(product.retrieval_s, 3),
+        # a measurement: settled per request, so a replay registers the same document
+        "methane:retrieval_s": float(
+            services.ledger.settle(
+                str(event.event_id), "methane", "retrieval_s", str(round(product.retrieval_s, 3))
+            )
+        ),
     }
     item = item_from_file(
         cog, COLLECTION, f"{event.scene_id}-ch4", product.acquired, props, statistics=True
@@ -147,6 +152,7 @@ def _item(
         software={"gravitas": _version()},
         level="L2",
         facility=services.settings.node_id,
+        when=event.occurred_at,  # the request's time: a replay writes the same item
     )
     for link in _source_links(services, event, source):
         item.add_link(link)

@@ -32,6 +32,8 @@ LAYER_PREFIX = "gravitas:layer_prefix"
 SCENE_ID = "gravitas:scene_id"
 NODE = "gravitas:node"
 REGISTERED_AT = "gravitas:registered_at"
+SETTLED_BY = "registration"
+"""The ledger's agent name of settled registrations (subject ``collection/item id``)."""
 
 
 def current_version(services: NodeServices, collection: str, item_id: str) -> int:
@@ -54,7 +56,7 @@ def _settled(
         return version, at
     fresh = orjson.dumps({"version": version, "registered_at": at}).decode()
     stored = orjson.loads(
-        services.ledger.settle(source, "registration", f"{collection}/{item_id}", fresh)
+        services.ledger.settle(source, SETTLED_BY, f"{collection}/{item_id}", fresh)
     )
     return int(stored["version"]), str(stored["registered_at"])
 

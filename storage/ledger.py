@@ -76,6 +76,16 @@ class EffectLedger:
             ).fetchone()
         return str(row[0])
 
+    def settled(self, event_id: str, agent: str, subject: str) -> str | None:
+        """The outcome :meth:`settle` stored for (``event_id``, ``agent``, ``subject``),
+        or None if there is none yet (read only)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM outcomes WHERE event_id = ? AND agent = ? AND subject = ?",
+                (event_id, agent, subject),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def subjects(self, agent: str, prefix: str) -> set[str]:
         """Distinct subjects ``agent`` recorded effects on that start with ``prefix``."""
         with self._lock:

@@ -126,7 +126,8 @@ def to_dataset(req: DatacubeRequested, a: Assembled, r: Retrieved, m: MatchResul
         title=f"gravitas datacube {req.request_id}",
         institution="gravitas",
         source=", ".join(f"{x.name}: {','.join(x.layers)}" for x in req.modalities),
-        history=f"{_iso(datetime.now(UTC).timestamp())} harmonize agent",
+        # the request's time, not now: a replay writes the same bytes
+        history=f"{_iso(req.occurred_at.timestamp())} harmonize agent",
         grid_level=r.level,
         grid_window=list(r.window),
         bbox=list(r.bbox),

