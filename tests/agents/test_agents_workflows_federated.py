@@ -29,8 +29,9 @@ from gravitas.streams.client import Client
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.kafka import KafkaTransport
 from tests.agents.test_agents_workflows_survey import WHEN, announce
+from tests.fixtures.federation import FedNode
+from tests.fixtures.federation import free_port as _free_port
 from tests.fixtures.nodes import Worker, kafka_env
-from tests.streams.test_streams_federation import FedNode, _free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOKEN = "workflow-federation-token"

@@ -114,7 +114,7 @@ def test_missing_object_is_404_naming_the_key(node: EmbeddedNode) -> None:
     assert r.json() == {
         "code": "NotFound",
         "description": "no asset 'assets/c/s1/nothing.tif' on this node "
-        "(assets are keys under assets/, datacubes/, methane/)",
+        "(assets are keys under assets/, datacubes/, methane/, graphs/)",
     }
 
 

@@ -396,7 +396,7 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             await page.wait_for_function(
                 "() => window.gravitas.quicklooks.includes('ql-store')", timeout=15_000
             )
-            img = page.locator(".leaflet-popup img.quicklook")
+            img = page.locator(".leaflet-popup img.quicklook[alt='quicklook of ql-store']")
             assert await img.get_attribute("src") == ql_path
             assert await img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [64, 48]
             assert await page.evaluate("window.gravitas.quicklookErrors") == 0
@@ -411,7 +411,8 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             await page.wait_for_function(
                 "() => window.gravitas.quicklooks.includes('qlb-store')", timeout=15_000
             )
-            img = page.locator(".leaflet-popup img.quicklook")
+            # the first popup may still be closing: name the image by its item
+            img = page.locator(".leaflet-popup img.quicklook[alt='quicklook of qlb-store']")
             assert await img.get_attribute("src") == qlb_path
             assert await img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [32, 24]
             assert await page.evaluate("window.gravitas.layer") == LAYER
