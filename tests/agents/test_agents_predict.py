@@ -19,38 +19,22 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 from sklearn.linear_model import SGDClassifier
 
-from gravitas.agents.discovery import DiscoveryAgent
-from gravitas.agents.ingest import IngestAgent
-from gravitas.agents.modules.agent import ModuleAgent, ModuleRegistryAgent
-from gravitas.agents.overviews import OverviewAgent
 from gravitas.agents.training.coordinator import band_names
 from gravitas.agents.training.flower_models import initialise, make_model, train_local
 from gravitas.agents.training.local_data import build_local_data
 from gravitas.agents.training.model_card import register_model
-from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
 from gravitas.schemas.settings import load_settings
 from gravitas.schemas.training import ModelTrained, RoundMetrics
 from gravitas.storage.pixels.lazy import open_layer
 from gravitas.storage.sampledata import fetch
 from gravitas.storage.vector import VectorStore
 from gravitas.streams.node import EmbeddedNode
+from tests.agents.test_agents_workflows_run import agents
 from tests.fixtures import training_data as td
 
 WEST, EAST = td.CUTS[0], td.CUTS[1]
 BBOX = [WEST + 0.005, td.AREA[1], EAST - 0.005, td.AREA[3]]
 START, END = "2017-02-01T00:00:00Z", "2017-03-01T00:00:00Z"
-
-
-def agents() -> list[Any]:
-    return [
-        IngestAgent(),
-        OverviewAgent(),
-        DiscoveryAgent(),
-        ModuleRegistryAgent(),
-        ModuleAgent(),
-        WorkflowIntakeAgent(),
-        WorkflowAgent(),
-    ]
 
 
 def predict_spec(**inputs: Any) -> dict[str, Any]:
