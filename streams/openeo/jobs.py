@@ -6,42 +6,41 @@ publishes an :class:`OpenEOJobRequested` on ``openeo.jobs`` for the job agent
 ``created`` until started, ``queued`` until the agent takes its run, then the agent's.
 Results are a STAC item whose asset links are signed download URLs of this node
 (HMAC of the node token, valid :data:`LINK_TTL_S`).
+
+A job whose data is on another node is created there and proxied
+(:mod:`gravitas.streams.openeo.jobs_peer`): its id here is ``<node>-<that node's id>``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 import time
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from gravitas.schemas.events import OpenEOJobRequested
+from gravitas.streams.openeo.auth import USER_RE
 from gravitas.streams.openeo.context import OpenEOContext, base_url
-from gravitas.streams.openeo.errors import (
-    JobLockedError,
-    JobNotFinishedError,
-    JobNotFoundError,
-    NotFoundError,
-    OpenEOError,
-    ServiceUnavailableError,
-)
+from gravitas.streams.openeo.errors import CollectionNotFoundError, NotFoundError, OpenEOError
 from gravitas.streams.openeo.federation import place
 from gravitas.streams.openeo.graphs import graph_of, load_collections, parse_body
+from gravitas.streams.openeo.jobs_local import JOB_ID_RE, LocalJobs, check_meta, iso
+from gravitas.streams.openeo.jobs_peer import (
+    LIST_TIMEOUT_S,
+    FedJob,
+    PeerAnswerRefusedError,
+    PeerJobs,
+    fed_job,
+    log,
+)
 
-JOB_ID_RE = re.compile(r"^j-[0-9a-f]{16}$")
 LINK_TTL_S = 7 * 24 * 3600
-ACTIVE = ("queued", "running")
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+FILENAME_RE = re.compile(r"^[\w.\-]{1,200}$")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -56,181 +55,215 @@ def sign_link(token: str, job_id: str, filename: str, expires: int) -> str:
     ).hexdigest()
 
 
+def results_item(
+    base: str, job_id: str, meta: dict[str, Any], href: str, expires: int
+) -> dict[str, Any]:
+    """The STAC item of a finished job's results (``meta``: see ``LocalJobs.results``)."""
+    return {
+        "stac_version": "1.0.0",
+        "stac_extensions": [],
+        "type": "Feature",
+        "id": job_id,
+        "bbox": None,
+        "geometry": None,
+        "properties": {
+            "datetime": iso(float(meta["updated"])),
+            "title": meta.get("title"),
+            "created": iso(float(meta["created"])),
+            "updated": iso(float(meta["updated"])),
+        },
+        "assets": {
+            meta["filename"]: {
+                "href": href,
+                "type": meta["media_type"],
+                "roles": ["data"],
+                "file:size": meta["size"],
+                "expires": iso(expires),
+            }
+        },
+        "links": [{"rel": "self", "href": f"{base}/jobs/{job_id}/results"}],
+    }
+
+
+def _peer_meta(node: str, meta: Any) -> dict[str, Any]:
+    """A peer's results metadata, checked before any of it is used."""
+    ok = (
+        isinstance(meta, dict)
+        and isinstance(meta.get("filename"), str)
+        and FILENAME_RE.match(meta["filename"])
+        and isinstance(meta.get("media_type"), str)
+        and len(meta["media_type"]) < 200
+        and isinstance(meta.get("size"), int)
+        and all(isinstance(meta.get(k), int | float) for k in ("created", "updated"))
+        and (meta.get("title") is None or isinstance(meta["title"], str))
+    )
+    if not ok:
+        raise PeerAnswerRefusedError(f"node {node!r} answered results with invalid metadata")
+    return dict(meta)
+
+
 def jobs_router(ctx: OpenEOContext) -> APIRouter:
     router = APIRouter()
-    store = ctx.store
+    local = LocalJobs(ctx)
+    peers = PeerJobs(ctx)
+    services = ctx.services
 
-    def job_of(user: str, job_id: str) -> tuple[dict[str, Any], float, float]:
-        if not JOB_ID_RE.match(job_id):
-            raise JobNotFoundError(f"job id {job_id[:100]!r} is not a job id of this node")
-        found = store.get_job(job_id)
-        if found is None or found[0] != user:
-            raise JobNotFoundError(f"job {job_id!r} does not exist")
-        return found[1], found[2], found[3]
+    async def remote_node_for(user: str, graph: dict[str, Any]) -> str | None:
+        """The other node a new job's graph runs on (None: here). A graph spanning nodes
+        is refused naming them; an unknown collection is left to the start (as before)."""
+        from gravitas.streams.openeo.app import resolved_graph
 
-    def status_of(job_id: str, doc: dict[str, Any]) -> dict[str, Any]:
-        run = doc.get("run_id")
-        if run is None:
-            return {"status": "created", "progress": 0.0}
-        state = store.status(job_id)
-        if state is None or state["run"] != run:
-            return {"status": "queued", "progress": 0.0}
-        return state
+        try:
+            resolved = resolved_graph(ctx, user, graph)
+        except OpenEOError:
+            return None  # a missing UDP etc. fails at start with its own error
+        ids = [str(a.get("id", "")) for a in load_collections(resolved)]
+        try:
+            placement = await services.run_compute(place, services, ids)
+        except CollectionNotFoundError:
+            return None
+        return None if placement.local else placement.node_id
 
-    def describe(
-        job_id: str, doc: dict[str, Any], created: float, updated: float
-    ) -> dict[str, Any]:
-        state = status_of(job_id, doc)
-        out = {
-            "id": job_id,
-            "title": doc.get("title"),
-            "description": doc.get("description"),
-            "process": doc["process"],
-            "status": state["status"],
-            "progress": round(float(state["progress"]) * 100, 1),
-            "created": _iso(created),
-            "updated": _iso(max(updated, float(state.get("updated") or 0))),
-        }
-        return out
+    async def call(fj: FedJob, op: str, user: str, **fields: Any) -> Any:
+        return await services.run_compute(peers.json, fj.node, op, user, job=fj.job, **fields)
 
     @router.post("/jobs")
     async def create(request: Request) -> Response:
+        from gravitas.streams.openeo.app import resolved_graph
+
         user = await ctx.user(request)
         doc = parse_body(await request.body())
         graph = graph_of(doc)
-        for key in ("title", "description"):
-            if doc.get(key) is not None and not isinstance(doc[key], str):
-                raise OpenEOError(f"{key} must be a string", code="BadRequest", status=400)
-        job_id = f"j-{uuid.uuid4().hex[:16]}"
-        store.create_job(
-            job_id,
-            user,
-            {
+        check_meta(doc)
+        node = await remote_node_for(user, graph)
+        if node is None:
+            job_id = local.create(user, doc, graph)
+        else:
+            body = {
                 "title": doc.get("title"),
                 "description": doc.get("description"),
-                "process": {"process_graph": graph},
-            },
-        )
+                "process": {"process_graph": resolved_graph(ctx, user, graph)},
+            }
+            out = await services.run_compute(peers.json, node, "create", user, body=body)
+            remote = out.get("job_id") if isinstance(out, dict) else None
+            if not isinstance(remote, str) or not JOB_ID_RE.match(remote):
+                raise PeerAnswerRefusedError(f"node {node!r} answered create without a job id")
+            job_id = FedJob(node, remote).id
+            log.info("openEO job %s of %s created on node %s (its data is there)", job_id,
+                     user, node)  # fmt: skip
         url = f"{base_url(request)}/jobs/{job_id}"
         return Response(status_code=201, headers={"Location": url, "OpenEO-Identifier": job_id})
 
     @router.get("/jobs")
     async def list_jobs(request: Request) -> Response:
         user = await ctx.user(request)
-        jobs = []
-        for job_id, doc, created, updated in store.list_jobs(user):
-            d = describe(job_id, doc, created, updated)
-            d.pop("process")
-            jobs.append(d)
-        return _json({"jobs": jobs, "links": []})
+        jobs = local.list_jobs(user)
+        nodes = sorted(services.settings.peers)
+
+        async def of(node: str) -> list[dict[str, Any]] | None:
+            try:
+                out = await services.run_compute(
+                    peers.json, node, "list", user, timeout_s=LIST_TIMEOUT_S
+                )
+            except OpenEOError as exc:
+                log.warning("openEO jobs of node %s not listed: %s", node, exc.message)
+                return None
+            found = out.get("jobs") if isinstance(out, dict) else None
+            if not isinstance(found, list):
+                return None
+            rows = []
+            for job in found:
+                if isinstance(job, dict) and JOB_ID_RE.match(str(job.get("id", ""))):
+                    rows.append({**job, "id": FedJob(node, str(job["id"])).id})
+            return rows
+
+        answers = await asyncio.gather(*(of(n) for n in nodes))
+        missing = [n for n, rows in zip(nodes, answers, strict=True) if rows is None]
+        for rows in answers:
+            jobs.extend(rows or [])
+        body: dict[str, Any] = {"jobs": jobs, "links": []}
+        if missing:
+            body["federation:missing"] = missing
+        return _json(body)
 
     @router.get("/jobs/{job_id}")
     async def get_job(job_id: str, request: Request) -> Response:
         user = await ctx.user(request)
-        doc, created, updated = job_of(user, job_id)
-        return _json(describe(job_id, doc, created, updated))
+        if (fj := fed_job(ctx, job_id)) is not None:
+            out = await call(fj, "describe", user)
+            if not isinstance(out, dict):
+                raise PeerAnswerRefusedError(f"node {fj.node!r} answered describe with no job")
+            return _json({**out, "id": fj.id})
+        return _json(local.describe(user, job_id))
 
     @router.patch("/jobs/{job_id}")
     async def patch_job(job_id: str, request: Request) -> Response:
+        from gravitas.streams.openeo.app import resolved_graph
+
         user = await ctx.user(request)
-        doc, _, _ = job_of(user, job_id)
-        if status_of(job_id, doc)["status"] in ACTIVE:
-            raise JobLockedError(f"job {job_id!r} is queued or running; cancel it first")
+        fj = fed_job(ctx, job_id)
         body = parse_body(await request.body())
+        if fj is None:
+            local.patch(user, job_id, body)
+            return Response(status_code=204)
+        check_meta(body)
         if "process" in body:
-            doc["process"] = {"process_graph": graph_of(body)}
-        for key in ("title", "description"):
-            if key in body:
-                if body[key] is not None and not isinstance(body[key], str):
-                    raise OpenEOError(f"{key} must be a string", code="BadRequest", status=400)
-                doc[key] = body[key]
-        store.update_job(job_id, doc)
+            graph = graph_of(body)
+            if (node := await remote_node_for(user, graph)) != fj.node:
+                raise OpenEOError(
+                    f"job {job_id!r} runs on node {fj.node!r}; the new graph's data is on "
+                    f"node {node or services.settings.node_id!r}: create a new job for it",
+                    code="ProcessGraphInvalid",
+                    status=400,
+                )
+            body = {**body, "process": {"process_graph": resolved_graph(ctx, user, graph)}}
+        await call(fj, "patch", user, body=body)
         return Response(status_code=204)
 
     @router.delete("/jobs/{job_id}")
     async def delete_job(job_id: str, request: Request) -> Response:
         user = await ctx.user(request)
-        job_of(user, job_id)
-        store.delete_job(job_id)
+        if (fj := fed_job(ctx, job_id)) is not None:
+            await call(fj, "delete", user)
+        else:
+            local.delete(user, job_id)
         return Response(status_code=204)
 
     @router.post("/jobs/{job_id}/results")
     async def start(job_id: str, request: Request) -> Response:
         user = await ctx.user(request)
-        doc, _, _ = job_of(user, job_id)
-        if status_of(job_id, doc)["status"] in ACTIVE:
-            return Response(status_code=202)
-        if ctx.publish is None:
-            raise ServiceUnavailableError("this node runs no batch-job agent")
-        from gravitas.streams.openeo.app import resolved_graph
-
-        graph = resolved_graph(ctx, user, doc["process"]["process_graph"])
-        ids = [str(a.get("id", "")) for a in load_collections(graph)]
-        placement = await ctx.services.run_compute(place, ctx.services, ids)
-        if not placement.local:
-            raise OpenEOError(
-                f"the job's collections are on node {placement.node_id!r}: batch jobs run "
-                "where their data is; create the job on that node (synchronous /result is "
-                "forwarded)",
-                code="FeatureUnsupported",
-                status=501,
-            )
-        run_id = f"r-{uuid.uuid4().hex[:16]}"
-        doc["run_id"] = run_id
-        doc.pop("cancel_run", None)
-        store.update_job(job_id, doc)
-        event = OpenEOJobRequested(job_id=job_id, run_id=run_id, user=user, process_graph=graph)
-        await ctx.publish("openeo.jobs", event)
+        if (fj := fed_job(ctx, job_id)) is not None:
+            await call(fj, "start", user)
+            log.info("openEO job %s of %s started on node %s", job_id, user, fj.node)
+        else:
+            await local.start(user, job_id)
         return Response(status_code=202)
 
     @router.delete("/jobs/{job_id}/results")
     async def cancel(job_id: str, request: Request) -> Response:
         user = await ctx.user(request)
-        doc, _, _ = job_of(user, job_id)
-        if doc.get("run_id"):
-            doc["cancel_run"] = doc["run_id"]
-            store.update_job(job_id, doc)
+        if (fj := fed_job(ctx, job_id)) is not None:
+            await call(fj, "cancel", user)
+        else:
+            local.cancel(user, job_id)
         return Response(status_code=204)
 
     @router.get("/jobs/{job_id}/results")
     async def results(job_id: str, request: Request) -> Response:
         user = await ctx.user(request)
-        doc, created, _ = job_of(user, job_id)
-        state = status_of(job_id, doc)
-        if state["status"] != "finished" or not state.get("result"):
-            raise JobNotFinishedError(f"job {job_id!r} is {state['status']}, not finished")
-        meta = state["result"]
         expires = int(time.time()) + LINK_TTL_S
-        sig = sign_link(ctx.token, job_id, meta["filename"], expires)
-        href = (
-            f"{base_url(request)}/jobs/{job_id}/results/assets/{meta['filename']}"
-            f"?expires={expires}&sig={sig}"
-        )
-        item = {
-            "stac_version": "1.0.0",
-            "stac_extensions": [],
-            "type": "Feature",
-            "id": job_id,
-            "bbox": None,
-            "geometry": None,
-            "properties": {
-                "datetime": _iso(float(state["updated"])),
-                "title": doc.get("title"),
-                "created": _iso(created),
-                "updated": _iso(float(state["updated"])),
-            },
-            "assets": {
-                meta["filename"]: {
-                    "href": href,
-                    "type": meta["media_type"],
-                    "roles": ["data"],
-                    "file:size": meta["size"],
-                    "expires": _iso(expires),
-                }
-            },
-            "links": [{"rel": "self", "href": f"{base_url(request)}/jobs/{job_id}/results"}],
-        }
-        return _json(item)
+        base = base_url(request)
+        if (fj := fed_job(ctx, job_id)) is not None:
+            meta = _peer_meta(fj.node, await call(fj, "results", user))
+            # the link names the user: the owner node checks the job is theirs
+            sig = sign_link(ctx.token, f"{job_id}/{user}", meta["filename"], expires)
+            query = f"expires={expires}&sig={sig}&u={user}"
+        else:
+            meta = local.results(user, job_id)
+            sig = sign_link(ctx.token, job_id, meta["filename"], expires)
+            query = f"expires={expires}&sig={sig}"
+        href = f"{base}/jobs/{job_id}/results/assets/{meta['filename']}?{query}"
+        return _json(results_item(base, job_id, meta, href, expires))
 
     @router.get("/jobs/{job_id}/results/assets/{filename}")
     async def asset(
@@ -238,25 +271,27 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
         filename: str,
         expires: int = Query(0),
         sig: str = Query("", max_length=128),
+        u: str = Query("", max_length=64),
     ) -> Response:
-        if not JOB_ID_RE.match(job_id) or expires < time.time():
-            raise NotFoundError("this download link is invalid or expired; GET the results again")
-        if not hmac.compare_digest(sig, sign_link(ctx.token, job_id, filename, expires)):
-            raise NotFoundError("this download link is invalid or expired; GET the results again")
-        state = store.status(job_id)
-        if state is None or not state.get("result") or state["result"]["filename"] != filename:
-            raise NotFoundError(f"job {job_id!r} has no result file {filename[:100]!r}")
-        meta = state["result"]
-        if meta.get("tree"):  # a Zarr store: one ZIP of its objects
-            from gravitas.agents.graphs.publish import zip_prefix
-
-            obj = ctx.services.object_store
-            data = await ctx.services.run_compute(zip_prefix, obj, meta["key"])
+        invalid = NotFoundError("this download link is invalid or expired; GET the results again")
+        if expires < time.time():
+            raise invalid
+        if JOB_ID_RE.match(job_id):
+            if not hmac.compare_digest(sig, sign_link(ctx.token, job_id, filename, expires)):
+                raise invalid
+            data, media = await local.asset(job_id, filename)
         else:
-            data = await ctx.services.run_compute(ctx.services.object_store.get_bytes, meta["key"])
+            fj = fed_job(ctx, job_id)
+            signed = sign_link(ctx.token, f"{job_id}/{u}", filename, expires)
+            if fj is None or not USER_RE.match(u) or not hmac.compare_digest(sig, signed):
+                raise invalid
+            data, media = await services.run_compute(
+                peers.call, fj.node, "asset", u, job=fj.job, filename=filename
+            )
+            log.info("openEO job %s result from node %s: %d bytes", job_id, fj.node, len(data))
         return Response(
             data,
-            media_type=meta["media_type"],
+            media_type=media,
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
@@ -268,8 +303,13 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
         limit: int = Query(1000, ge=1, le=10000),
     ) -> Response:
         user = await ctx.user(request)
-        job_of(user, job_id)
         after = int(offset) if offset and offset.isdigit() else -1
-        return _json({"logs": store.logs(job_id, after, limit), "links": []})
+        if (fj := fed_job(ctx, job_id)) is not None:
+            out = await call(fj, "logs", user, after=after, limit=limit)
+            entries = out.get("logs") if isinstance(out, dict) else None
+            if not isinstance(entries, list):
+                raise PeerAnswerRefusedError(f"node {fj.node!r} answered logs with no list")
+            return _json({"logs": entries, "links": []})
+        return _json({"logs": local.logs(user, job_id, after, limit), "links": []})
 
     return router

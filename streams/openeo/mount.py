@@ -23,7 +23,8 @@ def mount_on_edge(app: FastAPI, services: NodeServices, edge: EdgeContext) -> Op
     extra = []
     if "openeo.jobs" in edge.topology.names:
         from gravitas.streams.openeo.jobs import jobs_router
+        from gravitas.streams.openeo.jobs_peer import peer_jobs_router
 
-        extra.append(jobs_router(ctx))
+        extra += [jobs_router(ctx), peer_jobs_router(ctx)]
     mount_openeo(app, ctx, extra)
     return ctx

@@ -1,0 +1,278 @@
+"""Batch jobs of another node's data (openeo-aggregator style), on two ``gravitas node``
+workers and a real Kafka broker, driven by the official openEO client on the real
+Sentinel-2 B04/B08 sample:
+
+* a job created on node B for node A's collection runs on A as A's own Kafka batch job;
+  its id on B names A (``a-j-...``); the client creates, starts, polls and downloads it
+  through B; the result equals rasterio's NDVI of the original files; B's log shows the
+  forwarding and B stores neither the job nor its result;
+* hostile: unknown/forged node prefixes, another user's job, a graph spanning nodes,
+  unsigned peer calls to A, and a peer whose answers are unsigned or forged: each refused
+  with an openEO error body naming the value, and nothing stored on A or B changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import openeo
+import orjson
+import pytest
+import rasterio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gravitas.schemas.events import ItemRegistered, SceneAnnounced
+from gravitas.streams.broker import KafkaBroker
+from gravitas.streams.openeo.peersign import answer_bytes
+from tests.fixtures.federation import Federation, FedNode, federation
+from tests.fixtures.openeo_node import TOKEN, s2_files
+from tests.streams.test_streams_openeo_client import _assert_close, reference_ndvi
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+SMALL = {"west": 12.55, "south": 52.42, "east": 12.65, "north": 52.48}
+API = "/openeo/1.2"
+
+
+def _raw_public(key: Ed25519PrivateKey) -> str:
+    return base64.b64encode(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+@contextmanager
+def hostile_peer() -> Iterator[tuple[str, str, dict[str, str]]]:
+    """A real HTTP server posing as peer ``m``: it answers every call with a plausible
+    job document, unsigned (mode ``unsigned``) or signed with a key that is not the one
+    configured for ``m`` (mode ``forged``). Yields (url, configured public key, mode)."""
+    configured, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    mode = {"mode": "unsigned"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = orjson.dumps({"id": "j-0123456789abcdef", "status": "finished",
+                                 "process": {}, "progress": 100})  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if mode["mode"] == "forged":
+                stamp = f"{time.time():.3f}"
+                nonce = self.headers.get("x-gravitas-signature", "")
+                sig = other.sign(answer_bytes("m", stamp, nonce, 200, body))
+                self.send_header("X-Gravitas-Node", "m")
+                self.send_header("X-Gravitas-Time", stamp)
+                self.send_header("X-Gravitas-Signature", base64.b64encode(sig).decode())
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", _raw_public(configured), mode
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+async def fed(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> AsyncIterator[tuple[Federation, dict[str, str]]]:
+    s2_dir = str(next(iter(s2_files().values())).parent)
+    with hostile_peer() as (m_url, m_key, mode):
+        async with federation(
+            kafka_broker.bootstrap, tmp_path, ("a", "b"), TOKEN,
+            env=lambda _n, d: {"GRAVITAS_ALLOWED_ROOTS": orjson.dumps([s2_dir, str(d)]).decode()},
+            extra_peers={"m": {"public_key": m_key, "api_url": m_url}},
+        ) as f:  # fmt: skip
+            yield f, mode
+
+
+def _url(node: FedNode) -> str:
+    return node.edge.rstrip("/")
+
+
+def _connect(node: FedNode, user: str = "alice") -> openeo.Connection:
+    return openeo.connect(f"{_url(node)}{API}").authenticate_basic(user, TOKEN)
+
+
+def _bearer(node: FedNode, user: str) -> dict[str, str]:
+    token = httpx.get(f"{_url(node)}{API}/credentials/basic", auth=(user, TOKEN)).json()
+    return {"Authorization": f"Bearer basic//{token['access_token']}"}
+
+
+def _jobs_state(node: FedNode) -> str:
+    """A digest of every job row, run state and log line the node stores."""
+    path = node.data_dir / "openeo.sqlite"
+    if not path.exists():
+        return "none"
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = [
+            db.execute("SELECT * FROM jobs ORDER BY 1").fetchall(),
+            db.execute("SELECT * FROM job_status ORDER BY 1").fetchall(),
+            db.execute("SELECT * FROM job_logs ORDER BY 1, 2").fetchall(),
+        ]
+    finally:
+        db.close()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def _job_owners(node: FedNode) -> list[str]:
+    """The users of the jobs a node stores (deleted ones left out)."""
+    path = node.data_dir / "openeo.sqlite"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in db.execute("SELECT user FROM jobs WHERE deleted = 0")]
+    finally:
+        db.close()
+
+
+async def _announce(node: FedNode, collection: str) -> None:
+    scene = SceneAnnounced(
+        scene_id=f"T33UUU_20170216T102101_{collection}",
+        collection=collection,
+        hrefs=[str(p) for p in s2_files().values()],
+        layer=collection,
+        mode="direct",
+    )
+    async with node.client.transport.subscription("stac.registrations") as sub:
+        await node.client.publish(scene)
+        async for rec in sub:
+            reg = orjson.loads(rec.value)
+            if reg.get("type") == ItemRegistered.TYPE and reg.get("item_id") == scene.scene_id:
+                return
+
+
+async def _wait_listed(node: FedNode, collection: str, backend: str) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                colls = (await http.get(f"{_url(node)}{API}/collections")).json()["collections"]
+                if any(c["id"] == collection and c["federation:backends"] == [backend]
+                       for c in colls):  # fmt: skip
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            assert time.monotonic() < deadline, node.worker.output()
+            await asyncio.sleep(0.3)
+
+
+def _ndvi(con: openeo.Connection) -> openeo.DataCube:
+    cube = con.load_collection(
+        "s2", spatial_extent=SMALL, temporal_extent=["2017-02-01", "2017-03-01"],
+        bands=["B04", "B08"],
+    )  # fmt: skip
+    return cube.ndvi().reduce_dimension(dimension="t", reducer="median")
+
+
+def _refused(resp: httpx.Response, status: int, code: str, *named: str) -> None:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) >= {"id", "code", "message", "links"} and body["code"] == code, body
+    for value in named:
+        assert value in body["message"], (value, body)
+
+
+async def test_job_on_b_for_a_data_runs_on_a(
+    fed: tuple[Federation, dict[str, str]], tmp_path: Path
+) -> None:
+    f, mode = fed
+    a, b = f.nodes["a"], f.nodes["b"]
+    await asyncio.gather(_announce(a, "s2"), _announce(b, "s2b"))
+    await _wait_listed(b, "s2", "a")
+    await _wait_listed(a, "s2b", "b")
+
+    def run() -> tuple[openeo.BatchJob, Path]:
+        job = _ndvi(_connect(b)).save_result(format="GTiff").create_job(title="ndvi via b")
+        job.start_and_wait(max_poll_interval=1, print=lambda *_: None)
+        out = tmp_path / "out"
+        job.get_results().download_files(out)
+        return job, out / "result.tif"
+
+    job, tif = await asyncio.to_thread(run)
+    assert job.job_id.startswith("a-j-"), job.job_id
+    with rasterio.open(tif) as ds:
+        got, transform = ds.read(1).astype("float32"), ds.transform
+    _assert_close(got, reference_ndvi(transform, got.shape))  # independent: rasterio
+    logs = await asyncio.to_thread(job.logs)
+    assert any("started on node a" in e["message"] for e in logs), logs
+    assert logs[-1]["message"].startswith("finished"), logs
+    log_b = (tmp_path / "b.log").read_text(errors="replace")
+    assert f"{job.job_id} of alice created on node a" in log_b
+    assert f"{job.job_id} result from node a:" in log_b
+    assert "started for b~alice" in (tmp_path / "a.log").read_text(errors="replace")
+    http = httpx.Client(timeout=30)
+    alice, bob = _bearer(b, "alice"), _bearer(b, "bob")
+    listed = http.get(f"{_url(b)}{API}/jobs", headers=alice).json()
+    assert [j["id"] for j in listed["jobs"]] == [job.job_id]
+    assert listed["federation:missing"] == ["m"]  # the hostile peer's answer is not used
+    job_url = f"{_url(b)}{API}/jobs/{job.job_id}"
+    before = (_jobs_state(a), _jobs_state(b))
+    assert _job_owners(a) == ["b~alice"] and _job_owners(b) == []  # B stores no job
+
+    # another user of B: no job of theirs, whatever the call
+    calls = [("GET", ""), ("DELETE", ""), ("GET", "/results"), ("DELETE", "/results"),
+             ("POST", "/results"), ("GET", "/logs")]  # fmt: skip
+    for method, suffix in calls:
+        resp = http.request(method, job_url + suffix, headers=bob)
+        _refused(resp, 404, "JobNotFound", job.job_id)
+    assert http.get(f"{_url(b)}{API}/jobs", headers=bob).json()["jobs"] == []
+    # unknown or forged node prefixes, a job A does not have, ids that are no ids
+    for bad in ("zz-j-0123456789abcdef", "b-j-0123456789abcdef", "a-j-ffffffffffffffff",
+                "a-j-0123", "a-..-j-0123456789abcdef"):  # fmt: skip
+        _refused(http.get(f"{_url(b)}{API}/jobs/{bad}", headers=alice), 404, "JobNotFound", bad)
+    # a download link whose signature or user was changed
+    results = http.get(job_url + "/results", headers=alice).json()
+    href = results["assets"]["result.tif"]["href"]
+    assert href.startswith(_url(b)) and "&u=alice" in href
+    _refused(http.get(href.replace("&u=alice", "&u=bob")), 404, "NotFound", "invalid")
+    # a graph spanning nodes (s2 on a, s2b on b) is refused naming both
+    span = {"process": {"process_graph": {
+        "l1": {"process_id": "load_collection", "arguments": {"id": "s2"}},
+        "l2": {"process_id": "load_collection", "arguments": {"id": "s2b"}},
+        "mc": {"process_id": "merge_cubes", "arguments": {"cube1": {"from_node": "l1"},
+               "cube2": {"from_node": "l2"}}},
+        "sr": {"process_id": "save_result", "arguments": {"data": {"from_node": "mc"},
+               "format": "GTiff"}, "result": True},
+    }}}  # fmt: skip
+    resp = http.post(f"{_url(b)}{API}/jobs", content=orjson.dumps(span), headers=alice)
+    _refused(resp, 400, "ProcessGraphInvalid", "s2 on a", "s2b on b")
+    # calls to A's peer endpoint that no configured peer signed
+    peer_url = f"{_url(a)}{API}/federation/jobs"
+    call = orjson.dumps({"op": "delete", "user": "alice", "job": job.job_id[2:]})
+    _refused(http.post(peer_url, content=call, headers=_bearer(a, "alice")), 403,
+             "TokenInvalid", "no peer signature")  # fmt: skip
+    forged = {"X-Gravitas-Node": "b", "X-Gravitas-Time": f"{time.time():.3f}",
+              "X-Gravitas-Signature": base64.b64encode(b"\0" * 64).decode()}  # fmt: skip
+    _refused(http.post(peer_url, content=call, headers=forged), 403, "TokenInvalid",
+             "'b'", "does not verify")  # fmt: skip
+    # a peer whose answers are unsigned, then signed by a key not configured for it
+    for mode["mode"], why in (("unsigned", "unsigned"), ("forged", "does not verify")):
+        for method, suffix in (("GET", ""), ("POST", "/results"), ("DELETE", "")):
+            resp = http.request(method, f"{_url(b)}{API}/jobs/m-j-0123456789abcdef{suffix}",
+                                headers=alice)  # fmt: skip
+            _refused(resp, 502, "Internal", "'m'", why)
+    assert (_jobs_state(a), _jobs_state(b)) == before  # nothing stored changed
+    assert http.get(job_url, headers=alice).json()["status"] == "finished"
+
+    # delete through B deletes A's job
+    await asyncio.to_thread(job.delete)
+    _refused(http.get(job_url, headers=alice), 404, "JobNotFound", job.job_id)
+    assert http.get(f"{_url(b)}{API}/jobs", headers=alice).json()["jobs"] == []
+    assert _job_owners(a) == []
