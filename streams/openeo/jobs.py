@@ -211,8 +211,8 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
             graph = graph_of(body)
             if (node := await remote_node_for(user, graph)) != fj.node:
                 raise OpenEOError(
-                    f"job {job_id!r} runs on node {fj.node!r}; the new graph's data is on "
-                    f"node {node or services.settings.node_id!r}: create a new job for it",
+                    f"job {job_id!r} runs on node {fj.node!r}; the new graph's collections "
+                    "are not all on that node: create a new job for it",
                     code="ProcessGraphInvalid",
                     status=400,
                 )

@@ -1,0 +1,44 @@
+"""Signed answers of a node to its peers' batch-job calls: an answer verifies only for
+the request, status and body it was signed for, by the configured key of the node asked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from gravitas.agents.signing import NodeIdentity, SignatureError
+from gravitas.schemas.settings import load_settings
+from gravitas.streams.openeo.peersign import sign_answer, verify_answer
+
+
+def _identity(tmp_path: Path, node: str) -> NodeIdentity:
+    return NodeIdentity.load(load_settings(data_dir=tmp_path / node, node_id=node))
+
+
+def _lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def test_answer_verifies_only_as_signed(tmp_path: Path) -> None:
+    a, other = _identity(tmp_path, "a"), _identity(tmp_path, "x")
+    body = b'{"status": "finished"}'
+    headers = _lower(sign_answer(a, "nonce-1", 200, body))
+    verify_answer(headers, "nonce-1", 200, body, "a", a.public_key)  # the genuine answer
+    cases = [
+        ({}, "nonce-1", 200, body, "a", a.public_key, "unsigned"),
+        (headers, "nonce-2", 200, body, "a", a.public_key, "does not verify"),  # replayed
+        (headers, "nonce-1", 404, body, "a", a.public_key, "does not verify"),  # status
+        (headers, "nonce-1", 200, body + b" ", "a", a.public_key, "does not verify"),
+        (headers, "nonce-1", 200, body, "a", other.public_key, "does not verify"),  # key
+        (headers, "nonce-1", 200, body, "b", a.public_key, "not by 'b'"),
+        ({**headers, "x-gravitas-time": "soon"}, "nonce-1", 200, body, "a", a.public_key,
+         "'soon' is not a number"),
+    ]  # fmt: skip
+    for hdrs, nonce, status, data, node, key, why in cases:
+        with pytest.raises(SignatureError, match=why):
+            verify_answer(hdrs, nonce, status, data, node, key)
+    old = _lower(sign_answer(a, "nonce-1", 200, body, now=time.time() - 3600))
+    with pytest.raises(SignatureError, match="off this clock"):
+        verify_answer(old, "nonce-1", 200, body, "a", a.public_key)
