@@ -232,6 +232,8 @@ async def test_job_on_b_for_a_data_runs_on_a(
     for method, suffix in calls:
         resp = http.request(method, job_url + suffix, headers=bob)
         _refused(resp, 404, "JobNotFound", job.job_id)
+    resp = http.patch(job_url, content=orjson.dumps({"title": "mine"}), headers=bob)
+    _refused(resp, 404, "JobNotFound", job.job_id)
     assert http.get(f"{_url(b)}{API}/jobs", headers=bob).json()["jobs"] == []
     # unknown or forged node prefixes, a job A does not have, ids that are no ids
     for bad in ("zz-j-0123456789abcdef", "b-j-0123456789abcdef", "a-j-ffffffffffffffff",
@@ -253,6 +255,8 @@ async def test_job_on_b_for_a_data_runs_on_a(
     }}}  # fmt: skip
     resp = http.post(f"{_url(b)}{API}/jobs", content=orjson.dumps(span), headers=alice)
     _refused(resp, 400, "ProcessGraphInvalid", "s2 on a", "s2b on b")
+    resp = http.patch(job_url, content=orjson.dumps(span), headers=alice)
+    _refused(resp, 400, "ProcessGraphInvalid", "s2 on a", "s2b on b")
     # calls to A's peer endpoint that no configured peer signed
     peer_url = f"{_url(a)}{API}/federation/jobs"
     call = orjson.dumps({"op": "delete", "user": "alice", "job": job.job_id[2:]})
@@ -270,6 +274,13 @@ async def test_job_on_b_for_a_data_runs_on_a(
             _refused(resp, 502, "Internal", "'m'", why)
     assert (_jobs_state(a), _jobs_state(b)) == before  # nothing stored changed
     assert http.get(job_url, headers=alice).json()["status"] == "finished"
+
+    # patch and cancel through B reach A's job (cancelling a finished job keeps it finished)
+    resp = http.patch(job_url, content=orjson.dumps({"title": "renamed"}), headers=alice)
+    assert resp.status_code == 204, resp.text
+    assert http.get(job_url, headers=alice).json()["title"] == "renamed"
+    await asyncio.to_thread(job.stop)
+    assert await asyncio.to_thread(job.status) == "finished"
 
     # delete through B deletes A's job
     await asyncio.to_thread(job.delete)
