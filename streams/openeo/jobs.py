@@ -209,7 +209,7 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
         check_meta(body)
         if "process" in body:
             graph = graph_of(body)
-            if (node := await remote_node_for(user, graph)) != fj.node:
+            if await remote_node_for(user, graph) != fj.node:
                 raise OpenEOError(
                     f"job {job_id!r} runs on node {fj.node!r}; the new graph's collections "
                     "are not all on that node: create a new job for it",
