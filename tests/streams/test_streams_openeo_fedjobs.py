@@ -142,6 +142,12 @@ def _job_owners(node: FedNode) -> list[str]:
         db.close()
 
 
+def _result_files(node: FedNode) -> list[str]:
+    """Names of the job result files in a node's data dir (its local object store)."""
+    return sorted(p.name for p in node.data_dir.rglob("*") if "openeo/jobs" in p.as_posix()
+                  and p.is_file())  # fmt: skip
+
+
 async def _announce(node: FedNode, collection: str) -> None:
     scene = SceneAnnounced(
         scene_id=f"T33UUU_20170216T102101_{collection}",
@@ -217,6 +223,8 @@ async def test_job_on_b_for_a_data_runs_on_a(
     assert f"{job.job_id} of alice created on node a" in log_b
     assert f"{job.job_id} result from node a:" in log_b
     assert "started for b~alice" in (tmp_path / "a.log").read_text(errors="replace")
+    # the result is stored on A only; B passed its bytes on
+    assert _result_files(a) == [f"{tif.name}"] and _result_files(b) == []
     http = httpx.Client(timeout=30)
     alice, bob = _bearer(b, "alice"), _bearer(b, "bob")
     listed = http.get(f"{_url(b)}{API}/jobs", headers=alice).json()
