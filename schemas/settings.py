@@ -25,6 +25,10 @@ from gravitas.schemas.errors import ConfigError
 from gravitas.schemas.peers import Peer
 from gravitas.schemas.webhooks import SOURCE_PATTERN, WebhookSource
 
+FAILPOINT_PATTERN = r"^(progress:[A-Za-z0-9_.-]{1,64}(@(0(\.[0-9]+)?|1(\.0+)?))?)?$"
+"""A fault drill's failpoint: ``progress:<stage>`` or ``progress:<stage>@<fraction in
+[0, 1]>``; empty: none (:mod:`gravitas.streams.failpoints`)."""
+
 BROKER_SCHEMES = ("memory", "kafka")
 
 
@@ -72,6 +76,12 @@ class Settings(BaseSettings):
     agents: tuple[str, ...] = ()
     """Names of the agents this node runs (empty: all of them)."""
     retry_attempts: int = Field(default=3, ge=1, le=20)
+    failpoint: str = Field(
+        default="",
+        pattern=FAILPOINT_PATTERN,
+    )
+    """Fault drills only: hold a request's handler after it publishes the progress record
+    ``progress:<stage>[@<fraction>]`` so a test's SIGKILL lands exactly there."""
     inline_result_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)
     """A result larger than this (encoded) goes to the object store and travels as a
     reference that the SDK and CLI fetch; keep it under the broker's message limit."""

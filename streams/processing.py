@@ -25,6 +25,7 @@ from gravitas.schemas.base import Event, derive_event_id
 from gravitas.schemas.codec import decode, encode
 from gravitas.schemas.errors import EventDecodeError, EventValidationError, UnknownTopicError
 from gravitas.schemas.events import Rejected
+from gravitas.streams.failpoints import Failpoint
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.policy import Action, action_for
 from gravitas.streams.topology import Topology
@@ -96,6 +97,7 @@ class Processor:
         node_id: str,
         retry_attempts: int = 3,
         retry_delay_s: float = 0.2,
+        failpoint: Failpoint | None = None,
     ) -> None:
         self.agent = agent
         self.topology = topology
@@ -105,6 +107,8 @@ class Processor:
         self.node_id = node_id
         self.retry_attempts = retry_attempts
         self.retry_delay_s = retry_delay_s
+        self.failpoint = failpoint
+        """Fault drills: hold the handler after this progress record (see failpoints)."""
         self._types = topology.events(agent.topic)
         self._processed = metrics.processed.labels(agent.name, agent.topic)
         self._latency = metrics.latency.labels(agent.name)
@@ -178,6 +182,8 @@ class Processor:
         async def emit_now(topic: str, ev: Event) -> None:
             stamped = self._stamp(ev, event.event_id, f"{name}:progress:{next(progress)}")
             await self.publish(outbound(self.topology, topic, stamped))
+            if self.failpoint is not None and self.failpoint.matches(ev):
+                await self.failpoint.hold(log)
 
         ctx = AgentContext(node_id=self.node_id, services=self.services, emit=emit_now, log=log)
         for attempt in itertools.count(1):

@@ -25,6 +25,7 @@ from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import TransportError
 from gravitas.schemas.settings import Settings
 from gravitas.streams.broker.admin import create_topics
+from gravitas.streams.failpoints import Failpoint
 from gravitas.streams.metrics import NodeMetrics
 from gravitas.streams.processing import Outbound, Processor, Record
 from gravitas.streams.runners.bulk import BulkSink, Chunk
@@ -143,6 +144,7 @@ class KafkaRunner:
             self.publish,
             node_id=self.settings.node_id,
             retry_attempts=self.settings.retry_attempts,
+            failpoint=Failpoint.parse(self.settings.failpoint),
         )
 
         async def consume() -> None:

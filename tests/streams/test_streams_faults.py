@@ -215,7 +215,9 @@ async def _request_kill_points(
 
     async def kill(run: Run) -> None:
         assert isinstance(run, RequestRun)
-        await run.kill_at_steps(steps)
+        await run.kill_at_steps()
+
+    killed = type(f"{run_type.__name__}Killed", (run_type,), {"kill_steps": tuple(steps)})
 
     (expected, base), (outcome, stats) = await asyncio.gather(
         run_workload(
@@ -224,7 +226,7 @@ async def _request_kill_points(
         ),
         run_workload(
             services, tmp_path, f"{name}-kill", events, inputs, done=_settled_request(),
-            during=kill, run_type=run_type, timeout=300,
+            during=kill, run_type=killed, timeout=300,
         ),
     )  # fmt: skip
     assert expected.answers >= 1 and expected.answer, expected.summary()
@@ -250,13 +252,6 @@ def _settled_request() -> Callable[[Outcome], bool]:
     return done
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="known defect since the streaming datacube writer and the batched Kafka consumer "
-    "were merged together (2026-12-03): after a SIGKILL during the Zarr write the restarted "
-    "worker either never answers within 180 s or registers a train item that differs from a "
-    "clean run's; it passed on each branch alone. Not run until fixed (see docs/reliability.md).",
-)
 async def test_sigkill_at_each_datacube_step_ends_as_without_faults(
     services: Services, tmp_path: Path, inputs: Path
 ) -> None:
