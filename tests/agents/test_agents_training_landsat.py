@@ -7,6 +7,7 @@ value is refused naming it, and nothing of it is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -79,7 +80,14 @@ async def test_per_time_samples_on_the_landsat_series_train_and_register_a_model
         for scene in dates:
             await h.client.publish(tl.announcement(scene, tl.files(scene)))
         await h.collect("stac.registrations", _settled(DATES), 120)
-        # hostile: a raw request whose samples choice is unknown
+        # hostile: a raw request whose samples choice is unknown (watched while training)
+        refused = asyncio.create_task(
+            h.collect(
+                "deadletter",
+                lambda evs: any(isinstance(e, Rejected) and "per_pixel" in e.reason for e in evs),
+                120,
+            )
+        )
         bad = TrainingRequested(request_id=f"bad-{uuid.uuid4().hex[:8]}", spec=tl.spec())
         doc = json.loads(encode(bad))
         doc["spec"]["samples"] = "per_pixel"
@@ -93,18 +101,15 @@ async def test_per_time_samples_on_the_landsat_series_train_and_register_a_model
         assert reply.status == "ok", reply.error
         assert [r.round for r in reply.rounds] == [1, 2] and reply.participants == ["w0"]
         assert reply.data_items == sorted(f"{tl.COLLECTION}/{s.name.lower()}" for s in dates)
-        refused = await h.collect(
-            "deadletter",
-            lambda evs: any(isinstance(e, Rejected) and "per_pixel" in e.reason for e in evs),
-            60,
-        )
-    reason = next(e.reason for e in refused if isinstance(e, Rejected) and "per_pixel" in e.reason)
+        rejected = [e for e in await refused if isinstance(e, Rejected)]
+    reason = next(e.reason for e in rejected if "per_pixel" in e.reason)
     assert "samples" in reason
     root = h.data_dir / "training"
     assert not (root / bad.request_id).exists()  # nothing of the refused request stored
     catalog = open_catalog(h.data_dir / "catalog.sqlite")
     item = catalog.get_item("models", request.request_id)
     assert item["properties"]["gravitas:federated"]["participants"] == ["w0"]
+    assert item["properties"]["gravitas:federated"]["samples"] == "per_time"
     assert item["assets"]["model"]["roles"] == ["mlm:model"]
     with pytest.raises(Exception, match=bad.request_id):
         catalog.get_item("models", bad.request_id)
