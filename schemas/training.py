@@ -22,6 +22,9 @@ HYPERPARAMETERS = {
 }
 """The hyperparameters each model family accepts."""
 
+SAMPLES = ("time_mean", "per_time")
+"""How a participant turns its cube into samples (see :attr:`TrainingSpec.samples`)."""
+
 
 class TrainingSpec(BaseModel):
     """What to train, on which local datacubes, with which federated strategy."""
@@ -36,6 +39,12 @@ class TrainingSpec(BaseModel):
     interest; each participant keeps to the part its own scenes cover). Needs a label."""
     classes: list[int] = Field(min_length=2, max_length=256)
     """Every class code of the label layer: participants may hold only some of them."""
+    samples: Literal["time_mean", "per_time"] = "time_mean"
+    """``time_mean``: one sample per pixel, the bands averaged over the time steps, the
+    label read once (static labels, e.g. land-cover polygons). ``per_time``: one sample
+    per (pixel, time step) where the pixel was observed, the label read at that time
+    step from a label layer with time (e.g. Landsat Fmask classes); a static (vector)
+    label holds at every step. Pixels whose label is the label's ``nodata`` are left out."""
     feature_scale: float = Field(default=1e-4, gt=0)
     """Pixel values are multiplied by this (1e-4: Sentinel-2/Landsat DN to reflectance)."""
     participants: list[str] | None = Field(default=None, max_length=64)
@@ -58,6 +67,13 @@ class TrainingSpec(BaseModel):
                 raise ValueError(f"hyperparameter {k!r} = {v!r} is not a finite number")
         return value
 
+    @field_validator("samples", mode="before")
+    @classmethod
+    def _known_samples(cls, value: object) -> object:
+        if value not in SAMPLES:
+            raise ValueError(f"samples {value!r} is not one of {list(SAMPLES)}")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> TrainingSpec:
         unknown = set(self.hyperparameters) - HYPERPARAMETERS[self.model]
@@ -70,6 +86,12 @@ class TrainingSpec(BaseModel):
             raise ValueError("datacube.label is required: training needs labelled pixels")
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"classes {self.classes} repeat a code")
+        if self.datacube.label.nodata in self.classes:
+            raise ValueError(
+                f"classes {self.classes} include the label's nodata "
+                f"{self.datacube.label.nodata}, whose pixels are left out; set "
+                "datacube.label.nodata to a code outside the classes (255 for Fmask)"
+            )
         if self.strategy == "fedprox" and self.proximal_mu <= 0:
             raise ValueError("strategy fedprox needs proximal_mu > 0 (e.g. 0.1)")
         if self.participants is not None and self.min_participants > len(self.participants):

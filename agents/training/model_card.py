@@ -81,7 +81,9 @@ def register_model(
             "mlm:hyperparameters": dict(spec.hyperparameters),
             "mlm:input": [
                 {
-                    "name": "pixel features",
+                    "name": "pixel features"
+                    if spec.samples == "time_mean"
+                    else "pixel features per time step",
                     "bands": bands,
                     "input": {
                         "shape": [-1, len(bands)],
@@ -105,6 +107,7 @@ def register_model(
             ],
             "gravitas:federated": {
                 "strategy": spec.strategy,
+                "samples": spec.samples,
                 "rounds": len(result.rounds),
                 "participants": result.participants,
                 "coordinator": result.coordinator,
