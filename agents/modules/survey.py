@@ -23,14 +23,11 @@ from typing import Any
 
 from gravitas.agents.modules.context import ModuleContext
 from gravitas.agents.modules.errors import ModuleError
-from gravitas.agents.modules.model import Module, schema
+from gravitas.agents.modules.declare import BBOX, DATETIME, builtin
 from gravitas.agents.modules.provenance import publish_item
 
-BUILTIN = {"source": "built-in", "package": "gravitas"}
 PRODUCTS = "methane-survey"
-"""STAC collection of the survey's products (per scene, and the summaries)."""
-_BBOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4}
-_TIME = {"type": "string", "format": "date-time"}
+"""STAC collection of the survey's products (per scene, the summaries, the plume cubes)."""
 ITEM_REF = {
     "type": "object",
     "properties": {
@@ -43,96 +40,74 @@ ITEM_REF = {
     "required": ["collection", "item_id", "href"],
 }
 
-SCENE_SEARCH = Module(
-    name="scene-search",
-    version="1.0.0",
-    description="STAC items of a collection in a bbox and time range (federated catalog), "
-    "as item references (collection, id, data href, owning node, bytes).",
-    author="gravitas",
-    lifecycle="published",
+SCENE_SEARCH = builtin(
+    "scene-search",
+    "STAC items of a collection in a bbox and time range (federated catalog), as item "
+    "references (collection, id, data href, owning node, bytes).",
     kind="python",
     target="gravitas.agents.modules.survey:scene_search",
-    inputs=schema(
-        {
-            "collection": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
-            "bbox": _BBOX,
-            "start": _TIME,
-            "end": _TIME,
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-        },
-        ["collection", "bbox", "start", "end"],
-    ),
-    outputs=schema({"scenes": {"type": "array"}, "count": {"type": "integer"}}),
-    provenance=BUILTIN,
+    inputs={
+        "collection": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+        "bbox": BBOX,
+        "start": DATETIME,
+        "end": DATETIME,
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    required=["collection", "bbox", "start", "end"],
+    outputs={"scenes": {"type": "array"}, "count": {"type": "integer"}},
 )
 
-METHANE_SCAN = Module(
-    name="methane-scan",
-    version="1.0.0",
-    description="Methane matched filter on one radiance scene, plumes above a threshold, "
-    "a per-scene summary; the enhancement and plumes are registered in STAC with the step's "
-    "provenance.",
-    author="gravitas",
-    lifecycle="published",
+METHANE_SCAN = builtin(
+    "methane-scan",
+    "Methane matched filter on one radiance scene, plumes above a threshold, a per-scene "
+    "summary; the enhancement, the plume mask and the plumes are registered in STAC with "
+    "the step's provenance.",
     kind="python",
     target="gravitas.agents.modules.survey:methane_scan",
-    inputs=schema(
-        {
-            "scene": ITEM_REF,
-            "threshold_ppm_m": {"type": "number", "exclusiveMinimum": 0, "default": 1000},
-            "min_pixels": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 5},
-            "iterations": {"type": "integer", "minimum": 1, "maximum": 100, "default": 30},
-        },
-        ["scene"],
-    ),
-    outputs=schema(
-        {
-            "item_id": {"type": "string"},
-            "scene_id": {"type": "string"},
-            "plume_count": {"type": "integer"},
-            "max_ppm_m": {"type": "number"},
-            "background_mean_ppm_m": {"type": "number"},
-            "ime_kg": {"type": "number"},
-            "plumes": {"type": "array"},
-            "bbox": {"type": "array"},
-            "datetime": {"type": "string"},
-        }
-    ),
-    provenance=BUILTIN,
+    inputs={
+        "scene": ITEM_REF,
+        "threshold_ppm_m": {"type": "number", "exclusiveMinimum": 0, "default": 1000},
+        "min_pixels": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 5},
+        "iterations": {"type": "integer", "minimum": 1, "maximum": 100, "default": 30},
+    },
+    required=["scene"],
+    outputs={
+        "item_id": {"type": "string"},
+        "scene_id": {"type": "string"},
+        "plume_count": {"type": "integer"},
+        "max_ppm_m": {"type": "number"},
+        "background_mean_ppm_m": {"type": "number"},
+        "ime_kg": {"type": "number"},
+        "plumes": {"type": "array"},
+        "bbox": {"type": "array"},
+        "datetime": {"type": "string"},
+    },
 )
 
-PLUME_SUMMARY = Module(
-    name="plume-summary",
-    version="1.0.0",
-    description="Totals over the scenes' plume summaries, published as one STAC item "
-    "derived from every scene product.",
-    author="gravitas",
-    lifecycle="published",
+PLUME_SUMMARY = builtin(
+    "plume-summary",
+    "Totals over the scenes' plume summaries, published as one STAC item derived from "
+    "every scene product.",
     kind="python",
     target="gravitas.agents.modules.survey:plume_summary",
-    inputs=schema(
-        {
-            "item_ids": {"type": "array", "items": {"type": "string"}},
-            "plume_counts": {"type": "array", "items": {"type": "integer"}},
-            "max_ppm_m": {"type": "array", "items": {"type": "number"}},
-            "ime_kg": {"type": "array", "items": {"type": "number"}},
-            "bboxes": {"type": "array"},
-            "datetimes": {"type": "array", "items": {"type": "string"}},
-            "title": {"type": "string", "maxLength": 200, "default": "methane survey"},
-        },
-        ["item_ids", "plume_counts", "max_ppm_m", "ime_kg", "bboxes", "datetimes"],
-    ),
-    outputs=schema(
-        {
-            "item_id": {"type": "string"},
-            "scenes": {"type": "integer"},
-            "scenes_with_plumes": {"type": "integer"},
-            "plumes": {"type": "integer"},
-            "max_ppm_m": {"type": "number"},
-            "ime_kg": {"type": "number"},
-        }
-    ),
-    provenance=BUILTIN,
+    inputs={
+        "item_ids": {"type": "array", "items": {"type": "string"}},
+        "plume_counts": {"type": "array", "items": {"type": "integer"}},
+        "max_ppm_m": {"type": "array", "items": {"type": "number"}},
+        "ime_kg": {"type": "array", "items": {"type": "number"}},
+        "bboxes": {"type": "array"},
+        "datetimes": {"type": "array", "items": {"type": "string"}},
+        "title": {"type": "string", "maxLength": 200, "default": "methane survey"},
+    },
+    required=["item_ids", "plume_counts", "max_ppm_m", "ime_kg", "bboxes", "datetimes"],
+    outputs={
+        "item_id": {"type": "string"},
+        "scenes": {"type": "integer"},
+        "scenes_with_plumes": {"type": "integer"},
+        "plumes": {"type": "integer"},
+        "max_ppm_m": {"type": "number"},
+        "ime_kg": {"type": "number"},
+    },
 )
 
 
@@ -202,6 +177,38 @@ def _scene_path(ctx: ModuleContext, scene: dict[str, Any]) -> tuple[Path, dateti
     return path, when
 
 
+MASK_FILE = "plume_mask.tif"
+"""The plume labels of a scene product, next to its enhancement (same grid)."""
+
+
+def write_mask_cog(product: Any, path: Path) -> Path:
+    """The plume labels of a retrieval (0 background, 1..n plumes) as a COG on the
+    enhancement's grid (uint16, no nodata: every pixel is labelled)."""
+    import numpy as np
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    grid = product.grid
+    rows, cols = grid.array.shape
+    profile: dict[str, Any] = {
+        "driver": "COG",
+        "width": cols,
+        "height": rows,
+        "count": 1,
+        "dtype": "uint16",
+        "crs": CRS.from_wkt(grid.crs_wkt),
+        "transform": Affine.from_gdal(*grid.geotransform),
+        "compress": "deflate",
+        "blocksize": 256,
+        "overview_resampling": "nearest",
+    }
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.asarray(product.labels, np.uint16), 1)
+        dst.set_band_description(1, "plume_label")
+    return path
+
+
 def methane_scan(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
     """``methane-scan``: the matched filter and plumes of one scene, published in STAC."""
     from gravitas.agents.methane_retrieval import plume_features, retrieve_scene, write_cog
@@ -226,6 +233,8 @@ def methane_scan(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
         when = registered or product.acquired
         cog = write_cog(product.grid, Path(tmp) / "ch4_enhancement.tif", when)
         store.put_file(f"{prefix}/ch4_enhancement.tif", cog)
+        mask = write_mask_cog(product, Path(tmp) / MASK_FILE)
+        store.put_file(f"{prefix}/{MASK_FILE}", mask)
         store.put_bytes(f"{prefix}/plumes.geojson", json.dumps(fc, sort_keys=True).encode())
         item = item_from_file(
             cog,
@@ -245,6 +254,12 @@ def methane_scan(inputs: dict[str, Any], ctx: ModuleContext) -> dict[str, Any]:
             "type": "image/tiff; application=geotiff; profile=cloud-optimized",
             "roles": ["data"],
             "title": "CH4 enhancement (ppm m)",
+        },
+        "plume_mask": {
+            "href": store.href(f"{prefix}/{MASK_FILE}"),
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "roles": ["data"],
+            "title": "plume labels (0 background, 1..n plumes, largest first)",
         },
         "plumes": {
             "href": store.href(f"{prefix}/plumes.geojson"),

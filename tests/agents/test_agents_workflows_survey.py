@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
 from gravitas.agents.ingest import IngestAgent
 from gravitas.agents.methane_retrieval import retrieve_scene, write_cog
 from gravitas.agents.modules.agent import ModuleAgent, run_python_step
+from gravitas.agents.modules.plume_patches import ZARR
 from gravitas.agents.modules.survey import PRODUCTS
 from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
 from gravitas.agents.workflows.shipped import template_spec
@@ -100,9 +102,12 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
         items = products(node)
         scene_item = items[status.outputs["per_scene"][0]]
         summary = items[status.outputs["summary_item"]]
+        cube_item = items[status.outputs["datacube_item"]]
+        assert_plume_patches(node, status, product, cube_item)
         for item, module, inputs in (
             (scene_item, "methane-scan@1.0.0", ["emit-l1b-rad/emit-survey-a"]),
             (summary, "plume-summary@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
+            (cube_item, "plume-patches@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
         ):
             p = item["properties"]
             assert p["gravitas:workflow"] == "methane-survey@1.0.0"
@@ -125,13 +130,14 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
             from stac_validator.stac_validator import StacValidate
 
             with offline_schemas():
-                for item in (scene_item, summary):
+                for item in (scene_item, summary, cube_item):
                     check = StacValidate()
                     ok = check.validate_dict(item)
                     assert ok, f"{item['id']}: {check.message[0].get('error_message')}"[:3000]
 
         # replay: the same run asked again changes nothing
         before = products(node)
+        cube_bytes = zarr_bytes(node, next(i for i in status.provenance if ".patches" in i))
         low = await run(node, spec, {**survey_params(emit_scene), "threshold_ppm_m": -5})
         assert low.status == "failed" and low.failed_step == "scan"
         assert "threshold_ppm_m" in (low.error or "") and "-5" in (low.error or "")
@@ -150,8 +156,62 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
                 had = before[reg.item_id]["properties"]
                 assert got == {k: v for k, v in had.items() if k not in strip}
         assert store.get_bytes(f"workflows/{scan_id}/ch4_enhancement.tif") == stored
+        cube_id = next(i for i in status.provenance if ".patches" in i)
+        assert zarr_bytes(node, cube_id) == cube_bytes  # the replayed cube: the same bytes
         after = products(node)
         assert after == before
+
+
+PATCH = 32
+
+
+def zarr_bytes(node: EmbeddedNode, step_id: str) -> dict[str, bytes]:
+    """Every file of a plume-patches step's Zarr, by key."""
+    store = node.services.object_store
+    prefix = f"workflows/{step_id}/{ZARR}/"
+    return {k: store.get_bytes(k) for k in sorted(store.list(prefix))}
+
+
+def assert_plume_patches(
+    node: EmbeddedNode, status: WorkflowStatus, product: Any, item: dict[str, Any]
+) -> None:
+    """The survey's datacube equals patches cut by hand (numpy slicing of the retrieval
+    on the original file) around each plume's pixel centroid."""
+    import xarray as xr
+
+    enh, labels = np.asarray(product.grid.array, np.float32), np.asarray(product.labels)
+    rows, cols = enh.shape
+    want = []
+    for k in sorted(int(v) for v in np.unique(labels[labels > 0])):
+        r, c = np.nonzero(labels == k)
+        r0 = min(max(round(r.mean()) - PATCH // 2, 0), rows - PATCH)
+        c0 = min(max(round(c.mean()) - PATCH // 2, 0), cols - PATCH)
+        want.append((k, r0, c0))
+    step_id = next(i for i in status.provenance if ".patches" in i)
+    root = node.services.object_store.root / f"workflows/{step_id}/{ZARR}"  # type: ignore[attr-defined]
+    with xr.open_zarr(root, consolidated=True) as ds:
+        assert ds.sizes["patch"] == len(product.plumes) == status.outputs["patches"]
+        assert ds["plume"].values.tolist() == [k for k, _, _ in want]
+        gx, gy = product.grid.geotransform[0], product.grid.geotransform[3]
+        dx, dy = product.grid.geotransform[1], product.grid.geotransform[5]
+        for i, (_, r0, c0) in enumerate(want):
+            assert [int(ds["row"][i]), int(ds["col"][i])] == [r0, c0]
+            np.testing.assert_array_equal(
+                ds["ch4_enhancement"].values[i], enh[r0 : r0 + PATCH, c0 : c0 + PATCH]
+            )
+            np.testing.assert_array_equal(
+                ds["label"].values[i], labels[r0 : r0 + PATCH, c0 : c0 + PATCH] > 0
+            )
+            np.testing.assert_allclose(ds["lon"].values[i], gx + (c0 + np.arange(PATCH) + 0.5) * dx)
+            np.testing.assert_allclose(ds["lat"].values[i], gy + (r0 + np.arange(PATCH) + 0.5) * dy)
+        assert set(ds["split"].values.tolist()) <= {0, 1, 2}
+        assert str(ds["time"].values[0])[:19] == "2024-05-01T17:00:00"
+    props = item["properties"]
+    assert props["methane:patches"] == len(want) and props["methane:patch_size"] == PATCH
+    assert props["methane:plume_pixels"] == sum(
+        int((labels[r0 : r0 + PATCH, c0 : c0 + PATCH] > 0).sum()) for _, r0, c0 in want
+    )
+    assert item["assets"]["data"]["href"].endswith(f"{step_id}/{ZARR}")
 
 
 def requested_steps(node: EmbeddedNode, run_id: str) -> list[StepRequested]:
