@@ -33,8 +33,7 @@ PIXEL_SEARCH = builtin(
 
 FEATURIZE = builtin(
     "featurize",
-    "User math over layers reduced per time step next to the data (discovery agent, "
-    "Featurize).",
+    "User math over layers reduced per time step next to the data (discovery agent, Featurize).",
     kind="agent",
     target="requests.discovery",
     inputs={

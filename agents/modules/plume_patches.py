@@ -173,8 +173,12 @@ def _dataset(
     cat = lambda f: np.concatenate([f(sp) for _, sp, _ in scenes])  # noqa: E731
     times = np.concatenate(
         [
-            np.full(n, np.datetime64(datetime.fromisoformat(t.replace("Z", "+00:00")).replace(
-                tzinfo=None), "ns"))
+            np.full(
+                n,
+                np.datetime64(
+                    datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None), "ns"
+                ),
+            )
             for n, (_, _, t) in zip(n_of, scenes, strict=True)
         ]
     )

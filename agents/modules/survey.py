@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from gravitas.agents.modules.context import ModuleContext
-from gravitas.agents.modules.errors import ModuleError
 from gravitas.agents.modules.declare import BBOX, DATETIME, builtin
+from gravitas.agents.modules.errors import ModuleError
 from gravitas.agents.modules.provenance import publish_item
 
 PRODUCTS = "methane-survey"
