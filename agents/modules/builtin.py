@@ -128,4 +128,5 @@ def builtin_modules() -> list[Module]:
         predict.MODULE,
         *survey.MODULES,
         plume_patches.MODULE,
+        plume_patches.CUBE,
     ]

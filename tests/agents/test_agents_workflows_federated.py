@@ -1,7 +1,7 @@
 """Federated placement on two real `gravitas node` workers (one real Kafka broker, the
 shared federation topics, signed /rpc between their edges): node A runs the
-methane-survey; one scene is registered on A, the other on B. Each scan runs on the node
-that registered its scene (decided from A's catalog, whose B item came from B's signed
+methane-survey; one scene is registered on A, the other on B. Each scan (and the cut of
+its plume patches) runs on the node that registered its scene (decided from A's catalog, whose B item came from B's signed
 registration), only the step requests and answers travel, and the run records fewer bytes
 moved than moving the radiance would have; B's product item reaches A's catalog carrying
 its provenance (ran on B)."""
@@ -139,19 +139,30 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
     radiance_b = paths["b"].stat().st_size
     assert on_b["bytes_if_data_moved"] == radiance_b
     assert 0 < on_b["bytes_moved"] < radiance_b / 100
+    # each scene's plume patches are cut where its product is; only the patches move
+    cuts = {iid: p for iid, p in status.provenance.items() if p["module"] == "plume-patches@1.0.0"}
+    cut_on = {p["inputs"]["product"]["item_id"].split("-ch4-")[0]: p for p in cuts.values()}
+    assert {k: p["node"] for k, p in cut_on.items()} == {"emit-on-a": "a", "emit-on-b": "b"}
+    cut_b = cut_on["emit-on-b"]
+    assert 0 < cut_b["bytes_moved"] < cut_b["bytes_if_data_moved"]  # patches < products
     transfer = status.transfer
     print(f"transfer {transfer}; remote radiance {radiance_b} bytes")  # the figure in docs
-    assert transfer["bytes_moved"] == on_b["bytes_moved"]
-    assert transfer["bytes_if_data_moved"] == radiance_b
-    assert transfer["steps_per_node"] == {"a": 3, "b": 1}
+    assert transfer["bytes_moved"] == on_b["bytes_moved"] + cut_b["bytes_moved"]
+    assert transfer["bytes_moved"] < radiance_b / 100
+    assert transfer["bytes_if_data_moved"] == radiance_b + cut_b["bytes_if_data_moved"]
+    assert transfer["steps_per_node"] == {"a": 5, "b": 2}
+    assert status.outputs["patches"] == 2  # one plume per scene, one patch per plume
 
     # B's product is B's item (registered there, signed), seen on A with its provenance
     async def product_on_a() -> bool:
         items = await _federated(a.edge, "methane-survey")
-        return len(items) == 3
+        return len(items) == 4
 
-    await _until(product_on_a, "the survey's three products on A")
+    await _until(product_on_a, "the survey's four products on A")
     items = await _federated(a.edge, "methane-survey")
+    cube = items[status.outputs["datacube_item"]]["properties"]
+    assert cube["gravitas:ran_on"] == "a" and cube["methane:patches"] == 2  # type: ignore[index]
+    assert len(cube["gravitas:input_items"]) == 2  # type: ignore[index,arg-type]
     by_scene = {
         str(i["properties"]["gravitas:input_items"][0]): i  # type: ignore[index]
         for i in items.values()

@@ -107,7 +107,7 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
         for item, module, inputs in (
             (scene_item, "methane-scan@1.0.0", ["emit-l1b-rad/emit-survey-a"]),
             (summary, "plume-summary@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
-            (cube_item, "plume-patches@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
+            (cube_item, "plume-cube@1.0.0", [f"{PRODUCTS}/{scene_item['id']}"]),
         ):
             p = item["properties"]
             assert p["gravitas:workflow"] == "methane-survey@1.0.0"
@@ -137,7 +137,7 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
 
         # replay: the same run asked again changes nothing
         before = products(node)
-        cube_bytes = zarr_bytes(node, next(i for i in status.provenance if ".patches" in i))
+        cube_bytes = zarr_bytes(node, next(i for i in status.provenance if ".cube" in i))
         low = await run(node, spec, {**survey_params(emit_scene), "threshold_ppm_m": -5})
         assert low.status == "failed" and low.failed_step == "scan"
         assert "threshold_ppm_m" in (low.error or "") and "-5" in (low.error or "")
@@ -156,7 +156,7 @@ async def test_methane_survey_equals_the_retrieval_by_hand_with_provenance(
                 had = before[reg.item_id]["properties"]
                 assert got == {k: v for k, v in had.items() if k not in strip}
         assert store.get_bytes(f"workflows/{scan_id}/ch4_enhancement.tif") == stored
-        cube_id = next(i for i in status.provenance if ".patches" in i)
+        cube_id = next(i for i in status.provenance if ".cube" in i)
         assert zarr_bytes(node, cube_id) == cube_bytes  # the replayed cube: the same bytes
         after = products(node)
         assert after == before
@@ -187,7 +187,7 @@ def assert_plume_patches(
         r0 = min(max(round(r.mean()) - PATCH // 2, 0), rows - PATCH)
         c0 = min(max(round(c.mean()) - PATCH // 2, 0), cols - PATCH)
         want.append((k, r0, c0))
-    step_id = next(i for i in status.provenance if ".patches" in i)
+    step_id = next(i for i in status.provenance if ".cube" in i)
     root = node.services.object_store.root / f"workflows/{step_id}/{ZARR}"  # type: ignore[attr-defined]
     with xr.open_zarr(root, consolidated=True) as ds:
         assert ds.sizes["patch"] == len(product.plumes) == status.outputs["patches"]
@@ -288,3 +288,52 @@ def test_register_reads_an_emit_footprint(emit_scene: Path, tmp_path: Path) -> N
         ds.createVariable("v", "f4", ("x",))[:] = [1, 2]
     with pytest.raises(NotHyperspectralFileError, match=r"other\.nc"):
         emit_extent(other)
+
+
+def one_step(module: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "hostile",
+        "version": "1.0.0",
+        "steps": {"s": {"module": module, "inputs": inputs}},
+    }
+
+
+async def test_plume_patches_and_cube_refuse_hostile_inputs(tmp_path: Path) -> None:
+    """Forged products and cuts are refused naming the bad value; nothing is stored."""
+    import base64
+    import zlib
+
+    settings = load_settings(data_dir=tmp_path / "node", http_port=0)
+    good = {"scene": "s1", "patch_size": 8, "plumes": [1], "origins": [[0, 0]],
+            "transform": [0.1, 0, -104.0, 0, -0.1, 33.0],
+            "enhancement": base64.b64encode(zlib.compress(bytes(8 * 8 * 4))).decode(),
+            "label": base64.b64encode(zlib.compress(bytes(8 * 8))).decode()}  # fmt: skip
+    bomb = base64.b64encode(zlib.compress(bytes(64 * 1024 * 1024))).decode()
+    cases = [
+        ("plume-patches@1.0.0", {"product": {"collection": "emit-l1b-rad", "item_id": "x"}},
+         "product.collection"),
+        ("plume-patches@1.0.0", {"product": {"collection": PRODUCTS, "item_id": "../../etc"}},
+         "../../etc"),
+        ("plume-patches@1.0.0", {"product": {"collection": PRODUCTS, "item_id": "nope"}},
+         f"{PRODUCTS}/nope"),
+        ("plume-patches@1.0.0",
+         {"product": {"collection": PRODUCTS, "item_id": "x"}, "patch_size": 4096}, "4096"),
+        ("plume-cube@1.0.0", {"cuts": []}, "cuts"),
+        ("plume-cube@1.0.0", {"cuts": [{**good, "scene": "a/b"}]}, "cuts.0.scene 'a/b'"),
+        ("plume-cube@1.0.0", {"cuts": [{**good, "enhancement": "!!"}]}, "cuts.0.enhancement"),
+        ("plume-cube@1.0.0", {"cuts": [{**good, "enhancement": bomb}]}, "cuts.0.enhancement"),
+        ("plume-cube@1.0.0", {"cuts": [{**good, "origins": [[0, 0], [1, 1]]}]}, "2 origins"),
+        ("plume-cube@1.0.0", {"cuts": [{**good, "transform": [1, 0, 0, 0, "nan", 0]}]},
+         "transform"),
+        ("plume-cube@1.0.0",
+         {"cuts": [{**good, "label": base64.b64encode(zlib.compress(b"\x07" * 64)).decode()}]},
+         "cuts.0.label"),
+        ("plume-cube@1.0.0", {"cuts": [good]}, f"{PRODUCTS}/s1"),  # not a product here
+    ]  # fmt: skip
+    async with EmbeddedNode(settings, agents=agents(), serve_http=False) as node:
+        for module, inputs, named in cases:
+            status = await run(node, one_step(module, inputs), {})
+            assert status.status == "failed" and status.failed_step == "s", (inputs, status)
+            assert named in (status.error or ""), (named, status.error)
+        assert products(node) == {}
+        assert list(node.services.object_store.list("workflows/")) == []
