@@ -206,7 +206,9 @@ def decode_cut(value: Any, where: str) -> Cut:
         origins = np.asarray(value.get("origins"), np.int64).reshape(-1, 2)
         transform = tuple(float(v) for v in value.get("transform") or ())
     except (TypeError, ValueError) as exc:
-        raise ModuleError(f"{where}: plumes, origins or transform are not numbers ({exc})") from None
+        raise ModuleError(
+            f"{where}: plumes, origins or transform are not numbers ({exc})"
+        ) from None
     n = origins.shape[0]
     if plumes.size != n or len(transform) != 6 or not all(map(math.isfinite, transform)):
         raise ModuleError(
@@ -215,7 +217,8 @@ def decode_cut(value: Any, where: str) -> Cut:
         )
     if n * p * p * 4 > MAX_CUT_BYTES or (origins < 0).any():
         raise ModuleError(f"{where}: {n} patches of {p} px exceed {MAX_CUT_BYTES} bytes")
-    data = _unpack(value.get("enhancement"), np.dtype("<f4").type, (n, p, p), f"{where}.enhancement")
+    where_e = f"{where}.enhancement"
+    data = _unpack(value.get("enhancement"), np.dtype("<f4").type, (n, p, p), where_e)
     label = _unpack(value.get("label"), np.uint8, (n, p, p), f"{where}.label")
     if not np.isin(label, (0, 1)).all():
         raise ModuleError(f"{where}.label must hold 0 (background) and 1 (plume) only")
