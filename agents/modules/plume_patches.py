@@ -289,11 +289,17 @@ def _dataset(cuts: list[tuple[Cut, str]], split: NDArray[np.int64], title: str) 
 
     p = cuts[0][0].patch_size
     cat = lambda f: np.concatenate([f(c) for c, _ in cuts])  # noqa: E731
-    times = np.concatenate([
-        np.full(c.count, np.datetime64(
-            datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None), "ns"))
-        for c, t in cuts
-    ])
+    times = np.concatenate(
+        [
+            np.full(
+                c.count,
+                np.datetime64(
+                    datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None), "ns"
+                ),
+            )
+            for c, t in cuts
+        ]
+    )
     lon = cat(lambda c: c.transform[2] + (c.origins[:, 1:2] + np.arange(p) + 0.5) * c.transform[0])
     lat = cat(lambda c: c.transform[5] + (c.origins[:, 0:1] + np.arange(p) + 0.5) * c.transform[4])
     data = cat(lambda c: c.data)

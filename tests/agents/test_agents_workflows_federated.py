@@ -3,8 +3,9 @@ shared federation topics, signed /rpc between their edges): node A runs the
 methane-survey; one scene is registered on A, the other on B. Each scan (and the cut of
 its plume patches) runs on the node that registered its scene (decided from A's catalog,
 whose B item came from B's signed registration), only the step requests and answers
-travel, and the run records fewer bytes moved than moving the radiance would have; B's product item reaches A's catalog carrying
-its provenance (ran on B)."""
+travel, and the run records fewer bytes moved than moving the radiance would have; B's
+product item reaches A's catalog carrying its provenance (ran on B), and A's datacube
+holds the patches of both scenes."""
 
 from __future__ import annotations
 
