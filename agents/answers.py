@@ -11,6 +11,7 @@ a parked request.
 from __future__ import annotations
 
 from gravitas.agents.base import Emit
+from gravitas.schemas.agent_answers import MethaneResult, SceneAccepted
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import (
     BlocksIndexed,
@@ -18,9 +19,11 @@ from gravitas.schemas.events import (
     DatacubeRequested,
     FeatureResult,
     Featurize,
+    MethaneRequested,
     OnboardingFailed,
     OnboardRequested,
     PixelSearch,
+    SceneAnnounced,
     SearchResult,
 )
 
@@ -36,6 +39,8 @@ def has_requester(event: Event) -> bool:
     """Whether somebody waits for an answer to ``event``."""
     if isinstance(event, BlocksIndexed):
         return event.onboards is not None and event.requested_by is not None
+    if isinstance(event, MethaneRequested | SceneAnnounced):
+        return event.reply_topic is not None
     return isinstance(event, PixelSearch | Featurize | DatacubeRequested | OnboardRequested)
 
 
@@ -58,6 +63,21 @@ def failure_answers(
             request_id=event.request_id, status="failed", failed_step=step, error=cause
         )
         return [Emit(event.reply_topic, ready)]
+    if isinstance(event, MethaneRequested) and event.reply_topic:
+        methane = MethaneResult(
+            request_id=event.request_id, status="failed", scene_id=event.scene_id, error=cause
+        )
+        return [Emit(event.reply_topic, methane)]
+    if isinstance(event, SceneAnnounced) and event.reply_topic:
+        accepted = SceneAccepted(
+            request_id=event.request_id or event.scene_id,
+            status="failed",
+            scene_id=event.scene_id,
+            collection=event.collection,
+            mode=event.mode,
+            error=cause,
+        )
+        return [Emit(event.reply_topic, accepted)]
     if isinstance(event, OnboardRequested):
         failed = OnboardingFailed(
             scene_id=event.scene_id,

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.hrefs import check_scene_hrefs, readable_path
 from gravitas.agents.services import NodeServices
+from gravitas.schemas.agent_answers import SceneAccepted
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import UnsupportedFormatError
 from gravitas.schemas.events import BlocksIndexed, SceneAnnounced
@@ -173,6 +174,7 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
     from gravitas.agents.registration import register_item
 
     check_scene_hrefs(services, event)  # every href of every mode, before anything is done
+    indexed: list[BlocksIndexed] = []
     if event.mode == "direct":
         # the overview agent flags the item onboarded once its pyramids are built (a
         # request arriving before waits for that, as for a lazy item)
@@ -190,7 +192,19 @@ def accept_scene(event: SceneAnnounced, services: NodeServices) -> list[Emit]:
         item = scene_item(services, event, list(event.hrefs), onboarded=False, read_file=False)
         emits = []
     registered = register_item(services, item, str(event.event_id), event.occurred_at)
-    return [*emits, Emit("stac.registrations", registered)]
+    out = [*emits, Emit("stac.registrations", registered)]
+    if event.reply_topic:  # a workflow step waits for the item and the layers
+        accepted = SceneAccepted(
+            request_id=event.request_id or event.scene_id,
+            scene_id=event.scene_id,
+            collection=registered.collection,
+            item_id=registered.item_id,
+            version=registered.version,
+            mode=event.mode,
+            layers=sorted({e.layer for e in indexed}),
+        )
+        out.append(Emit(event.reply_topic, accepted))
+    return out
 
 
 class IngestAgent(Agent):

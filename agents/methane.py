@@ -36,6 +36,7 @@ from gravitas.agents.methane_retrieval import (
     write_cog,
 )
 from gravitas.agents.services import NodeServices
+from gravitas.schemas.agent_answers import MethaneResult
 from gravitas.schemas.base import Event
 from gravitas.schemas.events import (
     BlocksIndexed,
@@ -271,12 +272,33 @@ def run_methane(
         )
         for f in fc["features"]
     ]
-    return [
+    out = [
         Emit("methane.enhanced", enhanced),
         *(Emit("methane.enhanced", p) for p in plumes),
         *(Emit("pixels.indexed", u) for u in updated),
         Emit("stac.registrations", registered),
     ]
+    if event.reply_topic:  # a workflow step waits: one answer with the plumes
+        out.append(Emit(event.reply_topic, methane_result(enhanced, plumes, COLLECTION)))
+    return out
+
+
+def methane_result(
+    enhanced: MethaneEnhanced, plumes: Sequence[PlumeDetected], collection: str
+) -> MethaneResult:
+    """The answer to a request with a ``reply_topic``: the item and the plumes."""
+    keys = ("plume_id", "max_ppm_m", "mean_ppm_m", "area_m2", "ime_kg")
+    return MethaneResult(
+        request_id=enhanced.request_id,
+        scene_id=enhanced.scene_id,
+        item_id=enhanced.item_id,
+        collection=collection,
+        cog_href=enhanced.cog_href,
+        layer=enhanced.layer,
+        background_mean_ppm_m=enhanced.background_mean_ppm_m,
+        max_ppm_m=enhanced.max_ppm_m,
+        plumes=[{k: getattr(p, k) for k in keys} for p in plumes],
+    )
 
 
 class MethaneAgent(Agent):

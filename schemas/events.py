@@ -92,6 +92,9 @@ class SceneAnnounced(Event):
     properties: dict[str, Any] = Field(default_factory=dict)
     level: int | None = Field(default=None, ge=1, le=29)
     """Grid level to index at; default: each band's native level."""
+    request_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    reply_topic: Literal["workflows.runs"] | None = None
+    """Set by a workflow step: the ingest agent also answers there (``SceneAccepted``)."""
 
     @model_validator(mode="after")
     def _bands_match_hrefs(self) -> SceneAnnounced:
@@ -266,6 +269,8 @@ class MethaneRequested(Event):
     plume_threshold_ppm_m: float | None = Field(default=None, gt=0)
     """None: the detection levels come from the scene's own noise (kernels/plumes.py)."""
     plume_min_pixels: int = Field(default=5, ge=1)
+    reply_topic: Literal["workflows.runs"] | None = None
+    """Set by a workflow step: the methane agent also answers there (``MethaneResult``)."""
 
     @model_validator(mode="after")
     def _window(self) -> MethaneRequested:

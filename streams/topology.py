@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from gravitas.schemas import agent_answers as aa
 from gravitas.schemas import events as ev
 from gravitas.schemas import training as tr
 from gravitas.schemas import workflows as wf
@@ -105,6 +106,9 @@ TOPICS: tuple[TopicSpec, ...] = (
             ev.SearchResult,
             ev.FeatureResult,
             tr.ModelTrained,
+            ev.DatacubeReady,
+            aa.MethaneResult,
+            aa.SceneAccepted,
         ),
         "accepted runs and their steps' answers",
         partitions=1,  # one writer of the run state

@@ -53,41 +53,107 @@ FEATURIZE = builtin(
     },
 )
 
-_UNWIRED = "listed as a module; not yet runnable as a workflow step (no step adapter)"
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$"}
+_HREFS = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 
 REGISTER = builtin(
     "register",
-    f"Ingest or register a scene (ingest agent, SceneAnnounced); {_UNWIRED}.",
+    "Index (direct), reference (external) or register for lazy onboarding a scene's files "
+    "(ingest agent, SceneAnnounced on scenes.new); outputs its STAC item and the layers "
+    "it indexed. Every href passes the node's href allow-list.",
     kind="agent",
     target="scenes.new",
     inputs={
-        "scene_id": {"type": "string"},
-        "collection": {"type": "string"},
-        "hrefs": {"type": "array"},
+        "scene_id": _ID,
+        "collection": _ID,
+        "hrefs": _HREFS,
+        "mode": {"type": "string", "enum": ["direct", "external", "lazy"], "default": "direct"},
+        "datetime": DATETIME,
+        "bbox": BBOX,
+        "layer": {"type": "string"},
+        "categorical": {"type": "boolean"},
+        "band_names": {"type": "array", "items": {"type": "string"}},
+        "nodata": {"type": "number"},
+        "level": {"type": "integer", "minimum": 1, "maximum": 29},
     },
     required=["scene_id", "collection", "hrefs"],
-    outputs={"layers": {"type": "array"}},
+    outputs={
+        "item_id": {"type": "string"},
+        "collection": {"type": "string"},
+        "version": {"type": "integer"},
+        "mode": {"type": "string"},
+        "layers": {"type": "array"},
+    },
 )
 
 DATACUBE = builtin(
     "datacube",
-    f"An analysis-ready datacube (Zarr) over layers (datacube agent); {_UNWIRED}.",
+    "An AI-ready datacube (Zarr or NetCDF) of patches over harmonized modalities with "
+    "labels and a train/val/test split, registered as a STAC collection (datacube agent, "
+    "DatacubeRequested).",
     kind="agent",
     target="requests.datacube",
-    inputs={"modalities": {"type": "array"}, "bbox": BBOX},
-    required=["modalities", "bbox"],
-    outputs={"zarr_href": {"type": "string"}, "item_id": {"type": "string"}},
+    inputs={
+        "modalities": {"type": "array", "items": {"type": "object"}, "minItems": 1},
+        "bbox": BBOX,
+        "start": DATETIME,
+        "end": DATETIME,
+        "level": {"type": "integer", "minimum": 1, "maximum": 29},
+        "resolution_deg": {"type": "number", "exclusiveMinimum": 0},
+        "time_step_s": {"type": "number", "exclusiveMinimum": 0},
+        "patch_size": {"type": "integer", "minimum": 8, "maximum": 4096},
+        "stride": {"type": "integer", "minimum": 1},
+        "min_valid_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+        "label": {"type": "object"},
+        "sampling": {"type": "string", "enum": ["none", "balanced"]},
+        "split": {"type": "object"},
+        "spatial_split": {"type": "boolean"},
+        "seed": {"type": "integer"},
+        "output_format": {"type": "string", "enum": ["zarr", "netcdf"]},
+        "gap_fill": {"type": "string", "enum": ["interpolate", "forest", "boosting"]},
+    },
+    required=["modalities", "bbox", "start", "end"],
+    outputs={
+        "collection_id": {"type": "string"},
+        "zarr_href": {"type": "string"},
+        "hrefs": {"type": "object"},
+        "counts": {"type": "object"},
+        "class_counts": {"type": "object"},
+        "gap_filled_fraction": {"type": "number"},
+    },
 )
 
 METHANE = builtin(
     "methane",
-    f"Methane matched filter on a radiance scene, then plumes (methane agent); {_UNWIRED}.",
+    "Methane matched filter on a radiance scene (EMIT NetCDF or ENVI with a GLT), then "
+    "plumes; the enhancement is a COG, a STAC item and the pixel layer ch4_enhancement "
+    "(methane agent, MethaneRequested). The href passes the node's href allow-list.",
     kind="agent",
     target="methane.requests",
-    inputs={"scene_id": {"type": "string"}, "href": {"type": "string"}},
+    inputs={
+        "scene_id": _ID,
+        "href": {"type": "string"},
+        "iterations": {"type": "integer", "minimum": 1, "maximum": 500},
+        "window_nm": {"type": "array", "items": {"type": "number"}, "minItems": 2,
+                      "maxItems": 2},
+        "sparse": {"type": "boolean"},
+        "albedo_correction": {"type": "boolean"},
+        "plume_threshold_ppm_m": {"type": "number", "exclusiveMinimum": 0},
+        "plume_min_pixels": {"type": "integer", "minimum": 1},
+    },
     required=["scene_id", "href"],
-    outputs={"plumes": {"type": "array"}, "layer": {"type": "string"}},
-)
+    outputs={
+        "item_id": {"type": "string"},
+        "collection": {"type": "string"},
+        "scene_id": {"type": "string"},
+        "cog_href": {"type": "string"},
+        "layer": {"type": "string"},
+        "plume_count": {"type": "integer"},
+        "plumes": {"type": "array"},
+        "max_ppm_m": {"type": "number"},
+        "background_mean_ppm_m": {"type": "number"},
+    },
+)  # fmt: skip
 
 TRAIN = builtin(
     "train",
@@ -109,7 +175,7 @@ TRAIN = builtin(
     },
 )
 
-RUNNABLE_AGENT_MODULES = {"pixel-search", "featurize", "train"}
+RUNNABLE_AGENT_MODULES = {"pixel-search", "featurize", "train", "datacube", "methane", "register"}
 """Agent modules the workflow agent has a step adapter for."""
 
 

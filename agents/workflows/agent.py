@@ -17,14 +17,21 @@ from typing import Any
 
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.modules.catalog import node_catalog
+from gravitas.agents.modules.errors import ModuleError
 from gravitas.agents.modules.placement import place
 from gravitas.agents.services import NodeServices
-from gravitas.agents.workflows.adapters import REPLY_TOPIC, agent_request, answer_outputs
+from gravitas.agents.workflows.adapters import (
+    REPLY_TOPIC,
+    StepInputsRefused,
+    agent_request,
+    answer_outputs,
+)
 from gravitas.agents.workflows.engine import Outcome, StepInputError, advance, resolve_params
 from gravitas.agents.workflows.errors import SpecError
 from gravitas.agents.workflows.spec import Plan, validate
 from gravitas.agents.workflows.store import WorkflowStore
 from gravitas.agents.workflows.transfer import transfer_of, transfer_summary, workflow_ref
+from gravitas.schemas import agent_answers as aa
 from gravitas.schemas import events as ev
 from gravitas.schemas import training as tr
 from gravitas.schemas import workflows as wf
@@ -40,9 +47,20 @@ EMITTABLE: dict[str, type[Event]] = {
         ev.PixelSearch,
         ev.Featurize,
         tr.TrainingRequested,
+        ev.DatacubeRequested,
+        ev.MethaneRequested,
+        ev.SceneAnnounced,
     )
 }
-ANSWERS = (wf.StepFinished, ev.SearchResult, ev.FeatureResult, tr.ModelTrained)
+ANSWERS = (
+    wf.StepFinished,
+    ev.SearchResult,
+    ev.FeatureResult,
+    tr.ModelTrained,
+    ev.DatacubeReady,
+    aa.MethaneResult,
+    aa.SceneAccepted,
+)
 """The step answers the workflow agent reads on ``workflows.runs``."""
 STORE_FILE = "workflows.sqlite"
 
@@ -152,7 +170,7 @@ class WorkflowAgent(Agent):
                 return []  # not a step of ours
             run_id, request = found
             state: str
-            bytes_in = 0
+            bytes_in = agent_bytes = 0
             if isinstance(event, wf.StepFinished):
                 state, outs, error, node = (
                     event.status,
@@ -163,10 +181,10 @@ class WorkflowAgent(Agent):
                 warnings = list(event.warnings)
                 bytes_in = event.bytes_in
             else:
-                state, outs, error, node = answer_outputs(event)
+                state, outs, error, node, agent_bytes = answer_outputs(event)
                 warnings = []
             moved, elsewhere = transfer_of(
-                ctx.services.settings.node_id, request, node, outs, bytes_in
+                ctx.services.settings.node_id, request, node, outs, bytes_in, agent_bytes
             )
             outcome = (
                 iid,
@@ -253,14 +271,19 @@ class WorkflowAgent(Agent):
                     )
                 )
             else:
+                # where its input data are (the agent decides where it runs; the record
+                # shows what running it elsewhere would have moved)
+                held = place(ctx.services, r.inputs).held
+                placed = {"held": held} if held else {}
                 try:
+                    module.check_inputs(r.inputs)
                     topic, req = agent_request(r.module, r.instance_id, r.inputs)
-                except (ValueError, KeyError) as exc:  # pydantic errors are ValueErrors
+                except (ModuleError, ValueError, KeyError) as exc:  # pydantic: ValueErrors
                     failed = {
                         "status": "failed",
                         "outputs": {},
                         "module": r.module,
-                        "error": f"inputs refused: {exc}"[:2000],
+                        "error": f"inputs refused: {_named(r.step, exc)}"[:2000],
                         "inputs": r.inputs,
                     }
                     outcomes[r.instance_id] = _outcome(failed)
@@ -307,6 +330,13 @@ class WorkflowAgent(Agent):
                 ctx.log.info("run %s %s", run_id, view.status)
             return emits, instances, data
         return emits, instances, None
+
+
+def _named(step: str, exc: BaseException) -> str:
+    """An input refusal naming the input's path in the spec (``steps.S.inputs.X``)."""
+    if isinstance(exc, StepInputsRefused):
+        return f"steps.{step}.{exc}"
+    return str(exc)
 
 
 def _descendants(plan: Plan, step: str) -> set[str]:

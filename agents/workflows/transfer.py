@@ -16,17 +16,25 @@ def workflow_ref(plan: Plan) -> str:
 
 
 def transfer_of(
-    me: str, request: dict[str, Any], ran_on: str, outputs: dict[str, Any], bytes_in: int
+    me: str,
+    request: dict[str, Any],
+    ran_on: str,
+    outputs: dict[str, Any],
+    bytes_in: int,
+    agent_bytes: int = 0,
 ) -> tuple[int, int]:
     """(bytes moved, bytes moving the data would have moved) of one step instance run for
     a run on node ``me``: a step that ran elsewhere moved its request and its answer
     (JSON); moving the data instead would have fetched the input bytes other nodes hold
-    (their registrations' ``file:size``; else what the step read where it ran)."""
+    (their registrations' ``file:size``; else what the step read where it ran). An agent
+    step adds the bytes its agent reports moving between nodes itself (``agent_bytes``:
+    a training's parameter exchange), wherever it was coordinated."""
+    extra = max(0, int(agent_bytes))
     if not ran_on or ran_on == me:
-        return 0, 0
+        return extra, 0
     held: dict[str, int] = request.get("held") or {}
     elsewhere = sum(int(b) for n, b in held.items() if n != me)
-    moved = json_bytes(request.get("inputs", {})) + json_bytes(outputs)
+    moved = json_bytes(request.get("inputs", {})) + json_bytes(outputs) + extra
     return moved, elsewhere or int(bytes_in)
 
 
