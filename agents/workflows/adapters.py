@@ -108,6 +108,25 @@ def agent_request(module: str, instance_id: str, inputs: dict[str, Any]) -> tupl
     raise ValueError(f"module {module} has no step adapter")
 
 
+ANSWERED_BY: dict[type[Event], str] = {
+    SearchResult: "pixel-search",
+    FeatureResult: "featurize",
+    ModelTrained: "train",
+    DatacubeReady: "datacube",
+    MethaneResult: "methane",
+    SceneAccepted: "register",
+}
+"""The agent module each answer class answers (``StepFinished``: python modules)."""
+
+
+def answers_module(answer: Event, module: str) -> bool:
+    """Whether ``answer`` can be the answer of a step of ``module`` (``name@version``):
+    an answer of another agent under a step's id is not that step's outcome."""
+    name = module.partition("@")[0]
+    expected = ANSWERED_BY.get(type(answer))
+    return name not in RUNNABLE if expected is None else expected == name
+
+
 def answer_outputs(answer: Event) -> tuple[str, dict[str, Any], str | None, str, int]:
     """(status, outputs, error, served_by, bytes the agent moved between nodes itself)
     of an agent's answer."""

@@ -25,6 +25,7 @@ from gravitas.agents.workflows.adapters import (
     StepInputsRefused,
     agent_request,
     answer_outputs,
+    answers_module,
 )
 from gravitas.agents.workflows.engine import Outcome, StepInputError, advance, resolve_params
 from gravitas.agents.workflows.errors import SpecError
@@ -169,6 +170,11 @@ class WorkflowAgent(Agent):
                 store.commit(eid, [])
                 return []  # not a step of ours
             run_id, request = found
+            if not answers_module(event, request["module"]):
+                ctx.log.warning("%s for step %s (%s) ignored", type(event).__name__, iid,
+                                request["module"])  # fmt: skip
+                store.commit(eid, [])
+                return []  # another agent's answer under this step id: not the step's
             state: str
             bytes_in = agent_bytes = 0
             if isinstance(event, wf.StepFinished):

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gravitas.schemas.agent_answers import SceneAccepted
 from gravitas.schemas.events import (
     DatacubeReady,
     DatacubeRequested,
@@ -250,7 +251,8 @@ async def test_bad_agent_step_inputs_are_refused_naming_the_path(tmp_path: Path)
 
 async def test_agent_moved_bytes_are_counted_once(tmp_path: Path, emit_scene: Path) -> None:
     """A training step's parameter exchange (the agent's own moved bytes) is in the run's
-    transfer record; the same answer delivered again changes nothing."""
+    transfer record; the same answer delivered again changes nothing, and another
+    agent's answer under the step's id is ignored."""
     from gravitas.agents.workflows.agent import WorkflowAgent, WorkflowIntakeAgent
     from gravitas.streams.workflow_client import run_status
 
@@ -271,6 +273,12 @@ async def test_agent_moved_bytes_are_counted_once(tmp_path: Path, emit_scene: Pa
         await client.run_workflow(wf, {}, run_id="bytes-1", wait=False)
         await node.runner.drain()
         me = settings.node_id
+        # another agent's answer under the training step's id is not its outcome
+        forged = SceneAccepted(request_id="bytes-1.a0.t", item_id="forged", version=1)
+        await client.publish(forged, "workflows.runs")
+        await node.runner.drain()
+        still = await run_status(client, "bytes-1", timeout=0.5)
+        assert still.status == "running" and still.provenance == {}, still
         answer = ModelTrained(request_id="bytes-1.a0.t", coordinator=me, bytes_moved=12345)
         for event in (answer, answer, answer.model_copy(update={"event_id": uuid.uuid4()})):
             await client.publish(event, "workflows.runs")

@@ -112,10 +112,10 @@ def test_a_good_spec_is_ordered_by_its_data() -> None:
             "steps.q.inputs.extra",
             "has no input 'extra'",
         ),
-        (
+        (  # an agent module's step is checked against the agent's inputs
             lambda s: s["steps"]["q"].update(module="methane@1.0.0"),
-            "steps.q.module",
-            "cannot run as a step yet",
+            "steps.q.inputs.values",
+            "methane@1.0.0 has no input 'values'",
         ),
     ],
 )
