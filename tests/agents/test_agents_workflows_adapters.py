@@ -18,10 +18,12 @@ import pytest
 
 from gravitas.schemas.agent_answers import SceneAccepted
 from gravitas.schemas.events import (
+    BlocksIndexed,
     DatacubeReady,
     DatacubeRequested,
     MethaneEnhanced,
     MethaneRequested,
+    OverviewsUpdated,
     SceneAnnounced,
 )
 from gravitas.schemas.settings import load_settings
@@ -30,7 +32,10 @@ from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.storage.catalog.base import SearchParams
 from gravitas.storage.readers.emit_extent import emit_extent
 from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
+from gravitas.streams.broker import KafkaBroker
 from gravitas.streams.node import EmbeddedNode
+from gravitas.streams.workflow_client import run_workflow
+from tests.fixtures.nodes import kafka_harness
 
 WHEN = datetime(2024, 5, 1, 17, 0, tzinfo=UTC)
 PLUMES = (Plume(20.0, 14.0, 4.0, 2500.0), Plume(44.0, 32.0, 4.0, 3000.0))
@@ -116,19 +121,20 @@ async def test_register_methane_datacube_steps_equal_the_agents_run_directly(
                 "plume_threshold_ppm_m": 1000,
             },
         },
-        "cube": {
-            "module": "datacube@1.0.0",
-            "when": {"ref": "${steps.ch4.outputs.plume_count}", "op": ">", "value": 0},
-            "inputs": cube_inputs(emit_scene),
-        },
     }
+    cube_step = {"cube": {"module": "datacube@1.0.0", "inputs": cube_inputs(emit_scene)}}
     async with node_at(tmp_path, "wf", emit_scene) as node:
         status = await run(node, spec(steps), run_id="adapt-1")
         assert status.status == "succeeded", status.error
+        await node.runner.drain()  # the methane layer's pyramids merged (see the Kafka test)
+        cubed = await run(node, spec(cube_step), run_id="adapt-2")
+        assert cubed.status == "succeeded", cubed.error
         outs = {iid.rsplit(".", 1)[1]: p for iid, p in status.provenance.items()}
+        outs |= {iid.rsplit(".", 1)[1]: p for iid, p in cubed.provenance.items()}
         assert set(outs) == {"reg", "ch4", "cube"}
         assert {p["node"] for p in outs.values()} == {node.services.settings.node_id}
-        by_step = {s: status_outputs(node, status, s) for s in outs}
+        by_step = {s: status_outputs(node, status, s) for s in ("reg", "ch4")}
+        by_step["cube"] = status_outputs(node, cubed, "cube")
         wf_cog = cog_sha(node, by_step["ch4"]["cog_href"])
         again = await run(node, spec(steps), run_id="adapt-1")  # replay: nothing new
         assert again.provenance == status.provenance
@@ -287,3 +293,50 @@ async def test_agent_moved_bytes_are_counted_once(tmp_path: Path, emit_scene: Pa
         assert status.status == "succeeded", status
         assert status.transfer["bytes_moved"] == 12345
         assert status.provenance["bytes-1.a0.t"]["bytes_moved"] == 12345
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+async def test_agent_steps_on_a_kafka_worker(
+    tmp_path: Path, emit_scene: Path, kafka_broker: KafkaBroker, unique_name: str
+) -> None:
+    """register -> methane, then a datacube of the enhancement layer, through a real
+    Kafka worker: the requests travel on the agents' topics, their answers on
+    ``workflows.runs``; the outputs equal the in-process run of the same steps.
+
+    The datacube runs once the overview agent merged the methane layer's pyramids: a
+    datacube step right after a methane step can find the layer not yet merged (the
+    methane agent registers its item as onboarded before the merge; docs/workflows.md)."""
+    first = spec(
+        {"reg": register_step(emit_scene),
+         "ch4": {"module": "methane@1.0.0", "inputs": {
+             "scene_id": "${steps.reg.outputs.item_id}", "href": str(emit_scene),
+             "plume_threshold_ppm_m": 1000}}},
+        {"item": "${steps.reg.outputs.item_id}", "plumes": "${steps.ch4.outputs.plumes}",
+         "max": "${steps.ch4.outputs.max_ppm_m}"},
+    )  # fmt: skip
+    second = spec(
+        {"cube": {"module": "datacube@1.0.0", "inputs": cube_inputs(emit_scene)}},
+        {"counts": "${steps.cube.outputs.counts}"},
+    )
+    env = {"GRAVITAS_ALLOWED_ROOTS": orjson.dumps([str(emit_scene.parent)]).decode()}
+    async with kafka_harness(tmp_path, kafka_broker.bootstrap, unique_name, extra_env=env) as h:
+        status = await run_workflow(h.client, first, {}, run_id="kafka-ch4", timeout=240)
+        assert isinstance(status, WorkflowStatus)
+        assert status.status == "succeeded", (status.error, h.workers[0].output()[-3000:])
+        indexed = await h.collect("pixels.indexed", lambda evs: bool(evs), timeout=60)
+        pyramids = max(e.pyramids for e in indexed if isinstance(e, BlocksIndexed))
+        await h.collect(
+            "overviews.updated",
+            lambda evs: sum(isinstance(e, OverviewsUpdated) for e in evs) >= pyramids,
+            timeout=60,
+        )
+        cube = await run_workflow(h.client, second, {}, run_id="kafka-cube", timeout=240)
+        assert isinstance(cube, WorkflowStatus) and cube.status == "succeeded", cube.error
+    async with node_at(tmp_path, "memory", emit_scene) as node:
+        local = await run(node, first, run_id="kafka-ch4")
+        await node.runner.drain()
+        local_cube = await run(node, second, run_id="kafka-cube")
+    assert local.status == "succeeded" and local.outputs == status.outputs
+    assert local_cube.outputs == cube.outputs and sum(cube.outputs["counts"].values()) > 0
+    assert status.outputs["plumes"]
