@@ -5,7 +5,7 @@ its plume patches) runs on the node that registered its scene (decided from A's 
 whose B item came from B's signed registration), only the step requests and answers
 travel, and the run records fewer bytes moved than moving the radiance would have; B's
 product item reaches A's catalog carrying its provenance (ran on B), and A's datacube
-holds the patches of both scenes."""
+holds the patches of both scenes, equal to patches cut by hand from the original files."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 
+from gravitas.agents.modules.plume_patches import ZARR
 from gravitas.agents.signing import NodeIdentity
 from gravitas.agents.workflows.shipped import template_spec
 from gravitas.schemas.settings import load_settings
@@ -88,6 +89,36 @@ async def two_nodes(
             await node.client.close()
 
 
+def assert_cube_by_hand(root: Path, paths: dict[str, Path]) -> None:
+    """A's datacube holds, scene by scene, the patches cut by hand (numpy slicing of the
+    retrieval on the original files) around each plume's pixel centroid."""
+    import numpy as np
+    import xarray as xr
+
+    from gravitas.agents.methane_retrieval import retrieve_scene
+
+    with xr.open_zarr(root, consolidated=True) as ds:
+        scenes = orjson.loads(ds.attrs["scenes"])
+        i = 0
+        for s, scene in enumerate(scenes):
+            node = "a" if scene.startswith("emit-on-a") else "b"
+            product = retrieve_scene(paths[node], threshold=1000, min_pixels=5)
+            enh, labels = np.asarray(product.grid.array, np.float32), product.labels
+            for k in sorted(int(v) for v in np.unique(labels[labels > 0])):
+                r, c = np.nonzero(labels == k)
+                r0 = min(max(round(r.mean()) - 16, 0), enh.shape[0] - 32)
+                c0 = min(max(round(c.mean()) - 16, 0), enh.shape[1] - 32)
+                assert int(ds["scene"][i]) == s and int(ds["plume"][i]) == k
+                np.testing.assert_array_equal(
+                    ds["ch4_enhancement"].values[i], enh[r0 : r0 + 32, c0 : c0 + 32]
+                )
+                np.testing.assert_array_equal(
+                    ds["label"].values[i], labels[r0 : r0 + 32, c0 : c0 + 32] > 0
+                )
+                i += 1
+        assert i == ds.sizes["patch"]
+
+
 async def _federated(edge: str, collection: str) -> dict[str, dict[str, object]]:
     async with httpx.AsyncClient() as http:
         resp = await http.get(
@@ -109,7 +140,7 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
     two_nodes: tuple[FedNode, FedNode],
 ) -> None:
     a, b = two_nodes
-    plumes = (Plume(20.0, 14.0, 4.0, 2500.0),)
+    plumes = (Plume(20.0, 14.0, 5.0, 3500.0),)  # 2 plumes found on A's scene, 1 on B's
     paths = {}
     for node in (a, b):
         path = node.data_dir / "files" / f"EMIT_{node.name.upper()}.nc"
@@ -145,14 +176,17 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
     cut_on = {p["inputs"]["product"]["item_id"].split("-ch4-")[0]: p for p in cuts.values()}
     assert {k: p["node"] for k, p in cut_on.items()} == {"emit-on-a": "a", "emit-on-b": "b"}
     cut_b = cut_on["emit-on-b"]
-    assert 0 < cut_b["bytes_moved"] < cut_b["bytes_if_data_moved"]  # patches < products
+    assert 1000 < cut_b["bytes_moved"] < cut_b["bytes_if_data_moved"]  # patches < products
     transfer = status.transfer
     print(f"transfer {transfer}; remote radiance {radiance_b} bytes")  # the figure in docs
     assert transfer["bytes_moved"] == on_b["bytes_moved"] + cut_b["bytes_moved"]
     assert transfer["bytes_moved"] < radiance_b / 100
     assert transfer["bytes_if_data_moved"] == radiance_b + cut_b["bytes_if_data_moved"]
     assert transfer["steps_per_node"] == {"a": 5, "b": 2}
-    assert status.outputs["patches"] == 2  # one plume per scene, one patch per plume
+    assert status.outputs["plume_counts"] == [2, 1]
+    assert status.outputs["patches"] == 3  # one patch per plume
+    cube_step = next(i for i in status.provenance if i.endswith(".cube"))
+    assert_cube_by_hand(a.data_dir / "objects" / f"workflows/{cube_step}/{ZARR}", paths)
 
     # B's product is B's item (registered there, signed), seen on A with its provenance
     async def product_on_a() -> bool:
@@ -162,7 +196,7 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
     await _until(product_on_a, "the survey's four products on A")
     items = await _federated(a.edge, "methane-survey")
     cube = items[status.outputs["datacube_item"]]["properties"]
-    assert cube["gravitas:ran_on"] == "a" and cube["methane:patches"] == 2  # type: ignore[index]
+    assert cube["gravitas:ran_on"] == "a" and cube["methane:patches"] == 3  # type: ignore[index]
     assert len(cube["gravitas:input_items"]) == 2  # type: ignore[index,arg-type]
     by_scene = {
         str(i["properties"]["gravitas:input_items"][0]): i  # type: ignore[index]
