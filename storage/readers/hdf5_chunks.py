@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ class ChunkPlan:
             raise ValueError("bands must be a non-empty, strictly increasing index array")
         if idx[0] < 0 or idx[-1] >= self.shape[2]:
             raise ValueError(f"band index out of range 0..{self.shape[2] - 1}")
-        out = np.empty((self.shape[0], self.shape[1], idx.size), dtype=np.float32)
+        out = _anonymous((self.shape[0], self.shape[1], idx.size))
         cb = self.chunk_shape[2]
         wanted = [c for c in self.chunks if _span(idx, c.origin[2], cb)[1] > 0]
         self._fill_unallocated(out, idx, nan_value)
@@ -179,6 +180,20 @@ class ChunkPlan:
         if nan_value is not None:
             sub[sub == nan_value] = np.nan
         out[r0 : r0 + nr, c0 : c0 + nc, lo : lo + cnt] = sub
+
+
+def _anonymous(shape: tuple[int, int, int]) -> np.ndarray:
+    """A float32 array on its own anonymous mapping (freed with the array).
+
+    numpy asks for transparent huge pages on large arrays; where the kernel compacts
+    memory synchronously for them (THP defrag ``madvise``, as on the bench machine), the
+    first touch of a 311 MB cube cost 1-3 CPU-s of page faults in a fresh process; plain
+    pages cost about 0.1 s.
+    """
+    nbytes = int(np.prod(shape)) * 4
+    if nbytes < 1 << 26:
+        return np.empty(shape, dtype=np.float32)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=np.float32).reshape(shape)
 
 
 def _span(idx: np.ndarray, b0: int, cb: int) -> tuple[int, int]:
