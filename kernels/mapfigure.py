@@ -211,6 +211,7 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
     """Draw ``values`` (rows, cols; NaN = no data) as a map figure into ``path`` (PNG)."""
     import matplotlib
     from matplotlib import colors
+    from matplotlib import image as mpl_image
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -313,7 +314,8 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
         fig.text(0.02, (0.1 + 0.17 * (len(notes) - 1 - i)) / fig_h, note,
                  fontsize=7.5, ha="left", color="#333333")  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig).draw()  # lays out the axes (aspect), so the frame is where drawn
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays out the axes (aspect), so the frame is where drawn
     width_px, height_px = (round(float(v) * _DPI) for v in fig.get_size_inches())
     pos = ax.get_position()
     frame = (
@@ -339,5 +341,9 @@ def render_map(values: np.ndarray, fig_spec: MapFigure, path: Path) -> Rendered:
             "gravitas:stretch": stretch.name,
             "gravitas:cmap": fig_spec.cmap,
         }
-    fig.savefig(path, dpi=_DPI, metadata=meta)
+    # the canvas drawn above is the figure savefig would draw again (same dpi, white
+    # face, no bbox cropping): write its pixels as savefig does, without a second draw
+    mpl_image.imsave(
+        path, canvas.buffer_rgba(), format="png", origin="upper", dpi=_DPI, metadata=meta
+    )  # fmt: skip
     return Rendered(path, stretch, (width_px, height_px), frame)

@@ -1,5 +1,5 @@
 """The ``gravitas`` command line."""
 
-from gravitas.streams.cli.main import main
+from gravitas.streams.cli.entry import main
 
 __all__ = ["main"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from gravitas.streams.cli import (
@@ -28,8 +26,7 @@ from gravitas.streams.cli import (
     webhooks_cmd,
     workflow_cmd,
 )
-from gravitas.streams.cli.common import console
-from gravitas.streams.cli.errors import describe, wants_traceback
+from gravitas.streams.cli.entry import run
 
 app = typer.Typer(
     name="gravitas",
@@ -62,12 +59,4 @@ workflow_cmd.register(app)
 
 def main() -> None:
     """Run the CLI; every error prints one clear line and exits with status 2."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        if wants_traceback():
-            raise
-        console.print(f"[bold red]error:[/] {describe(exc)}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+    run(app)
