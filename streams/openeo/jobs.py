@@ -31,6 +31,7 @@ from gravitas.streams.openeo.auth import USER_RE
 from gravitas.streams.openeo.context import OpenEOContext, base_url
 from gravitas.streams.openeo.errors import (
     CollectionNotFoundError,
+    IdempotencyKeyReusedError,
     NotFoundError,
     OpenEOError,
     ServiceUnavailableError,
@@ -158,7 +159,7 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
             client_key = f"c-{digest[:40]}"
         node = await remote_node_for(user, graph)
         if node is None:
-            job_id = local.create(user, doc, graph, client_key)
+            job_id = local.create(user, doc, graph, client_key, header)
         else:
             body = {
                 "title": doc.get("title"),
@@ -177,6 +178,13 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
                     if attempt == CREATE_ATTEMPTS - 1:
                         raise
                     log.warning("openEO job create on node %s (key %s) sent again", node, key)
+                except OpenEOError as exc:
+                    if exc.code != IdempotencyKeyReusedError.code:
+                        raise
+                    raise IdempotencyKeyReusedError(  # named as the client sent it
+                        f"idempotency key {header or key!r} was already used to create a job "
+                        "with another body; send a new key for a new job"
+                    ) from None
             remote = out.get("job_id") if isinstance(out, dict) else None
             if not isinstance(remote, str) or not JOB_ID_RE.match(remote):
                 raise PeerAnswerRefusedError(f"node {node!r} answered create without a job id")

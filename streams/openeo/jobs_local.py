@@ -104,10 +104,16 @@ class LocalJobs:
 
     # ------------------------------------------------------------------ operations
     def create(
-        self, user: str, doc: dict[str, Any], graph: dict[str, Any], key: str | None = None
+        self,
+        user: str,
+        doc: dict[str, Any],
+        graph: dict[str, Any],
+        key: str | None = None,
+        key_name: str | None = None,
     ) -> str:
         """A new job; with an idempotency ``key`` the job that key created before when
-        the body is the same (``IdempotencyKeyReused`` naming the key when it is not)."""
+        the body is the same (``IdempotencyKeyReused`` naming the key, as ``key_name``
+        when given, when it is not)."""
         check_meta(doc)
         job_id = new_job_id()
         stored = {
@@ -122,8 +128,8 @@ class LocalJobs:
         found, was = self.ctx.store.create_job_once(job_id, user, stored, key, digest)
         if was != digest:
             raise IdempotencyKeyReusedError(
-                f"idempotency key {key!r} was already used to create a job with another "
-                "body; send a new key for a new job"
+                f"idempotency key {key_name or key!r} was already used to create a job with "
+                "another body; send a new key for a new job"
             )
         return found
 
