@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gravitas.schemas.errors import GravitasError
 from gravitas.streams.openeo import engine
 from gravitas.streams.openeo.auth import basic_login
 from gravitas.streams.openeo.capabilities import capabilities, conformance, well_known
@@ -26,6 +27,7 @@ from gravitas.streams.openeo.collections import (
 from gravitas.streams.openeo.context import OpenEOContext, base_url
 from gravitas.streams.openeo.errors import (
     CollectionNotFoundError,
+    OpenEOError,
     ProcessGraphInvalidError,
     ProcessGraphMissingError,
     ProcessGraphNotFoundError,
@@ -39,6 +41,7 @@ from gravitas.streams.openeo.graphs import (
     parse_body,
     resolve_udps,
 )
+from gravitas.streams.openeo.peersign import signed_error, signed_response
 from gravitas.streams.openeo.remote import peer_collection, remote_collections
 
 log = logging.getLogger("gravitas.openeo")
@@ -174,14 +177,29 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
             return _json({"errors": [{"code": exc.code, "message": exc.message}]})
         return _json({"errors": await services.run_compute(engine.validate, graph)})
 
-    @router.post("/result")
-    async def result(request: Request) -> Response:
+    async def compute(request: Request) -> tuple[bytes, str, dict[str, str]]:
         user = await ctx.user(request)
         graph = graph_of(parse_body(await request.body()))
         graph = resolved_graph(ctx, user, graph)
         data, media_type, headers = await run_graph(ctx, graph)
         log.info("openEO /result for %s: %d bytes of %s", user, len(data), media_type)
-        return Response(data, media_type=media_type, headers=headers)
+        return data, media_type, headers
+
+    @router.post("/result")
+    async def result(request: Request) -> Response:
+        nonce = request.headers.get("x-gravitas-signature")
+        if nonce is None:
+            data, media_type, headers = await compute(request)
+            return Response(data, media_type=media_type, headers=headers)
+        # a peer's forwarded graph: every answer (errors too) signed for its request
+        identity, nonce = services.identity, nonce[:200]
+        try:
+            data, media_type, headers = await compute(request)
+        except Exception as exc:
+            if not isinstance(exc, OpenEOError | GravitasError):
+                log.exception("forwarded /result failed")
+            return signed_error(identity, nonce, exc)
+        return signed_response(identity, nonce, 200, data, media_type, headers)
 
     return router
 

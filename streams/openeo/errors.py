@@ -101,6 +101,18 @@ class ServiceUnavailableError(OpenEOError):
     code, status = "ServiceUnavailable", 503
 
 
+class PeerAnswerRefusedError(OpenEOError):
+    """A peer's answer that is unsigned, forged, replayed or stale: nothing of it is used."""
+
+    code, status = "Internal", 502
+
+
+class IdempotencyKeyReusedError(OpenEOError):
+    """An idempotency key sent again with a different body (the IETF draft's 422)."""
+
+    code, status = "IdempotencyKeyReused", 422
+
+
 def error_body(code: str, message: str, status: int) -> Response:
     """The JSON response of one openEO error."""
     body: dict[str, Any] = {

@@ -3,7 +3,9 @@
 * A graph whose ``load_collection`` collections are all on this node runs here.
 * A graph whose collections are all on one other node is forwarded to that node's
   openEO ``/result`` (the configured peer's ``api_url`` only, signed with this node's
-  key: :mod:`gravitas.agents.signing`); only the result bytes come back.
+  key: :mod:`gravitas.agents.signing`); only the result bytes come back, and only when
+  that node's configured key signed them for this request, status and body
+  (:mod:`gravitas.streams.openeo.peersign`); any other answer is refused, unused.
 * A graph spanning nodes is refused with an error naming the nodes (the aggregator's
   "no single back-end has all collections" rule).
 
@@ -28,6 +30,7 @@ from gravitas.streams.openeo.errors import (
     OpenEOError,
     ServiceUnavailableError,
 )
+from gravitas.streams.openeo.peersign import check_answer
 
 log = logging.getLogger("gravitas.openeo.federation")
 OPENEO_PREFIX = "/openeo/1.2"
@@ -76,7 +79,9 @@ def place(services: NodeServices, collection_ids: Iterable[str]) -> Placement:
 def forward_result(
     services: NodeServices, node_id: str, body: bytes, timeout_s: float = 600.0
 ) -> tuple[bytes, str, dict[str, str]]:
-    """POST a ``/result`` body to peer ``node_id``; ``(bytes, content type, headers)``."""
+    """POST a ``/result`` body to peer ``node_id``; ``(bytes, content type, headers)`` of
+    its answer once verified (:class:`PeerAnswerRefusedError` naming the node when the
+    answer is unsigned, signed by another key, for another request, or stale)."""
     peer = services.settings.peers.get(node_id)
     if peer is None:
         raise OpenEOError(
@@ -101,6 +106,7 @@ def forward_result(
         )
     except httpx.HTTPError as exc:
         raise ServiceUnavailableError(f"node {node_id} at {url} is unreachable: {exc}") from exc
+    check_answer(resp, headers["X-Gravitas-Signature"], node_id, peer.public_key, "/result")
     ctype = resp.headers.get("content-type", "application/octet-stream")
     if resp.status_code != 200:
         message = resp.text[:500]

@@ -9,6 +9,8 @@ Results are a STAC item whose asset links are signed download URLs of this node
 
 A job whose data is on another node is created there and proxied
 (:mod:`gravitas.streams.openeo.jobs_peer`): its id here is ``<node>-<that node's id>``.
+A create with an ``Idempotency-Key`` header returns the job that key created before (same
+body) instead of a second one, here and on the data's node.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import re
 import time
+import uuid
 from typing import Any
 
 import orjson
@@ -26,10 +29,22 @@ from fastapi.responses import Response
 
 from gravitas.streams.openeo.auth import USER_RE
 from gravitas.streams.openeo.context import OpenEOContext, base_url
-from gravitas.streams.openeo.errors import CollectionNotFoundError, NotFoundError, OpenEOError
+from gravitas.streams.openeo.errors import (
+    CollectionNotFoundError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    OpenEOError,
+    ServiceUnavailableError,
+)
 from gravitas.streams.openeo.federation import place
 from gravitas.streams.openeo.graphs import graph_of, load_collections, parse_body
-from gravitas.streams.openeo.jobs_local import JOB_ID_RE, LocalJobs, check_meta, iso
+from gravitas.streams.openeo.jobs_local import (
+    JOB_ID_RE,
+    LocalJobs,
+    check_idempotency_key,
+    check_meta,
+    iso,
+)
 from gravitas.streams.openeo.jobs_peer import (
     LIST_TIMEOUT_S,
     FedJob,
@@ -40,6 +55,8 @@ from gravitas.streams.openeo.jobs_peer import (
 )
 
 LINK_TTL_S = 7 * 24 * 3600
+CREATE_ATTEMPTS = 2
+"""Sends of one job create to its data's node (same idempotency key) before giving up."""
 FILENAME_RE = re.compile(r"^[\w.\-]{1,200}$")
 
 
@@ -135,16 +152,39 @@ def jobs_router(ctx: OpenEOContext) -> APIRouter:
         doc = parse_body(await request.body())
         graph = graph_of(doc)
         check_meta(doc)
+        header = request.headers.get("idempotency-key")
+        client_key = None  # the client's key, as this node stores and sends it
+        if header is not None:
+            digest = hashlib.sha256(check_idempotency_key(header).encode()).hexdigest()
+            client_key = f"c-{digest[:40]}"
         node = await remote_node_for(user, graph)
         if node is None:
-            job_id = local.create(user, doc, graph)
+            job_id = local.create(user, doc, graph, client_key, header)
         else:
             body = {
                 "title": doc.get("title"),
                 "description": doc.get("description"),
                 "process": {"process_graph": resolved_graph(ctx, user, graph)},
             }
-            out = await services.run_compute(peers.json, node, "create", user, body=body)
+            # the same key on every attempt: a create whose answer was lost is not repeated
+            key = client_key or f"b-{uuid.uuid4().hex}"
+            for attempt in range(CREATE_ATTEMPTS):
+                try:
+                    out = await services.run_compute(
+                        peers.json, node, "create", user, body=body, idempotency_key=key
+                    )
+                    break
+                except ServiceUnavailableError:
+                    if attempt == CREATE_ATTEMPTS - 1:
+                        raise
+                    log.warning("openEO job create on node %s (key %s) sent again", node, key)
+                except OpenEOError as exc:
+                    if exc.code != IdempotencyKeyReusedError.code:
+                        raise
+                    raise IdempotencyKeyReusedError(  # named as the client sent it
+                        f"idempotency key {header or key!r} was already used to create a job "
+                        "with another body; send a new key for a new job"
+                    ) from None
             remote = out.get("job_id") if isinstance(out, dict) else None
             if not isinstance(remote, str) or not JOB_ID_RE.match(remote):
                 raise PeerAnswerRefusedError(f"node {node!r} answered create without a job id")

@@ -10,15 +10,20 @@ states.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gravitas.schemas.events import OpenEOJobRequested
 from gravitas.streams.openeo.context import OpenEOContext
 from gravitas.streams.openeo.errors import (
+    BadRequestError,
+    IdempotencyKeyReusedError,
     JobLockedError,
     JobNotFinishedError,
     JobNotFoundError,
@@ -30,6 +35,7 @@ from gravitas.streams.openeo.federation import place
 from gravitas.streams.openeo.graphs import graph_of, load_collections
 
 JOB_ID_RE = re.compile(r"^j-[0-9a-f]{16}$")
+IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 ACTIVE = ("queued", "running")
 
 
@@ -39,6 +45,17 @@ def iso(t: float) -> str:
 
 def new_job_id() -> str:
     return f"j-{uuid.uuid4().hex[:16]}"
+
+
+def check_idempotency_key(key: object) -> str:
+    """An idempotency key as sent (a client's ``Idempotency-Key`` header or a peer's), or
+    ``BadRequest`` naming it."""
+    if not isinstance(key, str) or not IDEMPOTENCY_KEY_RE.match(key):
+        raise BadRequestError(
+            f"idempotency key {str(key)[:140]!r} is invalid: use 1-128 letters, digits, "
+            "'_', '.', ':' or '-'"
+        )
+    return key
 
 
 def check_meta(doc: dict[str, Any]) -> None:
@@ -86,19 +103,35 @@ class LocalJobs:
         }
 
     # ------------------------------------------------------------------ operations
-    def create(self, user: str, doc: dict[str, Any], graph: dict[str, Any]) -> str:
+    def create(
+        self,
+        user: str,
+        doc: dict[str, Any],
+        graph: dict[str, Any],
+        key: str | None = None,
+        key_name: str | None = None,
+    ) -> str:
+        """A new job; with an idempotency ``key`` the job that key created before when
+        the body is the same (``IdempotencyKeyReused`` naming the key, as ``key_name``
+        when given, when it is not)."""
         check_meta(doc)
         job_id = new_job_id()
-        self.ctx.store.create_job(
-            job_id,
-            user,
-            {
-                "title": doc.get("title"),
-                "description": doc.get("description"),
-                "process": {"process_graph": graph},
-            },
-        )
-        return job_id
+        stored = {
+            "title": doc.get("title"),
+            "description": doc.get("description"),
+            "process": {"process_graph": graph},
+        }
+        if key is None:
+            self.ctx.store.create_job(job_id, user, stored)
+            return job_id
+        digest = hashlib.sha256(orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        found, was = self.ctx.store.create_job_once(job_id, user, stored, key, digest)
+        if was != digest:
+            raise IdempotencyKeyReusedError(
+                f"idempotency key {key_name or key!r} was already used to create a job with "
+                "another body; send a new key for a new job"
+            )
+        return found
 
     def list_jobs(self, user: str) -> list[dict[str, Any]]:
         out = []

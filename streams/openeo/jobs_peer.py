@@ -13,13 +13,17 @@ answer (:mod:`gravitas.streams.openeo.peersign`); B refuses an answer that its
 configured key of A did not sign. Only configured peers (``GRAVITAS_PEERS``) are asked
 or answered, at their configured ``api_url``; a job id naming any other node is
 ``JobNotFound``.
+
+A create carries an idempotency key (B's: the client's ``Idempotency-Key`` header, else
+one B draws per client request and keeps across its own retries); A stores it with the
+job, so a create whose answer was lost and is sent again returns the same job id, and
+the same key with another body is refused naming the key.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,12 +40,13 @@ from gravitas.streams.openeo.errors import (
     BadRequestError,
     JobNotFoundError,
     OpenEOError,
+    PeerAnswerRefusedError,
     ServiceUnavailableError,
     TokenInvalidError,
 )
 from gravitas.streams.openeo.graphs import graph_of, parse_body
-from gravitas.streams.openeo.jobs_local import JOB_ID_RE, LocalJobs
-from gravitas.streams.openeo.peersign import sign_answer, verify_answer
+from gravitas.streams.openeo.jobs_local import JOB_ID_RE, LocalJobs, check_idempotency_key
+from gravitas.streams.openeo.peersign import check_answer, signed_error, signed_response
 
 log = logging.getLogger("gravitas.openeo.jobs")
 PEER_JOBS_PATH = "/federation/jobs"
@@ -51,12 +56,6 @@ OPS = ("create", "list", "describe", "patch", "delete", "start", "cancel", "resu
 LIST_TIMEOUT_S = 5.0
 CALL_TIMEOUT_S = 60.0
 ASSET_TIMEOUT_S = 600.0
-
-
-class PeerAnswerRefusedError(OpenEOError):
-    """A peer's answer that is unsigned, forged or replayed: nothing of it is used."""
-
-    code, status = "Internal", 502
 
 
 @dataclass(frozen=True)
@@ -119,20 +118,7 @@ class PeerJobs:
             )
         except httpx.HTTPError as exc:
             raise ServiceUnavailableError(f"node {node} at {url} is unreachable: {exc}") from exc
-        try:
-            verify_answer(
-                resp.headers,
-                headers["X-Gravitas-Signature"],
-                resp.status_code,
-                resp.content,
-                node,
-                peer.public_key,
-            )
-        except SignatureError as exc:
-            log.warning("openEO job call %s to node %s: answer refused: %s", op, node, exc)
-            raise PeerAnswerRefusedError(
-                f"the answer of node {node!r} to {op} {what} was refused: {exc}"
-            ) from None
+        check_answer(resp, headers["X-Gravitas-Signature"], node, peer.public_key, f"{op} {what}")
         if resp.status_code >= 400:
             message, code = resp.text[:500], "Internal"
             try:
@@ -161,15 +147,11 @@ class PeerJobs:
 
 # ---------------------------------------------------------------------------- server (A)
 def _answer(ctx: OpenEOContext, nonce: str, status: int, body: bytes, media: str) -> Response:
-    headers = sign_answer(ctx.services.identity, nonce, status, body)
-    return Response(body, status_code=status, media_type=media, headers=headers)
+    return signed_response(ctx.services.identity, nonce, status, body, media)
 
 
-def _error(ctx: OpenEOContext, nonce: str, exc: OpenEOError) -> Response:
-    body = orjson.dumps(
-        {"id": uuid.uuid4().hex, "code": exc.code, "message": exc.message, "links": []}
-    )
-    return _answer(ctx, nonce, exc.status, body, "application/json")
+def _error(ctx: OpenEOContext, nonce: str, exc: Exception) -> Response:
+    return signed_error(ctx.services.identity, nonce, exc)
 
 
 def _str(doc: dict[str, Any], key: str, pattern: re.Pattern[str], what: str) -> str:
@@ -195,8 +177,9 @@ def peer_jobs_router(ctx: OpenEOContext) -> APIRouter:
             body = doc.get("body")
             if not isinstance(body, dict):
                 raise BadRequestError("a create call needs the job's body")
-            job_id = local.create(user, body, graph_of(body))
-            log.info("openEO job %s created for %s (peer %s)", job_id, user, node)
+            key = check_idempotency_key(doc.get("idempotency_key"))
+            job_id = local.create(user, body, graph_of(body), key)
+            log.info("openEO job %s created for %s (peer %s, key %s)", job_id, user, node, key)
             return 201, {"job_id": job_id}
         job = _str(doc, "job", JOB_ID_RE, "job id")
         if op == "describe":
@@ -242,13 +225,11 @@ def peer_jobs_router(ctx: OpenEOContext) -> APIRouter:
                 log.info("openEO job %s result sent to peer %s: %d bytes", job, node, len(data))
                 return _answer(ctx, nonce, 200, data, media)
             status, out = await dispatch(node, doc)
-        except OpenEOError as exc:
+        except (OpenEOError, GravitasError) as exc:
             return _error(ctx, nonce, exc)
-        except GravitasError as exc:
-            return _error(ctx, nonce, BadRequestError(str(exc)))
         except Exception as exc:  # answered (signed) like the app's own handler does
             log.exception("peer job call failed")
-            return _error(ctx, nonce, OpenEOError(f"internal error ({type(exc).__name__})"))
+            return _error(ctx, nonce, exc)
         return _answer(ctx, nonce, status, orjson.dumps(out), "application/json")
 
     return router

@@ -1,27 +1,36 @@
-"""Signed answers to signed peer requests (federated batch jobs).
+"""Signed answers to signed peer requests (federated batch jobs and forwarded ``/result``).
 
-A node that proxies a batch job to its owner node signs the request
-(:meth:`gravitas.agents.signing.NodeIdentity.sign_request`); the owner signs its answer
-over a domain tag of its own (``gravitas-openeo-answer``, so an answer is never a valid
+A node that proxies a batch job or a synchronous ``/result`` to its owner node signs the
+request (:meth:`gravitas.agents.signing.NodeIdentity.sign_request`); the owner signs its
+answer over a domain tag of its own (``gravitas-openeo-answer``, so an answer is never a valid
 request nor a metrics read), its node id, the time, the request's signature (so an
 answer cannot be replayed for another request), the HTTP status and the SHA-256 of the
 body. The proxying node accepts an answer only when the configured key of the node it
-asked signed it: an unsigned, forged or replayed answer is refused and none of it used.
+asked signed it, at most ``RPC_MAX_SKEW_S`` ago: an unsigned, forged, replayed or stale
+answer is refused (:func:`check_answer`) and none of it used.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import time
+import uuid
 from collections.abc import Mapping
 
+import httpx
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from fastapi.responses import Response
 
 from gravitas.agents.signing import RPC_MAX_SKEW_S, NodeIdentity, SignatureError
+from gravitas.schemas.errors import GravitasError
 from gravitas.schemas.peers import decode_public_key
+from gravitas.streams.openeo.errors import BadRequestError, OpenEOError, PeerAnswerRefusedError
 
+log = logging.getLogger("gravitas.openeo.federation")
 DOMAIN = "gravitas-openeo-answer"
 
 
@@ -77,4 +86,48 @@ def verify_answer(
         raise SignatureError(
             f"the signature of node {node_id!r} does not verify for this answer "
             "(forged, altered or replayed)"
+        ) from None
+
+
+def signed_response(
+    identity: NodeIdentity,
+    nonce: str,
+    status: int,
+    body: bytes,
+    media_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An HTTP answer to the signed request ``nonce``, signed by this node."""
+    signed = {**(headers or {}), **sign_answer(identity, nonce, status, body)}
+    return Response(body, status_code=status, media_type=media_type, headers=signed)
+
+
+def signed_error(identity: NodeIdentity, nonce: str, exc: Exception) -> Response:
+    """An openEO error body for ``exc``, signed like any answer (a peer trusts only signed
+    errors too): openEO errors keep their code, other gravitas errors are ``BadRequest``,
+    anything else ``Internal``."""
+    if not isinstance(exc, OpenEOError):
+        exc = (
+            BadRequestError(str(exc))
+            if isinstance(exc, GravitasError)
+            else OpenEOError(f"internal error ({type(exc).__name__})")
+        )
+    body = orjson.dumps(
+        {"id": uuid.uuid4().hex, "code": exc.code, "message": exc.message, "links": []}
+    )
+    return signed_response(identity, nonce, exc.status, body, "application/json")
+
+
+def check_answer(
+    resp: httpx.Response, nonce: str, node_id: str, public_key: str, what: str
+) -> None:
+    """Refuse (:class:`PeerAnswerRefusedError`, 502, naming the node) a peer's answer that
+    ``node_id``'s configured key did not sign for the request ``nonce``, its status and
+    its body; the caller then uses none of it."""
+    try:
+        verify_answer(resp.headers, nonce, resp.status_code, resp.content, node_id, public_key)
+    except SignatureError as exc:
+        log.warning("answer of node %s to %s refused: %s", node_id, what, exc)
+        raise PeerAnswerRefusedError(
+            f"the answer of node {node_id!r} to {what} was refused: {exc}"
         ) from None

@@ -3,6 +3,9 @@
 * ``udps``: user-defined processes, one row per (user, id, version); a PUT adds a
   version, a DELETE adds a tombstone version, reads take the newest.
 * ``jobs``: batch job definitions (written by the edge: create, patch, delete).
+* ``job_keys``: the idempotency key a job was created with, per user, and the SHA-256 of
+  the create body, so a repeated create returns the same job (written with the job, in
+  one transaction).
 * ``job_status``: the state of each job's runs, written only by the job agent from the
   job events (requested -> progress -> finished/failed), so a restarted node rebuilds it
   by replaying the events; ``job_logs`` their log lines.
@@ -27,6 +30,10 @@ CREATE TABLE IF NOT EXISTS udps (
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY, user TEXT NOT NULL, doc BLOB NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_keys (
+    user TEXT NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (user, key)
 );
 CREATE TABLE IF NOT EXISTS job_status (
     job_id TEXT PRIMARY KEY, run TEXT NOT NULL, status TEXT NOT NULL,
@@ -110,6 +117,34 @@ class OpenEOStore:
                 "INSERT OR IGNORE INTO jobs VALUES (?, ?, ?, ?, ?, 0)",
                 (job_id, user, orjson.dumps(doc), now, now),
             )
+
+    def create_job_once(
+        self, job_id: str, user: str, doc: dict[str, Any], key: str, digest: str
+    ) -> tuple[str, str]:
+        """Create job ``job_id`` under idempotency key ``key`` of ``user``, unless that key
+        was used before: ``(job id, digest)`` of the job the key names (the new one, or
+        the earlier one and its create body's digest, for the caller to compare)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")  # one creator per key across processes
+            try:
+                row = self._db.execute(
+                    "SELECT job_id, digest FROM job_keys WHERE user = ? AND key = ?", (user, key)
+                ).fetchone()
+                if row is None:
+                    self._db.execute(
+                        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, 0)",
+                        (job_id, user, orjson.dumps(doc), now, now),
+                    )
+                    self._db.execute(
+                        "INSERT INTO job_keys VALUES (?, ?, ?, ?)", (user, key, job_id, digest)
+                    )
+                    row = (job_id, digest)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return str(row[0]), str(row[1])
 
     def get_job(self, job_id: str) -> tuple[str, dict[str, Any], float, float] | None:
         """``(user, doc, created, updated)`` of a job that is not deleted."""

@@ -231,3 +231,45 @@ def test_validation(http: httpx.Client) -> None:
     bad["process"]["process_graph"]["sr"]["process_id"] = "no_such_process"
     errors = http.post("/validation", content=orjson.dumps(bad), headers=h).json()["errors"]
     assert errors and "no_such_process" in errors[0]["message"]
+
+
+def _job_rows(data: Path) -> list[tuple[str, str]]:
+    store = OpenEOStore.for_data_dir(data)
+    try:
+        return [(job_id, doc["title"]) for job_id, doc, _c, _u in store.list_jobs("alice")]
+    finally:
+        store.close()
+
+
+def test_job_create_with_idempotency_key_is_one_job(
+    node: tuple[str, Path], http: httpx.Client, auth: dict[str, str]
+) -> None:
+    """A client that sends its create again (its answer lost) with the same
+    ``Idempotency-Key`` gets the same job; another body or a malformed key is refused
+    naming the key, and nothing is stored."""
+    graph = {"process_graph": {"lc": {"process_id": "load_collection",
+             "arguments": {"id": "s2"}, "result": True}}}  # fmt: skip
+    body = orjson.dumps({"title": "once", "process": graph})
+    before = _job_rows(node[1])
+    ids = []
+    for _ in range(2):
+        resp = http.post("/jobs", content=body, headers={**auth, "Idempotency-Key": "k-1"})
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.headers["OpenEO-Identifier"])
+    assert ids[0] == ids[1]
+    assert _job_rows(node[1]) == [*before, (ids[0], "once")]
+    stored = _job_rows(node[1])
+    other = orjson.dumps({"title": "other", "process": graph})
+    msg = _error(http.post("/jobs", content=other, headers={**auth, "Idempotency-Key": "k-1"}),
+                 422, "IdempotencyKeyReused")  # fmt: skip
+    assert "'k-1'" in msg
+    for bad in ("k 1", "k/../1", "k;drop", "x" * 129):
+        msg = _error(http.post("/jobs", content=body, headers={**auth, "Idempotency-Key": bad}),
+                     400, "BadRequest")  # fmt: skip
+        assert repr(bad)[:40] in msg, (bad, msg)
+    # another user's same key is another job (keys are per user)
+    bob = http.get("/credentials/basic", auth=("bob", TOKEN)).json()["access_token"]
+    resp = http.post("/jobs", content=body, headers={"Authorization": f"Bearer basic//{bob}",
+                     "Idempotency-Key": "k-1"})  # fmt: skip
+    assert resp.status_code == 201 and resp.headers["OpenEO-Identifier"] != ids[0]
+    assert _job_rows(node[1]) == stored

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from gravitas.agents.signing import NodeIdentity, SignatureError
+from gravitas.schemas.errors import InputError
 from gravitas.schemas.settings import load_settings
-from gravitas.streams.openeo.peersign import sign_answer, verify_answer
+from gravitas.streams.openeo.errors import JobNotFoundError
+from gravitas.streams.openeo.peersign import sign_answer, signed_error, verify_answer
 
 
 def _identity(tmp_path: Path, node: str) -> NodeIdentity:
@@ -42,3 +45,23 @@ def test_answer_verifies_only_as_signed(tmp_path: Path) -> None:
     old = _lower(sign_answer(a, "nonce-1", 200, body, now=time.time() - 3600))
     with pytest.raises(SignatureError, match="off this clock"):
         verify_answer(old, "nonce-1", 200, body, "a", a.public_key)
+
+
+def test_error_answers_are_signed_too(tmp_path: Path) -> None:
+    """An error answer to a peer is an openEO body signed like any answer: a refusal by
+    the node asked cannot be forged either."""
+    a = _identity(tmp_path, "a")
+    for exc, status, code in (
+        (JobNotFoundError("job 'j-1' does not exist"), 404, "JobNotFound"),
+        (InputError("bad value 'x'"), 400, "BadRequest"),
+        (RuntimeError("boom"), 500, "Internal"),
+    ):
+        resp = signed_error(a, "nonce-1", exc)
+        body = bytes(resp.body)
+        doc = orjson.loads(body)
+        assert resp.status_code == status and doc["code"] == code, doc
+        assert set(doc) == {"id", "code", "message", "links"}
+        headers = _lower(dict(resp.headers))
+        verify_answer(headers, "nonce-1", status, body, "a", a.public_key)
+        with pytest.raises(SignatureError, match="does not verify"):
+            verify_answer(headers, "nonce-2", status, body, "a", a.public_key)
