@@ -151,6 +151,18 @@ def core_router(ctx: OpenEOContext) -> APIRouter:
                     return doc
             return None
 
+        nonce = request.headers.get("x-gravitas-signature")
+        if nonce is not None:  # a peer asks for its own description: signed, errors too
+            try:
+                await ctx.user(request)  # only a configured peer's signed request
+                doc = await services.run_compute(build)
+                if doc is None:
+                    raise CollectionNotFoundError(f"collection {collection_id!r} does not exist")
+            except (OpenEOError, GravitasError) as exc:
+                return signed_error(services.identity, nonce[:200], exc)
+            return signed_response(
+                services.identity, nonce[:200], 200, orjson.dumps(doc), "application/json"
+            )
         doc = await services.run_compute(build)
         if doc is None:
             raise CollectionNotFoundError(

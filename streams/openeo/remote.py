@@ -10,6 +10,7 @@ from gravitas.agents.registration import LAYER_PREFIX
 from gravitas.agents.services import NodeServices
 from gravitas.storage.catalog.base import MAX_LIMIT, NODE_PROPERTY, SearchParams
 from gravitas.streams.openeo.collections import STAC_VERSION, eo_band
+from gravitas.streams.openeo.context import API_PREFIX
 
 MAX_PAGES = 20
 
@@ -97,17 +98,27 @@ def _doc(prefix: str, g: dict[str, Any], base_url: str) -> dict[str, Any]:
 def peer_collection(
     services: NodeServices, node_id: str, collection_id: str
 ) -> dict[str, Any] | None:
-    """A collection document as its owner node describes it (the configured peer's
-    ``api_url`` only; None when it is not a peer or does not answer)."""
+    """A collection document as its owner node describes it: asked of the configured
+    peer's ``api_url`` with a signed request and used only if the answer is signed by that
+    peer's configured key for this request (None otherwise: the caller then describes
+    the collection from the federated catalog, which holds only signed registrations)."""
     import httpx
+
+    from gravitas.streams.openeo.errors import PeerAnswerRefusedError
+    from gravitas.streams.openeo.peersign import check_answer
 
     peer = services.settings.peers.get(node_id)
     if peer is None:
         return None
-    url = f"{peer.api_url}/openeo/1.2/collections/{collection_id}"
+    path = f"{API_PREFIX}/collections/{collection_id}"
+    headers = services.identity.sign_request(path, b"")
     try:
-        resp = httpx.get(url, timeout=10)
-    except httpx.HTTPError:
+        resp = httpx.get(f"{peer.api_url}{path}", headers=headers, timeout=10)
+        check_answer(
+            resp, headers["X-Gravitas-Signature"], node_id, peer.public_key,
+            f"GET collections/{collection_id}",
+        )  # fmt: skip
+    except (httpx.HTTPError, PeerAnswerRefusedError):
         return None
     if resp.status_code != 200 or len(resp.content) > 4 * 1024 * 1024:
         return None

@@ -76,6 +76,9 @@ class HostilePeer:
     def answer(self, nonce: str, path: str) -> tuple[dict[str, str], bytes]:
         if path.endswith("/result"):
             body = HOSTILE
+        elif "/collections/" in path:  # its description, with a band no catalog item has
+            body = orjson.dumps({"id": "sm", "type": "Collection", "title": "FORGED-BANDS",
+                                 "cube:dimensions": {"bands": {"values": ["evil"]}}})  # fmt: skip
         else:
             body = orjson.dumps({"id": "j-0123456789abcdef", "status": "finished",
                                  "process": {}, "progress": 100})  # fmt: skip
@@ -114,6 +117,16 @@ def hostile_peer() -> Iterator[HostilePeer]:
             self.send_response(200)
             ctype = "image/tiff" if body == HOSTILE else "application/json"
             self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # a collection description, asked with a signed request
+            headers, body = peer.answer(self.headers.get("x-gravitas-signature", ""), self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -271,6 +284,12 @@ def _check_forwarded_result_trust(a: FedNode, b: FedNode, peer: HostilePeer) -> 
         _refused(resp, 502, "Internal", "'m'", "/result", why)
         assert b"HOSTILE" not in resp.content, peer.mode  # none of its bytes
     assert (_jobs_state(a), _jobs_state(b), _result_files(b)) == before
+    # the owner's description of ``sm`` is used only when ``m`` signed it for B's request;
+    # otherwise B describes it from the federated catalog (signed registrations only)
+    for peer.mode in ("signed", "unsigned", "forged", "replayed", "stale", "status"):
+        doc = http.get(f"{_url(b)}{API}/collections/sm", headers=alice).json()
+        assert doc["id"] == "sm" and doc["federation:backends"] == ["m"], doc
+        assert (doc.get("title") == "FORGED-BANDS") == (peer.mode == "signed"), peer.mode
 
 
 def _check_idempotent_create(a: FedNode, b: FedNode, tmp_path: Path) -> None:
