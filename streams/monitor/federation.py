@@ -42,6 +42,7 @@ from gravitas.streams.metrics import CONTENT_TYPE_LATEST, NodeMetrics, render
 
 __all__ = [
     "METRICS_PATH",
+    "PEER_DEADLINE_S",
     "FederationWatcher",
     "NodeRow",
     "Target",
@@ -57,6 +58,10 @@ __all__ = [
 METRICS_PATH = "/federation/metrics"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 TIMEOUT_S = 5.0
+PEER_DEADLINE_S = 1.5
+"""Each node's whole read (connect, answer, body) must finish within this; a slower or
+silent node is shown as ``unreachable: no answer within ...`` while the others refresh
+on time (they are read concurrently)."""
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 # sample name -> row field (sums over every label set)
@@ -199,6 +204,8 @@ class FederationWatcher:
     _last: dict[str, tuple[float, dict[str, float]]] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     min_interval_s: float = 0.0
+    deadline_s: float = PEER_DEADLINE_S
+    """Per-node deadline of one read (:data:`PEER_DEADLINE_S`)."""
     _read_at: float = 0.0
 
     async def _fetch(self, http: httpx.AsyncClient, target: Target) -> str:
@@ -243,13 +250,26 @@ class FederationWatcher:
         self._last[target.node_id] = (now, values)
         return row
 
+    async def _read_by_deadline(self, http: httpx.AsyncClient, target: Target) -> NodeRow:
+        try:
+            return await asyncio.wait_for(self._read(http, target), self.deadline_s)
+        except TimeoutError:
+            row = NodeRow(target.node_id, self=target.node_id == self.self_id, url=target.url)
+            row.status = (
+                f"unreachable: no answer within {self.deadline_s:g} s from {target.url}"
+                " (slow or down)"
+            )
+            return row
+
     async def read(self, heard_of: Iterable[str] = ()) -> list[NodeRow]:
         """Read every allow-listed node now (at most every ``min_interval_s``) and add the
         nodes ``heard_of`` on federation topics that are not on the allow-list."""
         async with self._lock:
             if not self.rows or time.monotonic() - self._read_at >= self.min_interval_s:
                 async with httpx.AsyncClient(follow_redirects=False) as http:
-                    rows = await asyncio.gather(*(self._read(http, t) for t in self.targets))
+                    rows = await asyncio.gather(
+                        *(self._read_by_deadline(http, t) for t in self.targets)
+                    )
                 self.rows = {r.node_id: r for r in rows}
                 self._read_at = time.monotonic()
             allowed = {t.node_id for t in self.targets}

@@ -20,6 +20,11 @@ from fastapi.responses import FileResponse, Response
 from gravitas.agents.services import NodeServices
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.catalog.base import MAX_LIMIT, NODE_PROPERTY, SearchParams
+from gravitas.streams.web.cube_quicklooks import (
+    cube_quicklooks_router,
+    cube_quicklooks_url,
+    is_datacube_item,
+)
 from gravitas.streams.web.quicklooks import quicklook_url, quicklooks_router
 
 __all__ = [
@@ -89,6 +94,10 @@ def footprints(services: NodeServices) -> dict[str, Any]:
             if not item.get("geometry"):
                 continue
             props = item.get("properties") or {}
+            node = str(props.get(NODE_PROPERTY, ""))
+            cube = is_datacube_item(item) and (
+                node in services.settings.peers or node in ("", services.settings.node_id)
+            )
             features.append(
                 {
                     "type": "Feature",
@@ -102,6 +111,11 @@ def footprints(services: NodeServices) -> dict[str, Any]:
                         "quicklook": quicklook_url(
                             item, store, str(props.get(NODE_PROPERTY, "")), services.settings
                         ),
+                        "cube_quicklooks": cube_quicklooks_url(
+                            node or services.settings.node_id, str(item.get("collection"))
+                        )
+                        if cube
+                        else None,
                         "properties": props,
                     },
                 }
@@ -123,6 +137,7 @@ def page_router(services: NodeServices) -> APIRouter:
     peers' quicklooks (:mod:`.quicklooks`)."""
     router = APIRouter()
     router.include_router(quicklooks_router(services.settings))
+    router.include_router(cube_quicklooks_router(services))
 
     @router.get("/", include_in_schema=False)
     async def index() -> Response:

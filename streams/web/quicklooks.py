@@ -28,7 +28,14 @@ from gravitas.storage.objects.base import ObjectStore
 from gravitas.storage.objects.keys import check_key
 from gravitas.storage.objects.public import ASSETS_PATH, asset_url, is_published, key_of_href
 
-__all__ = ["MAX_BYTES", "PEER_ROUTE", "QUICKLOOK_ROLES", "quicklook_url", "quicklooks_router"]
+__all__ = [
+    "MAX_BYTES",
+    "PEER_ROUTE",
+    "QUICKLOOK_ROLES",
+    "peer_key",
+    "quicklook_url",
+    "quicklooks_router",
+]
 
 QUICKLOOK_ROLES = ("overview", "thumbnail", "visual")
 PEER_ROUTE = "/web/quicklooks"
@@ -45,7 +52,8 @@ def _published_key(text: str) -> str | None:
     return key if is_published(key) else None
 
 
-def _peer_key(href: str, peer: Peer) -> str | None:
+def peer_key(href: str, peer: Peer) -> str | None:
+    """The published key ``href`` names under ``peer``'s asset route, or None."""
     route = f"{peer.api_url}{ASSETS_PATH}/"
     if not href.startswith(route):
         return None
@@ -69,7 +77,7 @@ def quicklook_url(
         if key is not None:
             return asset_url("", key)
         if peer is not None:
-            key = _peer_key(href, peer)
+            key = peer_key(href, peer)
             if key is not None:
                 return f"{PEER_ROUTE}/{quote(owner, safe='')}/{quote(key, safe='/')}"
     return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,20 +19,13 @@ import orjson
 import pytest
 
 from gravitas.agents.modules.plume_patches import ZARR
-from gravitas.agents.signing import NodeIdentity
 from gravitas.agents.workflows.shipped import template_spec
-from gravitas.schemas.settings import load_settings
 from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.storage.readers.emit_extent import emit_extent
 from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
-from gravitas.streams.broker import KafkaBroker, create_topics
-from gravitas.streams.client import Client
-from gravitas.streams.topology import Topology
-from gravitas.streams.transports.kafka import KafkaTransport
+from gravitas.streams.broker import KafkaBroker
 from tests.agents.test_agents_workflows_survey import WHEN, announce
-from tests.fixtures.federation import FedNode
-from tests.fixtures.federation import free_port as _free_port
-from tests.fixtures.nodes import Worker, kafka_env
+from tests.fixtures.federation import FedNode, federation
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOKEN = "workflow-federation-token"
@@ -43,50 +35,14 @@ TOKEN = "workflow-federation-token"
 async def two_nodes(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> AsyncIterator[tuple[FedNode, FedNode]]:
-    fed = f"f{uuid.uuid4().hex[:8]}."
-    ports = {name: _free_port() for name in ("a", "b")}
-    keys = {
-        n: NodeIdentity.load(load_settings(data_dir=tmp_path / n, node_id=n)).public_key
-        for n in ("a", "b")
-    }
-    nodes: list[FedNode] = []
-    for name in ("a", "b"):
-        other = "b" if name == "a" else "a"
-        prefix = f"{name}{uuid.uuid4().hex[:8]}."
-        topology = Topology(prefix=prefix, partitions=2, federation_prefix=fed)
-        await create_topics(kafka_broker.bootstrap, topology.partition_counts())
-        data = tmp_path / name
+    def env(name: str, data: Path) -> dict[str, str]:
         (data / "files").mkdir(parents=True, exist_ok=True)
-        env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
-        peer = {"public_key": keys[other], "api_url": f"http://127.0.0.1:{ports[other]}"}
-        env.update(
-            GRAVITAS_FEDERATION_PREFIX=fed,
-            GRAVITAS_API_TOKEN=TOKEN,
-            GRAVITAS_HTTP_PORT=str(ports[name]),
-            GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
-            GRAVITAS_PARTITIONS="2",
-        )
-        worker = Worker(env, tmp_path / f"{name}.log")
-        worker.start()
-        transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
-        client = Client(
-            f"kafka://{kafka_broker.bootstrap}",
-            topology=topology,
-            transport=transport,
-            data_dir=data,
-        )
-        nodes.append(FedNode(name, worker, client, data))
-    try:
-        for node in nodes:
-            deadline = time.monotonic() + 60
-            while not (node.data_dir / "node.json").exists():
-                assert time.monotonic() < deadline, node.worker.output()
-                await asyncio.sleep(0.2)
-        yield nodes[0], nodes[1]
-    finally:
-        for node in nodes:
-            node.worker.stop()
-            await node.client.close()
+        return {}
+
+    async with federation(
+        kafka_broker.bootstrap, tmp_path, ("a", "b"), TOKEN, partitions=2, env=env
+    ) as fed:
+        yield fed.nodes["a"], fed.nodes["b"]
 
 
 def assert_cube_by_hand(root: Path, paths: dict[str, Path]) -> None:

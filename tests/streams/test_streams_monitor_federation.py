@@ -166,3 +166,69 @@ def test_the_terminal_view_shows_the_federation_table() -> None:
     text = console.export_text()
     assert "federation" in text and "a (this node)" in text and "1.50" in text
     assert "refused: the answer carries no signature" in text
+
+
+@contextmanager
+def _silent_peer() -> Iterator[str]:
+    """A real listening socket that accepts connections (the kernel's backlog) and never
+    answers a byte."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+async def test_a_silent_peer_is_named_and_does_not_delay_the_others(tmp_path: Path) -> None:
+    import time
+
+    import orjson
+
+    from gravitas.streams.monitor.federation import PEER_DEADLINE_S, TIMEOUT_S
+
+    other = NodeIdentity.load(load_settings(node_id="s", signing_key=generate_seed())).public_key
+    with _silent_peer() as silent:
+        peers = {"slow": {"public_key": other, "api_url": silent}}
+        settings = load_settings(
+            data_dir=tmp_path / "a", node_id="a", http_port=0, broker="memory://",
+            signing_key=SEED_A, peers=peers,
+        )  # fmt: skip
+        async with EmbeddedNode(settings) as node:
+            edge = node.edge_url or ""
+            watcher = FederationWatcher(
+                [Target("a", edge, _key_a()), Target("slow", silent, other)], "monitor"
+            )
+            t0 = time.monotonic()
+            rows = {r.node_id: r for r in await watcher.read()}
+            took = time.monotonic() - t0
+            assert took < PEER_DEADLINE_S + 1.0 < TIMEOUT_S, took
+            assert rows["a"].status == "ok" and rows["a"].requests is not None, rows["a"]
+            slow = rows["slow"]
+            assert slow.status.startswith("unreachable: no answer within"), slow
+            assert silent in slow.status and slow.events is None and slow.requests is None
+            # the node's own web page: its live pipeline (with the federation table)
+            # refreshes on time, the silent peer named as such
+            stamps: list[float] = []
+            fed: list[dict[str, Any]] = []
+            t0 = time.monotonic()
+            async with (
+                httpx.AsyncClient(base_url=edge, timeout=10) as http,
+                http.stream("GET", "/web/live", params={"interval": 0.5}) as reply,
+            ):
+                event = ""
+                async for line in reply.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line.split(":", 1)[1].strip()
+                    elif line.startswith("data:") and event == "pipeline":
+                        stamps.append(time.monotonic() - t0)
+                        fed = orjson.loads(line.split(":", 1)[1])["federation"]
+                        if len(stamps) == 2:
+                            break
+    status = {r["node_id"]: r["status"] for r in fed}
+    assert status["a"] == "ok" and status["slow"].startswith("unreachable: no answer"), status
+    gaps = [b - a for a, b in zip([0.0, *stamps], stamps, strict=False)]
+    assert max(gaps) < PEER_DEADLINE_S + 1.0, gaps

@@ -25,9 +25,10 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -42,83 +43,48 @@ from gravitas.agents.signing import NodeIdentity, generate_seed
 from gravitas.schemas.events import Ping, SceneAnnounced
 from gravitas.schemas.settings import load_settings
 from gravitas.storage.sampledata import fetch
-from gravitas.streams.broker import create_topics
-from gravitas.streams.client import Client
-from gravitas.streams.monitor.federation import sign_metrics
-from gravitas.streams.topology import Topology
-from gravitas.streams.transports.kafka import KafkaTransport
+from gravitas.streams.monitor.federation import PEER_DEADLINE_S, sign_metrics
+from tests.fixtures.federation import FedNode, federation
 from tests.fixtures.layers import LAYER, write_stageiv
-from tests.fixtures.nodes import Worker, kafka_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOKEN = "webmap-test-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@dataclass
-class Node:
-    name: str
-    worker: Worker
-    client: Client
-    data_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def edge(self) -> str:
-        return str(orjson.loads((self.data_dir / "node.json").read_bytes())["edge_url"])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+Node = FedNode
 
 
 @pytest.fixture
-async def two_nodes(kafka_broker, tmp_path: Path) -> AsyncIterator[tuple[Node, Node]]:  # type: ignore[no-untyped-def]
-    fed = f"f{uuid.uuid4().hex[:8]}."
-    ports = {name: _free_port() for name in ("a", "b")}
-    keys = {
-        name: NodeIdentity.load(load_settings(data_dir=tmp_path / name, node_id=name)).public_key
-        for name in ("a", "b")
-    }
-    write_stageiv(tmp_path / "a", max_times=1)  # node A holds a layer with its pyramid
-    nodes: list[Node] = []
-    for name in ("a", "b"):
-        other = "b" if name == "a" else "a"
-        prefix = f"{name}{uuid.uuid4().hex[:8]}."
-        topology = Topology(prefix=prefix, partitions=2, federation_prefix=fed)
-        await create_topics(kafka_broker.bootstrap, topology.partition_counts())
-        data = tmp_path / name
-        env = kafka_env(kafka_broker.bootstrap, prefix, data, name, f"g-{prefix}")
-        peer = {"public_key": keys[other], "api_url": f"http://127.0.0.1:{ports[other]}"}
-        env.update(
-            GRAVITAS_FEDERATION_PREFIX=fed,
-            GRAVITAS_API_TOKEN=TOKEN,
-            GRAVITAS_HTTP_PORT=str(ports[name]),
-            GRAVITAS_PARTITIONS="2",
-            GRAVITAS_PEERS=orjson.dumps({other: peer}).decode(),
-            GRAVITAS_ALLOWED_ROOTS=f'["{fetch("landsat7_series")}", "{data}"]',
-        )
-        worker = Worker(env, tmp_path / f"{name}.log")
-        worker.start()
-        transport = KafkaTransport(f"kafka://{kafka_broker.bootstrap}", topology)
-        client = Client(
-            f"kafka://{kafka_broker.bootstrap}", topology=topology, transport=transport,
-            data_dir=data,
-        )  # fmt: skip
-        nodes.append(Node(name, worker, client, data, env))
+def silent_peer() -> Iterator[str]:
+    """A peer that accepts connections and never answers (a real listening socket)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
     try:
-        for node in nodes:
-            deadline = time.monotonic() + 60
-            while not (node.data_dir / "node.json").exists():
-                assert time.monotonic() < deadline, node.worker.output()
-                await asyncio.sleep(0.2)
-        yield nodes[0], nodes[1]
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        for node in nodes:
-            node.worker.stop()
-            await node.client.close()
+        sock.close()
+
+
+@pytest.fixture
+async def two_nodes(  # type: ignore[no-untyped-def]
+    kafka_broker, tmp_path: Path, silent_peer: str
+) -> AsyncIterator[tuple[Node, Node]]:
+    write_stageiv(tmp_path / "a", max_times=1)  # node A holds a layer with its pyramid
+    landsat = fetch("landsat7_series")
+    silent_key = NodeIdentity.load(
+        load_settings(data_dir=tmp_path / "silent", node_id="silent")
+    ).public_key
+
+    def env(name: str, data: Path) -> dict[str, str]:
+        return {"GRAVITAS_ALLOWED_ROOTS": f'["{landsat}", "{data}"]'}
+
+    async with federation(
+        kafka_broker.bootstrap, tmp_path, ("a", "b"), TOKEN, partitions=2, env=env,
+        extra_peers={"silent": {"public_key": silent_key, "api_url": silent_peer}},
+    ) as fed:  # fmt: skip
+        yield fed.nodes["a"], fed.nodes["b"]
 
 
 async def _footprint_nodes(edge: str) -> dict[str, int]:
@@ -194,6 +160,74 @@ async def _add_quicklook_items(node: Node, coll_id: str = "quicklooks") -> bytes
             reply = await http.post(f"/stac/collections/{coll_id}/items", json=item)
             assert reply.status_code == 201, reply.text
     return png
+
+
+CUBE_BOX = {"a": (160.0, -31.0, 162.0, -29.0), "b": (130.0, -31.0, 132.0, -29.0)}
+CUBE_SIZE = {"a": (40, 30), "b": (36, 20)}
+
+
+async def _post(node: Node, path: str, doc: dict[str, Any]) -> None:
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=node.edge, timeout=30, headers=auth) as http:
+        reply = await http.post(path, json=doc)
+        assert reply.status_code == 201, reply.text
+
+
+def _cube_collection(cid: str, box: tuple[float, ...], assets: dict[str, str]) -> dict[str, Any]:
+    """A datacube collection as the datacube writer registers it (its quicklooks are
+    collection assets ``quicklook_<modality>`` with the store's hrefs)."""
+    return {
+        "type": "Collection", "id": cid, "stac_version": "1.0.0", "license": "other",
+        "description": f"AI-ready datacube of request {cid}", "links": [],
+        "extent": {"spatial": {"bbox": [list(box)]},
+                   "temporal": {"interval": [["2018-09-14T00:00:00Z",
+                                              "2018-09-16T00:00:00Z"]]}},
+        "cube:dimensions": {"band": {"type": "bands", "values": ["precip:stageiv"]}},
+        "assets": {name: {"href": href, "type": "image/png", "roles": ["overview"]}
+                   for name, href in assets.items()},
+    }  # fmt: skip
+
+
+async def _add_datacube(node: Node) -> bytes:
+    """A datacube collection ``datacube-cube<name>`` on ``node`` with its quicklook in the
+    store and its train split item; on node B also collections whose quicklook assets are
+    not datacube quicklooks (another published object, an unpublished one)."""
+    rid = f"cube{node.name}"
+    key = f"datacubes/{rid}/quicklook_precip.png"
+    png = _quicklook_png(node.data_dir / "objects" / key, *CUBE_SIZE[node.name])
+    store_href = (node.data_dir / "objects" / key).resolve().as_uri()
+    box = CUBE_BOX[node.name]
+    coll = _cube_collection(f"datacube-{rid}", box, {"quicklook_precip": store_href})
+    await _post(node, "/stac/collections", coll)
+    item = _box_item(f"datacube-{rid}-train", box, store_href)
+    item["assets"] = {"data": {"href": store_href.replace("quicklook_precip.png", "cube.zarr"),
+                               "roles": ["data"]}}  # fmt: skip
+    item["properties"] = {
+        "datetime": None, "start_datetime": "2018-09-14T00:00:00Z",
+        "end_datetime": "2018-09-16T00:00:00Z", "gravitas:split": "train",
+    }  # fmt: skip
+    await _post(node, f"/stac/collections/datacube-{rid}/items", item)
+    objects = (node.data_dir / "objects").resolve()
+    if node.name == "b":
+        await _post(node, "/stac/collections", _cube_collection("datacube-evil", box, {
+            "quicklook_precip": (objects / QUICKLOOK_KEY).as_uri(),
+            "quicklook_x": (objects / "results" / "x.png").as_uri(),
+        }))  # fmt: skip
+    else:
+        await _post(node, "/stac/collections", _cube_collection("datacube-bad", box, {
+            "quicklook_precip": "/etc/passwd",
+            "quicklook_y": "https://elsewhere.example/datacubes/bad/quicklook_y.png",
+        }))  # fmt: skip
+    return png
+
+
+def _tree_digest(root: Path) -> list[tuple[str, int, int]]:
+    """Every stored object file: path, size, checksum."""
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size, zlib.crc32(p.read_bytes()))
+        for p in root.rglob("*")
+        if p.is_file()
+    )
 
 
 @dataclass
@@ -320,8 +354,10 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
     print(f"\nfootprints of both nodes after {time.monotonic() - t0:.1f} s")
     png = await _add_quicklook_items(a)
     png_b = await _add_quicklook_items(b, "quicklooks-b")
+    cube_png = {node.name: await _add_datacube(node) for node in (a, b)}
     quicklooks: dict[str, Any] = {}
-    while not {"ql-raw-path", "qlb-store"} <= set(quicklooks):
+    cubes: dict[str, Any] = {}
+    while not {"ql-raw-path", "qlb-store"} <= set(quicklooks) or len(cubes) < 2:
         assert time.monotonic() < deadline, a.worker.output()
         async with httpx.AsyncClient(timeout=30) as http:
             fc = (await http.get(f"{a.edge}/web/footprints")).json()
@@ -330,7 +366,17 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             for f in fc["features"]
             if f["properties"]["collection"] in ("quicklooks", "quicklooks-b")
         }
+        cubes = {
+            f["properties"]["id"]: f["properties"]["cube_quicklooks"]
+            for f in fc["features"]
+            if f["properties"]["collection"].startswith("datacube-cube")
+        }
         await asyncio.sleep(0.3)
+    # datacube split items: their collection's quicklooks, listed by A's route
+    assert cubes == {
+        "datacube-cubea-train": "/web/datacube-quicklooks/a/datacube-cubea",
+        "datacube-cubeb-train": "/web/datacube-quicklooks/b/datacube-cubeb",
+    }, cubes
     # only the store's published object, through the asset route (node B's through A's
     # proxy of B's configured asset route); nothing else
     ql_path = f"/stac/assets/{QUICKLOOK_KEY}"
@@ -384,6 +430,19 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             )
             rows = await page.locator("#federation tbody tr").all_inner_texts()
             assert any(r.startswith("a (this node)") for r in rows), rows
+            # the silent peer (a socket that never answers) is named as such, and the
+            # page's live pipeline still refreshes on time (2 s + the per-node deadline,
+            # not the 5 s HTTP timeout)
+            silent = await page.evaluate("window.gravitas.federation.silent")
+            assert silent.startswith("unreachable: no answer within"), silent
+            row = page.locator("#federation tbody tr[data-node='silent']")
+            assert "no answer within" in await row.inner_text()
+            n = await page.evaluate("window.gravitas.pipelineUpdates")
+            await page.wait_for_function(f"() => window.gravitas.pipelineUpdates > {n}")
+            t_update = time.monotonic()
+            await page.wait_for_function(f"() => window.gravitas.pipelineUpdates > {n + 1}")
+            gap = time.monotonic() - t_update
+            assert gap < 2.0 + PEER_DEADLINE_S + 1.0, gap
             # a click on the Pacific footprint opens its quicklook from the asset route
             await page.evaluate(
                 f"window.gravitas.map.setView([{(QL_BOX[1] + QL_BOX[3]) / 2}, "
@@ -415,6 +474,38 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
             img = page.locator(".leaflet-popup img.quicklook[alt='quicklook of qlb-store']")
             assert await img.get_attribute("src") == qlb_path
             assert await img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [32, 24]
+            # datacube split items (A's and B's): the collection's quicklook with a
+            # caption placing it (band, region, time, units), from same-origin routes
+            for name in ("a", "b"):
+                w, s_, e, n = CUBE_BOX[name]
+                await page.evaluate(
+                    f"window.gravitas.map.setView([{(s_ + n) / 2}, {(w + e) / 2}], 7,"
+                    " {animate: false})"
+                )
+                await page.wait_for_timeout(300)
+                await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                label = f"datacube-cube{name}-train:precip"
+                await page.wait_for_function(
+                    f"() => window.gravitas.quicklooks.includes('{label}')", timeout=15_000
+                )
+                fig = page.locator(
+                    ".leaflet-popup figure.cube-quicklook[data-modality='precip']"
+                ).filter(has=page.locator(
+                    f"img[alt='quicklook of datacube-cube{name}-train (precip)']"
+                ))  # fmt: skip
+                img = fig.locator("img")
+                src = f"datacubes/cube{name}/quicklook_precip.png"
+                expected_src = f"/stac/assets/{src}" if name == "a" else f"/web/quicklooks/b/{src}"
+                assert await img.get_attribute("src") == expected_src
+                size = await img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+                assert size == list(CUBE_SIZE[name]), size
+                caption = await fig.locator("figcaption").inner_text()
+                assert caption.startswith(f"datacube-cube{name}: precip:stageiv over "), caption
+                assert "2018-09-14 to 2018-09-16" in caption and "units" in caption, caption
+                place = f"{-s_:.2f}° S to {-n:.2f}° S, {w:.2f}° E to {e:.2f}° E"
+                assert place in caption, caption
+            assert await page.evaluate("window.gravitas.quicklookErrors") == 0
+            await page.screenshot(path=str(tmp_path / "cube-quicklook.png"))
             assert await page.evaluate("window.gravitas.layer") == LAYER
             topics = await page.locator("#topics tbody tr").count()
             assert topics > 5
@@ -444,6 +535,7 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
         ):
             reply = await http.get(origin + path)
             assert reply.status_code == status and text in reply.json()["detail"], reply.text
+    await _datacube_routes_refuse_the_rest(a, b, cube_png)
     kept_ql = artifact_path().with_name("gravitas-webmap-quicklook.png")
     shutil.copyfile(tmp_path / "quicklook.png", kept_ql)
 
@@ -466,3 +558,41 @@ async def test_web_page_in_chromium_shows_two_nodes_and_tiles(
     kept = artifact_path()
     shutil.copyfile(shot, kept)
     print(f"\nweb page screenshot: {kept}")
+
+
+async def _datacube_routes_refuse_the_rest(a: Node, b: Node, cube_png: dict[str, bytes]) -> None:
+    """The datacube quicklook route: the images equal the stored bytes; every other
+    collection, asset, key or node is refused naming it, and nothing stored changes."""
+    origin = a.edge.rstrip("/")
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def state() -> tuple[Any, ...]:
+            fps = [(await http.get(f"{n.edge}/web/footprints")).json()["features"] for n in (a, b)]
+            return (*fps, *(_tree_digest(n.data_dir / "objects") for n in (a, b)))
+
+        before = await state()
+        for name in ("a", "b"):
+            listed = await http.get(f"{origin}/web/datacube-quicklooks/{name}/datacube-cube{name}")
+            (look,) = listed.json()["quicklooks"]
+            assert (await http.get(origin + look["url"])).content == cube_png[name]
+        for path, status, text in (
+            ("zed/datacube-cubeb", 404, "'zed'"),
+            ("b/quicklooks-b", 404, "'quicklooks-b' is not a datacube collection"),
+            ("a/quicklooks", 404, "'quicklooks' is not a datacube collection"),
+            ("b/datacube-%2E%2E", 404, "'datacube-..'"),
+            ("b/datacube-nope", 502, "HTTP 404 for 'datacube-nope'"),
+            ("a/datacube-nope", 404, "'datacube-nope' not found"),
+            # B's datacube-like collection naming another published object and an
+            # unpublished one: neither is a datacube quicklook
+            ("b/datacube-evil", 404, "assets/quicklooks/pacific-ql.png"),
+            ("b/datacube-evil", 404, "quicklook_x: "),
+            ("a/datacube-bad", 404, "'/etc/passwd' is not 'datacubes/bad/quicklook_precip.png'"),
+            ("a/datacube-bad", 404, "'https://elsewhere.example/datacubes/bad/quicklook_y.png'"),
+        ):
+            reply = await http.get(f"{origin}/web/datacube-quicklooks/{path}")
+            detail = reply.json()["detail"]
+            assert reply.status_code == status and text in detail, (path, reply.text)
+        # a slash in the collection is no route at all (no file of either node answered)
+        reply = await http.get(f"{origin}/web/datacube-quicklooks/b/datacube-..%2F..%2Fnode_key")
+        assert reply.status_code == 404, reply.text
+        assert await state() == before

@@ -55,7 +55,35 @@ function popup(props) {
     img.src = props.quicklook;
     box.appendChild(img);
   }
+  if (props.cube_quicklooks) cubeQuicklooks(box, props);
   return box;
+}
+
+async function cubeQuicklooks(box, props) {
+  // a datacube split item: its collection's quicklook_<modality> assets, listed by this
+  // node (/web/datacube-quicklooks/...), each image from a same-origin route it names
+  let body;
+  try {
+    body = await getJSON(props.cube_quicklooks);
+  } catch (err) {
+    box.appendChild(el("p", `no datacube quicklook: ${err.message}`, "bad"));
+    state.quicklookErrors += 1;
+    return;
+  }
+  for (const q of body.quicklooks) {
+    const fig = el("figure", undefined, "cube-quicklook");
+    fig.dataset.modality = q.modality;
+    const img = el("img", undefined, "quicklook");
+    img.alt = `quicklook of ${props.id} (${q.modality})`;
+    img.addEventListener("load", () => {
+      state.quicklooks.push(`${props.id}:${q.modality}`);
+    });
+    img.addEventListener("error", () => { state.quicklookErrors += 1; });
+    img.src = q.url;
+    fig.appendChild(img);
+    fig.appendChild(el("figcaption", `${body.collection}: ${q.caption}`));
+    box.appendChild(fig);
+  }
 }
 
 async function loadFootprints() {
