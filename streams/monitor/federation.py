@@ -17,8 +17,6 @@ listed as ``not allow-listed`` and never contacted. Redirects are not followed.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import re
 import secrets
 import time
@@ -28,15 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from prometheus_client.parser import text_string_to_metric_families
 
-from gravitas.agents.signing import KEY_FILE, RPC_MAX_SKEW_S, NodeIdentity, SignatureError
+from gravitas.agents.answer_signing import sign_answer, verify_answer
+from gravitas.agents.signing import KEY_FILE, NodeIdentity, SignatureError
 from gravitas.schemas.errors import InputError
-from gravitas.schemas.peers import decode_public_key
 from gravitas.schemas.settings import Settings
 from gravitas.streams.metrics import CONTENT_TYPE_LATEST, NodeMetrics, render
 
@@ -76,22 +72,15 @@ _TOTALS = {
 _RATES = {"events": "event_rate", "published": "publish_rate", "requests": "request_rate"}
 
 
-def _signed_bytes(node_id: str, stamp: str, nonce: str, body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
-    return f"gravitas-metrics\n{node_id}\n{stamp}\n{nonce}\n{digest}".encode()
+DOMAIN = "gravitas-metrics"
+"""The domain tag of signed metrics reads (:mod:`gravitas.agents.answer_signing`)."""
 
 
 def sign_metrics(
     identity: NodeIdentity, nonce: str, body: bytes, now: float | None = None
 ) -> dict[str, str]:
     """The headers that sign one metrics answer for ``nonce``."""
-    stamp = f"{time.time() if now is None else now:.3f}"
-    signature = identity.key.sign(_signed_bytes(identity.node_id, stamp, nonce, body))
-    return {
-        "X-Gravitas-Node": identity.node_id,
-        "X-Gravitas-Time": stamp,
-        "X-Gravitas-Signature": base64.b64encode(signature).decode("ascii"),
-    }
+    return sign_answer(identity, DOMAIN, nonce, 200, body, now)
 
 
 def verify_metrics(
@@ -99,28 +88,7 @@ def verify_metrics(
 ) -> None:
     """Check that ``node_id``'s key signed this answer for ``nonce`` (lower-case header
     names), or raise :class:`SignatureError` naming what is wrong."""
-    signer = headers.get("x-gravitas-node", "")
-    stamp = headers.get("x-gravitas-time", "")
-    signature = headers.get("x-gravitas-signature", "")
-    if not (signer and stamp and signature):
-        raise SignatureError("the answer carries no signature (X-Gravitas-* headers)")
-    if signer != node_id:
-        raise SignatureError(f"the answer is signed as {signer[:64]!r}, not {node_id!r}")
-    try:
-        skew = abs(time.time() - float(stamp))
-    except ValueError:
-        raise SignatureError(f"X-Gravitas-Time {stamp[:40]!r} is not a number") from None
-    if skew > RPC_MAX_SKEW_S:
-        raise SignatureError(f"the answer is {skew:.0f} s off this clock")
-    try:
-        raw = base64.b64decode(signature, validate=True)
-        Ed25519PublicKey.from_public_bytes(decode_public_key(public_key)).verify(
-            raw, _signed_bytes(node_id, stamp, nonce, body)
-        )
-    except (InvalidSignature, ValueError):
-        raise SignatureError(
-            f"the signature of {node_id!r} does not verify for this read (forged or replayed)"
-        ) from None
+    verify_answer(headers, DOMAIN, nonce, 200, body, node_id, public_key)
 
 
 def federation_metrics_router(identity: NodeIdentity, metrics: NodeMetrics) -> APIRouter:

@@ -1,5 +1,6 @@
-"""Signed answers of a node to its peers' batch-job calls: an answer verifies only for
-the request, status and body it was signed for, by the configured key of the node asked."""
+"""Signed answers of a node to its peers (batch-job calls, metrics reads): an answer
+verifies only for the request, status and body it was signed for, by the configured key
+of the node asked, and only as the kind of answer it was signed as."""
 
 from __future__ import annotations
 
@@ -65,3 +66,19 @@ def test_error_answers_are_signed_too(tmp_path: Path) -> None:
         verify_answer(headers, "nonce-1", status, body, "a", a.public_key)
         with pytest.raises(SignatureError, match="does not verify"):
             verify_answer(headers, "nonce-2", status, body, "a", a.public_key)
+
+
+def test_an_answer_of_one_kind_is_not_valid_as_another(tmp_path: Path) -> None:
+    """The domain tag separates answer kinds: a signed metrics read is no openEO answer
+    (and the reverse), though both come from the same key for the same nonce and body."""
+    from gravitas.streams.monitor.federation import sign_metrics, verify_metrics
+
+    a = _identity(tmp_path, "a")
+    body = b"gravitas_events_processed_total 1\n"
+    metrics = _lower(sign_metrics(a, "nonce-1", body))
+    verify_metrics(metrics, "nonce-1", body, "a", a.public_key)
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_answer(metrics, "nonce-1", 200, body, "a", a.public_key)
+    openeo = _lower(sign_answer(a, "nonce-1", 200, body))
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_metrics(openeo, "nonce-1", body, "a", a.public_key)
