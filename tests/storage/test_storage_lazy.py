@@ -4,8 +4,7 @@ one chunk per block and time step, nothing read until computed, only existing bl
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.schemas.grid import BLOCK_SIZE
-from gravitas.storage.blocks import BlockStore, open_block_store
+from gravitas.storage.blocks import BlockStore
 from gravitas.storage.pixels import LayerRegistry
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.index import ScenePlan, prepare_scene, write_scene
@@ -45,16 +44,10 @@ class CountingStore:
         return getattr(self.inner, name)
 
 
-@pytest.fixture(params=["rocksdb", pytest.param("s3", marks=pytest.mark.s3)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlockStore]:
-    if request.param == "rocksdb":
-        s = open_block_store(f"rocksdb://{tmp_path / 'blocks.db'}")
-    else:
-        server = request.getfixturevalue("s3_server")
-        url = f"s3://gravitas-pixels/lazy-{uuid.uuid4().hex[:8]}?endpoint={server.endpoint}"
-        s = open_block_store(url, access_key=server.access_key, secret_key=server.secret_key)
-    yield s
-    s.close()
+@pytest.fixture
+def store(block_store: BlockStore) -> BlockStore:
+    """An empty block store on each backend (``tests.fixtures.s3.block_store``)."""
+    return block_store
 
 
 @pytest.fixture(scope="module")

@@ -4,30 +4,20 @@ after the drop changes nothing. On RocksDB and the real SeaweedFS S3 server."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from gravitas.storage.blocks import Block, BlockStore, encode_block, open_block_store
+from gravitas.storage.blocks import Block, BlockStore, encode_block
 from gravitas.storage.keys import encode_key
 from gravitas.storage.pixels.merge import merge_blocks, merge_staged, staged_key
 
 T0 = 1_700_000_000
 
 
-@pytest.fixture(params=["rocksdb", pytest.param("s3", marks=pytest.mark.s3)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlockStore]:
-    if request.param == "rocksdb":
-        s = open_block_store(f"rocksdb://{tmp_path / 'blocks.db'}")
-    else:
-        server = request.getfixturevalue("s3_server")
-        url = f"s3://gravitas-merge/t-{uuid.uuid4().hex[:8]}?endpoint={server.endpoint}"
-        s = open_block_store(url, access_key=server.access_key, secret_key=server.secret_key)
-    yield s
-    s.close()
+@pytest.fixture
+def store(block_store: BlockStore) -> BlockStore:
+    """An empty block store on each backend (``tests.fixtures.s3.block_store``)."""
+    return block_store
 
 
 def _scene(seed: int, hole: slice) -> list[Block]:

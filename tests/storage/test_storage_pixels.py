@@ -8,8 +8,6 @@ z/t (GRIB and NetCDF twin).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +28,10 @@ from gravitas.storage.sampledata import fetch
 ALL_TIME = (0, 2_000_000_000)
 
 
-@pytest.fixture(params=["rocksdb", pytest.param("s3", marks=pytest.mark.s3)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlockStore]:
-    if request.param == "rocksdb":
-        s = open_block_store(f"rocksdb://{tmp_path / 'blocks.db'}")
-    else:
-        server = request.getfixturevalue("s3_server")
-        url = f"s3://gravitas-pixels/t-{uuid.uuid4().hex[:8]}?endpoint={server.endpoint}"
-        s = open_block_store(url, access_key=server.access_key, secret_key=server.secret_key)
-    yield s
-    s.close()
+@pytest.fixture
+def store(block_store: BlockStore) -> BlockStore:
+    """An empty block store on each backend (``tests.fixtures.s3.block_store``)."""
+    return block_store
 
 
 @pytest.fixture
