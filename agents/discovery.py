@@ -17,7 +17,7 @@ from gravitas.agents.featurize import failed as featurize_failed
 from gravitas.agents.featurize import featurize
 from gravitas.agents.featurize_outputs import store_outputs
 from gravitas.agents.onboarding import pending_items
-from gravitas.agents.parking import parking
+from gravitas.agents.parking import parked_on, parking
 from gravitas.agents.results import by_reference
 from gravitas.agents.routing import forward, owner_of_layer
 from gravitas.schemas.base import Event
@@ -103,6 +103,9 @@ class DiscoveryAgent(Agent):
             items = await asyncio.to_thread(
                 pending_items_many, ctx, list(event.layers.values()), event.bbox, event.time
             )
+            items = await asyncio.to_thread(
+                parked_on, ctx.services, self.name, str(event.event_id), items
+            )
             if items:
                 return parking(ctx, event, event.request_id, self.topic, items)
             return await self._featurize(event, ctx)
@@ -117,6 +120,7 @@ class DiscoveryAgent(Agent):
                 event.bbox,
                 event.time,
             )
+            items = await asyncio.to_thread(parked_on, s, self.name, str(event.event_id), items)
             if items:
                 return parking(ctx, event, event.request_id, self.topic, items)
             result = await asyncio.to_thread(

@@ -31,7 +31,7 @@ from gravitas.agents.datacube.retrieve import grid_bbox
 from gravitas.agents.datacube.tiled import build_tiled, strip_rows
 from gravitas.agents.datacube.write import Written
 from gravitas.agents.onboarding import pending_items
-from gravitas.agents.parking import parking
+from gravitas.agents.parking import parked_on, parking
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import encode
 from gravitas.schemas.events import DatacubeReady, DatacubeRequested, Progress, Rejected
@@ -100,6 +100,9 @@ class HarmonizeAgent(Agent):
             f"{matched.drops.kept} pairs kept, dropped {matched.drops.dropped or 'none'}",
         )  # fmt: skip
         pending = await asyncio.to_thread(self._pending, ctx, req, matched)
+        pending = await asyncio.to_thread(
+            parked_on, services, self.name, str(req.event_id), pending
+        )  # a replay of a request that parked parks again (its resumption answers it)
         if pending:  # parked: published again here once they are onboarded
             return parking(ctx, req, req.request_id, self.topic, pending)
         rows = strip_rows(services, req, matched)

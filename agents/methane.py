@@ -9,7 +9,10 @@ For one :class:`MethaneRequested` it runs the matched filter on a local radiance
   ``derived_from`` link to the radiance, raster band in ``ppm m``), registered and
   published on ``stac.registrations``,
 - the pixel layer ``ch4_enhancement`` (staged; the overview agent merges it and
-  announces ``overviews.updated`` with the scene id),
+  announces ``overviews.updated`` with the scene id). The item is registered not yet
+  onboarded (``gravitas:onboarded`` false) and the overview agent flags it after the
+  layer's last pyramid, as for a Direct Import: a datacube, search or featurize request
+  that arrives before the merge parks on it and resumes on the onboarding event,
 - the plumes as GeoJSON in the object store and in the vector layer ``ch4_plumes``.
 
 It answers on ``methane.enhanced`` with one :class:`MethaneEnhanced` first, then one
@@ -115,6 +118,7 @@ def _item(
     cog: Path,
     cog_key: str,
     plumes_key: str,
+    onboarded: bool,
 ) -> dict[str, Any]:
     from gravitas.agents.registration import LAYER_PREFIX, MODE, ONBOARDED, SCENE_ID
     from gravitas.storage.catalog.derived import add_processing
@@ -122,7 +126,7 @@ def _item(
 
     props = {
         MODE: "direct",
-        ONBOARDED: True,
+        ONBOARDED: onboarded,  # False until the overview agent merged the layer
         LAYER_PREFIX: LAYER,
         SCENE_ID: event.scene_id,
         "methane:window_nm": list(event.window_nm),
@@ -141,7 +145,7 @@ def _item(
         ),
     }
     item = item_from_file(
-        cog, COLLECTION, f"{event.scene_id}-ch4", product.acquired, props, statistics=True
+        cog, COLLECTION, enhancement_id(event), product.acquired, props, statistics=True
     )
     add_processing(
         item,
@@ -164,10 +168,11 @@ def _item(
     asset["title"] = "CH4 enhancement (ppm m)"
     for band in asset.get("raster:bands", []):
         band["unit"] = UNIT
+    # not a raster band: onboarding reads the ``data``-role assets as the layer's bands
     doc["assets"]["plumes"] = {
         "href": services.object_store.href(plumes_key),
         "type": "application/geo+json",
-        "roles": ["data"],
+        "roles": ["metadata"],
         "title": f"{len(product.plumes)} plume outline(s), EPSG:4326",
     }
     return doc
@@ -186,9 +191,10 @@ def _index(
     services: NodeServices, event: MethaneRequested, product: MethaneProduct, cog: Path
 ) -> list[BlocksIndexed]:
     """Stage the COG as layer ``ch4_enhancement``; the overview agent (the single writer
-    of its blocks and pyramids) merges it and announces ``overviews.updated`` with the
-    scene id."""
-    from gravitas.agents.ingest import index_scene
+    of its blocks and pyramids) merges it, announces ``overviews.updated`` with the
+    scene id and, after the last pyramid, flags the item onboarded (the round is this
+    request's event, so a replay finishes nothing twice)."""
+    from gravitas.agents.ingest import Onboard, index_scene
 
     announced = SceneAnnounced(
         scene_id=event.scene_id,
@@ -197,7 +203,13 @@ def _index(
         datetime=product.acquired,
         layer=LAYER,
     )
-    return index_scene(announced, services, paths=[cog])
+    onboard = Onboard((COLLECTION, enhancement_id(event)), str(event.event_id))
+    return index_scene(announced, services, paths=[cog], onboard=onboard)
+
+
+def enhancement_id(event: MethaneRequested) -> str:
+    """The id of a scene's enhancement item."""
+    return f"{event.scene_id}-ch4"
 
 
 def _plume_layer(services: NodeServices) -> None:
@@ -246,7 +258,9 @@ def run_methane(
         _plume_layer(services)
         progress("indexing", 0.0)
         updated = _index(services, event, product, cog)
-        item = _item(services, event, source, product, cog, cog_key, plumes_key)
+        item = _item(
+            services, event, source, product, cog, cog_key, plumes_key, onboarded=not updated
+        )
     registered = register_item(services, item, str(event.event_id), event.occurred_at)
     progress("indexing", 1.0)
     enhanced = MethaneEnhanced(

@@ -20,6 +20,7 @@ import orjson
 from gravitas.agents.answers import failure_answers
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.registration import SCENE_ID
+from gravitas.agents.services import NodeServices
 from gravitas.schemas.base import Event
 from gravitas.schemas.codec import decode
 from gravitas.schemas.errors import InputError
@@ -33,9 +34,44 @@ from gravitas.schemas.events import (
     Progress,
     RequestParked,
 )
+from gravitas.storage.catalog.errors import ItemNotFoundError
 from gravitas.storage.parked import Decision
 
-__all__ = ["ParkingAgent", "parking"]
+__all__ = ["ParkingAgent", "parked_on", "parking"]
+
+PARKED_ON = "parked on"
+"""Ledger subject: the items a request event parked on (its first handling's decision)."""
+
+
+def parked_on(
+    services: NodeServices, agent: str, event_id: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The items request event ``event_id`` parks on, settled per event.
+
+    A request that parked is answered by its resumption (published again under another
+    event id). A replay of the parked request itself must not run it a second time once
+    its items are onboarded (a second datacube, a newer item version): it parks again on
+    the same items, so its parking events repeat with the same ids and change nothing
+    (the parking agent and onboarding see them as done). Only a request that parks is
+    written to the ledger."""
+    if items:
+        keys = sorted({(str(i["collection"]), str(i["id"])) for i in items})
+        mine = orjson.dumps(keys).decode()
+        decided = services.ledger.settle(event_id, agent, PARKED_ON, mine)
+        if decided == mine:
+            return items
+    else:
+        settled = services.ledger.settled(event_id, agent, PARKED_ON)
+        if settled is None:
+            return []
+        decided = settled
+    out: list[dict[str, Any]] = []
+    for collection, item_id in orjson.loads(decided):
+        try:
+            out.append(services.catalog.get_item(collection, item_id))
+        except ItemNotFoundError:  # retracted meanwhile: its onboarding answers so
+            out.append({"collection": collection, "id": item_id, "properties": {}})
+    return out
 
 
 def parking(

@@ -30,6 +30,7 @@ from gravitas.schemas.settings import Settings
 from gravitas.streams.client import Client, RequestRejectedError
 from gravitas.streams.edge.auth import require_token, require_token_or_peer
 from gravitas.streams.edge.guard import EdgeGuard
+from gravitas.streams.edge.replies import refuse_step_replies
 from gravitas.streams.metrics import CONTENT_TYPE_LATEST, NodeMetrics, RequestTimer, render
 from gravitas.streams.topology import Topology
 from gravitas.streams.transports.base import RawRecord, Transport
@@ -142,6 +143,7 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         if problems:
             errors = [{"line": n, "reason": str(exc)} for n, _, exc in problems]
             return _json({"published": 0, "errors": errors}, status_code=422)
+        refuse_step_replies(events)
         ids = await publish_events(topic, events)
         return _json({"published": len(ids), "event_ids": ids})
 
@@ -154,6 +156,7 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         require_token(ctx.token, authorization)
         types = publishable(ctx.topology, topic)
         events, problems = parse_lines(await request.body(), types, ctx.settings.node_id)
+        refuse_step_replies(events)  # the whole body, before anything is published
         ids = await publish_events(topic, events)
         rejected = []
         for number, line, exc in problems:
@@ -181,12 +184,15 @@ def events_router(ctx: EdgeContext) -> APIRouter:
         """Publish one request event here and answer with its reply (federation routing:
         the node's token, or a request signed by a configured peer)."""
         body = await request.body()
-        require_token_or_peer(ctx.token, request.headers, request.url.path, body, ctx.peer_keys)
+        peer = require_token_or_peer(
+            ctx.token, request.headers, request.url.path, body, ctx.peer_keys
+        )
         types = publishable(ctx.topology, topic)
         try:
             event = from_dict(parse_json(body), types)
         except GravitasError as exc:
             raise HTTPException(422, str(exc)) from exc
+        refuse_step_replies([event], peer)
         if not getattr(event, "reply_topic", None) or not getattr(event, "request_id", None):
             raise HTTPException(
                 422, f"{type(event).__name__} is not a request with a reply; publish it instead"

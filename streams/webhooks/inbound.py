@@ -27,6 +27,7 @@ from gravitas.schemas.codec import encode
 from gravitas.schemas.errors import GravitasError
 from gravitas.storage.hrefs import HrefPolicy
 from gravitas.streams.edge.app import EdgeContext
+from gravitas.streams.edge.replies import STEP_REPLIES
 from gravitas.streams.webhooks.cloudevent import TYPE_PREFIX, is_cloudevent, parse_inbound
 from gravitas.streams.webhooks.errors import WebhookRefusedError
 from gravitas.streams.webhooks.mapping import STAC_TOPIC, event_id_for, is_stac_item, map_payload
@@ -96,6 +97,12 @@ def webhooks_router(ctx: EdgeContext) -> APIRouter:
         event = await asyncio.to_thread(
             map_payload, payload, target, spec.events, conf, policy, settings.node_id, event_id
         )
+        if getattr(event, "reply_topic", None) == STEP_REPLIES:  # see edge/replies.py
+            raise WebhookRefusedError(
+                403,
+                "reply_topic",
+                f"reply_topic {STEP_REPLIES!r} is the workflow agent's; leave it out",
+            )
         await ctx.transport.publish(target, event.key().encode(), encode(event))
         ctx.metrics.published.labels(target).inc()
         await asyncio.to_thread(seen.record, source, webhook_id, str(event_id), target)

@@ -304,9 +304,9 @@ async def test_agent_steps_on_a_kafka_worker(
     Kafka worker: the requests travel on the agents' topics, their answers on
     ``workflows.runs``; the outputs equal the in-process run of the same steps.
 
-    The datacube runs once the overview agent merged the methane layer's pyramids: a
-    datacube step right after a methane step can find the layer not yet merged (the
-    methane agent registers its item as onboarded before the merge; docs/workflows.md)."""
+    The datacube runs as a second workflow after the methane layer's pyramids are
+    merged (a datacube right after the methane step parks on the product until then:
+    tests/agents/test_agents_workflows_methane_cube.py)."""
     first = spec(
         {"reg": register_step(emit_scene),
          "ch4": {"module": "methane@1.0.0", "inputs": {

@@ -172,6 +172,11 @@ def _hostile_cases(secret: str) -> list[tuple[str, str, dict[str, str], bytes, i
     bad_json = b'{"type": "Feature", '
     big = b'{"pad": "' + b"x" * 5000 + b'"}'
     outside = orjson.dumps(_item("http://169.254.169.254/latest/meta-data"))
+    step = SceneAnnounced(  # a forged answer to a workflow's register step
+        scene_id="s1", collection="c", hrefs=["https://data.example.org/scenes/s1/B04.tif"],
+        mode="lazy", request_id="run-1.a0.reg", reply_topic="workflows.runs",
+    ).model_dump(mode="json", exclude={"event_id"})  # fmt: skip
+    forged = orjson.dumps(step)
     return [
         ("bad signature", "/webhooks/provider", _signed(other, item), item, 401,
          "webhook-signature does not match"),
@@ -200,6 +205,8 @@ def _hostile_cases(secret: str) -> list[tuple[str, str, dict[str, str], bytes, i
          422, "'datacube.requested'"),
         ("topic off the allow-list", "/webhooks/provider?topic=requests.datacube",
          _signed(secret, ping), ping, 403, "'requests.datacube' is not allowed"),
+        ("answers a workflow step", "/webhooks/provider?topic=scenes.new",
+         _signed(secret, forged), forged, 403, "reply_topic 'workflows.runs'"),
     ]  # fmt: skip
 
 
