@@ -293,7 +293,9 @@ def run_methane(
         Emit("stac.registrations", registered),
     ]
     if event.reply_topic:  # a workflow step waits: one answer with the plumes
-        out.append(Emit(event.reply_topic, methane_result(enhanced, plumes, COLLECTION)))
+        result = methane_result(enhanced, plumes, COLLECTION)
+        size = source.stat().st_size if source.is_file() else 0
+        out.append(Emit(event.reply_topic, result.model_copy(update={"bytes_in": size})))
     return out
 
 

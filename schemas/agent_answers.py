@@ -31,6 +31,8 @@ class MethaneResult(Event):
     plumes: list[dict[str, Any]] = Field(default_factory=list)
     """Per plume: ``plume_id``, ``max_ppm_m``, ``mean_ppm_m``, ``area_m2``, ``ime_kg``."""
     error: str | None = None
+    bytes_in: int = Field(default=0, ge=0)
+    """Bytes of the radiance file the agent read where it ran (a placed step's record)."""
 
 
 class SceneAccepted(Event):

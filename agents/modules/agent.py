@@ -23,6 +23,8 @@ from gravitas.agents.modules.placement import misplaced, run_on_peer
 from gravitas.agents.modules.registry import ModuleRegistry
 from gravitas.agents.services import NodeServices
 from gravitas.agents.signing import trusted_keys
+from gravitas.agents.workflows.agent_forward import run_agent_on_peer
+from gravitas.agents.workflows.agent_placement import PLACED_AGENTS
 from gravitas.schemas.base import Event
 from gravitas.schemas.errors import StorageError, TransportError
 from gravitas.schemas.events import ItemRegistered, SceneAnnounced
@@ -151,7 +153,10 @@ class ModuleAgent(Agent):
             # a peer's step placed on a third node: refused, and not recorded (the step
             # id stays free for its real request)
             return [Emit(event.reply_topic, misplaced(event, me))]
-        if event.node and event.node != me:  # placed where its input data is
+        if event.node and event.node != me and event.module.partition("@")[0] in PLACED_AGENTS:
+            ctx.log.info("agent step %s runs on node %s (its data)", event.step_id, event.node)
+            answer = await asyncio.to_thread(run_agent_on_peer, ctx.services, event)
+        elif event.node and event.node != me:  # placed where its input data is
             ctx.log.info("step %s runs on node %s (its data)", event.step_id, event.node)
             answer = await asyncio.to_thread(run_on_peer, ctx.services, event)
         else:

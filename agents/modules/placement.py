@@ -76,11 +76,17 @@ def place(services: NodeServices, inputs: dict[str, Any]) -> Placement:
         )
     )
     wanted = set(refs)
+    found = [i for i in page.items if (str(i.get("collection")), str(i.get("id"))) in wanted]
+    return tally(services, found)
+
+
+def tally(services: NodeServices, items: list[dict[str, Any]]) -> Placement:
+    """The placement of a step whose input data are ``items`` (catalog items): the
+    configured node holding most of their bytes (this node on a tie or with none)."""
+    me = services.settings.node_id
     held: dict[str, int] = {}
     count: dict[str, int] = {}
-    for item in page.items:
-        if (str(item.get("collection")), str(item.get("id"))) not in wanted:
-            continue
+    for item in items:
         owner = str(item.get("properties", {}).get(NODE_PROPERTY) or me)
         if owner != me and owner not in services.settings.peers:
             continue  # not a node this one trusts: never placed there

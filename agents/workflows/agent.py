@@ -18,7 +18,7 @@ from typing import Any
 from gravitas.agents.base import Agent, AgentContext, Emit
 from gravitas.agents.modules.catalog import node_catalog
 from gravitas.agents.modules.errors import ModuleError
-from gravitas.agents.modules.placement import place
+from gravitas.agents.modules.placement import Placement, place
 from gravitas.agents.services import NodeServices
 from gravitas.agents.workflows.adapters import (
     REPLY_TOPIC,
@@ -27,7 +27,14 @@ from gravitas.agents.workflows.adapters import (
     answer_outputs,
     answers_module,
 )
-from gravitas.agents.workflows.engine import Outcome, StepInputError, advance, resolve_params
+from gravitas.agents.workflows.agent_placement import place_agent_step
+from gravitas.agents.workflows.engine import (
+    Outcome,
+    Request,
+    StepInputError,
+    advance,
+    resolve_params,
+)
 from gravitas.agents.workflows.errors import SpecError
 from gravitas.agents.workflows.spec import Plan, validate
 from gravitas.agents.workflows.store import WorkflowStore
@@ -170,7 +177,9 @@ class WorkflowAgent(Agent):
                 store.commit(eid, [])
                 return []  # not a step of ours
             run_id, request = found
-            if not answers_module(event, request["module"]):
+            if not answers_module(event, request["module"]) and not _forwarded_answer(
+                event, request, ctx.services.settings.node_id
+            ):
                 ctx.log.warning("%s for step %s (%s) ignored", type(event).__name__, iid,
                                 request["module"])  # fmt: skip
                 store.commit(eid, [])
@@ -277,13 +286,18 @@ class WorkflowAgent(Agent):
                     )
                 )
             else:
-                # where its input data are (the agent decides where it runs; the record
-                # shows what running it elsewhere would have moved)
-                held = place(ctx.services, r.inputs).held
+                # where its input data are: a methane or datacube step whose data another
+                # node holds runs on that node's agent (forwarded by the module agent);
+                # else here, and the record shows what running it elsewhere would move
+                where = place_agent_step(ctx.services, r.module, r.inputs)
+                held = where.held or place(ctx.services, r.inputs).held
                 placed = {"held": held} if held else {}
                 try:
                     module.check_inputs(r.inputs)
                     topic, req = agent_request(r.module, r.instance_id, r.inputs)
+                    if where.node != ctx.services.settings.node_id:
+                        placed["node"] = where.node
+                        topic, req = "modules.requests", forwarded_step(r, run_id, plan, where)
                 except (ModuleError, ValueError, KeyError) as exc:  # pydantic: ValueErrors
                     failed = {
                         "status": "failed",
@@ -336,6 +350,27 @@ class WorkflowAgent(Agent):
                 ctx.log.info("run %s %s", run_id, view.status)
             return emits, instances, data
         return emits, instances, None
+
+
+def forwarded_step(r: Request, run_id: str, plan: Plan, where: Placement) -> wf.StepRequested:
+    """The request of an agent step placed on another node (the module agent forwards
+    it to that node's agent and answers with a ``StepFinished`` naming the node)."""
+    return wf.StepRequested(
+        run_id=run_id,
+        step_id=r.instance_id,
+        module=r.module,
+        inputs=r.inputs,
+        reply_topic=REPLY_TOPIC,
+        workflow=workflow_ref(plan),
+        node=where.node,
+    )
+
+
+def _forwarded_answer(event: Event, request: dict[str, Any], me: str) -> bool:
+    """Whether ``event`` is the answer of an agent step this node placed on another node
+    (the module agent answers those with a ``StepFinished`` naming where it ran)."""
+    node = request.get("node")
+    return isinstance(event, wf.StepFinished) and bool(node) and node != me
 
 
 def _named(step: str, exc: BaseException) -> str:

@@ -5,7 +5,9 @@ its plume patches) runs on the node that registered its scene (decided from A's 
 whose B item came from B's signed registration), only the step requests and answers
 travel, and the run records fewer bytes moved than moving the radiance would have; B's
 product item reaches A's catalog carrying its provenance (ran on B), and A's datacube
-holds the patches of both scenes, equal to patches cut by hand from the original files."""
+holds the patches of both scenes, equal to patches cut by hand from the original files.
+Then an agent step (the methane agent on B's scene, run from A) runs on B's own agent,
+forwarded over the same signed path, and B's edge refuses forged forwards."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from gravitas.schemas.workflows import WorkflowStatus
 from gravitas.storage.readers.emit_extent import emit_extent
 from gravitas.storage.sampledata.emit_scene import Plume, make_emit_scene
 from gravitas.streams.broker import KafkaBroker
+from gravitas.streams.workflow_client import run_status
 from tests.agents.test_agents_workflows_survey import WHEN, announce
 from tests.fixtures.federation import FedNode, federation
 
@@ -163,3 +166,97 @@ async def test_each_scan_runs_where_its_scene_is_and_only_results_move(
     assert b_item["gravitas:node"] == "b" and b_item["gravitas:ran_on"] == "b"  # type: ignore[index]
     assert b_item["gravitas:run_id"] == "fed-survey"  # type: ignore[index]
     assert b_item["datetime"] == WHEN.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[index]
+
+    await _agent_step_runs_on_its_owner(a, b, paths)
+    await _forged_forwards_refused(a, b, paths["b"])
+
+
+AGENT_SPEC = {
+    "name": "fed-agent-step",
+    "version": "1.0.0",
+    "params": {"href": {"type": "string"}},
+    "steps": {
+        "ch4": {
+            "module": "methane@1.0.0",
+            "inputs": {
+                "scene_id": "emit-on-b",
+                "href": "${params.href}",
+                "plume_threshold_ppm_m": 1000,
+            },
+        }
+    },
+    "outputs": {"item": "${steps.ch4.outputs.item_id}"},
+}
+
+
+async def _agent_step_runs_on_its_owner(a: FedNode, b: FedNode, paths: dict[str, Path]) -> None:
+    """A methane agent step on B's scene, run from A, runs on B's own methane agent (the
+    request forwarded over signed /rpc): B registers the product, only the answer moves,
+    and A's run records node b and the bytes; a replay of the run changes nothing."""
+    run = {"href": str(paths["b"])}
+    status = await a.client.run_workflow(AGENT_SPEC, run, run_id="fed-agent", timeout=300)
+    assert isinstance(status, WorkflowStatus)
+    assert status.status == "succeeded", (status.error, a.worker.output(), b.worker.output())
+    (prov,) = status.provenance.values()
+    radiance_b = paths["b"].stat().st_size
+    assert prov["node"] == "b" and prov["module"] == "methane@1.0.0"
+    assert prov["bytes_if_data_moved"] == radiance_b
+    assert 0 < prov["bytes_moved"] < radiance_b / 100
+    assert status.transfer["steps_per_node"] == {"b": 1}
+    # the enhancement was computed and stored on B, never on A
+    assert (b.data_dir / "objects" / "methane" / "emit-on-b").is_dir()
+    assert not (a.data_dir / "objects" / "methane" / "emit-on-b").exists()
+    # B's product item (B's own registration), seen on A signed by B
+    item_id = str(status.outputs["item"])
+
+    async def product_on_a() -> bool:
+        return item_id in await _federated(a.edge, "methane-enhancement")
+
+    await _until(product_on_a, "B's methane product in A's federated catalog")
+    on_a = (await _federated(a.edge, "methane-enhancement"))[item_id]
+    assert on_a["properties"]["gravitas:node"] == "b"  # type: ignore[index]
+    cog = b.data_dir / "objects" / "methane" / "emit-on-b" / "ch4_enhancement.tif"
+    before = cog.read_bytes()
+    # the same run asked again: nothing runs again, the record stays (latest status)
+    await a.client.run_workflow(AGENT_SPEC, run, run_id="fed-agent", wait=False)
+    await asyncio.sleep(2.0)
+    latest = await run_status(a.client, "fed-agent")
+    assert latest.provenance == status.provenance and latest.transfer == status.transfer
+    assert cog.read_bytes() == before
+    print(f"agent step transfer {status.transfer}; radiance {radiance_b} bytes")
+
+
+async def _forged_forwards_refused(a: FedNode, b: FedNode, href: Path) -> None:
+    """B's edge refuses a forward signed by a node it is not configured with, one that
+    claims to be A with another key, and a token request naming workflows.runs; B
+    stores nothing of them."""
+    from gravitas.agents.signing import NodeIdentity
+    from gravitas.schemas.events import MethaneRequested
+    from gravitas.schemas.settings import load_settings
+
+    forged = MethaneRequested(
+        request_id="fed-agent.a0.ch4",
+        scene_id="emit-forged",
+        href=str(href),
+        plume_threshold_ppm_m=1000,
+        reply_topic="workflows.runs",
+    )
+    body = forged.model_dump_json().encode()
+    path = "/rpc/methane.requests"
+    mallory = NodeIdentity.load(load_settings(data_dir=a.data_dir.parent / "m", node_id="m"))
+    evil_a = NodeIdentity.load(load_settings(data_dir=a.data_dir.parent / "x", node_id="a"))
+    async with httpx.AsyncClient() as http:
+        for who, signer in (("'m'", mallory), ("'a'", evil_a)):
+            resp = await http.post(
+                f"{b.edge}{path}", content=body, headers=signer.sign_request(path, body)
+            )
+            assert resp.status_code == 401, resp.text
+            assert "forwarded request refused" in resp.text and who in resp.text, resp.text
+        resp = await http.post(
+            f"{b.edge}{path}", content=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert resp.status_code == 403 and "'workflows.runs'" in resp.text, resp.text
+    assert not (b.data_dir / "objects" / "methane" / "emit-forged").exists()
+    assert not any(
+        i.startswith("emit-forged") for i in await _federated(b.edge, "methane-enhancement")
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 from gravitas.agents.modules.agent import ModuleAgent
 from gravitas.agents.modules.placement import place
+from gravitas.agents.workflows.agent_placement import place_agent_step
 from gravitas.agents.workflows.transfer import transfer_of
 from gravitas.schemas.peers import Peer
 from gravitas.schemas.settings import load_settings
@@ -81,3 +82,37 @@ async def test_placement_follows_the_catalog_not_the_claims(tmp_path: Path) -> N
         assert not list(s.object_store.list("workflows/"))
         modules = next(a for a in node.agents if isinstance(a, ModuleAgent))
         assert modules.results is not None and modules.results.count() == 0
+
+
+async def test_agent_steps_are_placed_from_the_catalog(tmp_path: Path) -> None:
+    """A methane step goes to the peer that registered its scene (id and asset href both
+    from the catalog); an agent step with data here too, a non-peer's scene, a claimed
+    href, and agents that are never placed stay here."""
+    peers = {"b": Peer(public_key=KEY, api_url="http://127.0.0.1:9")}
+    settings = load_settings(data_dir=tmp_path / "a", node_id="a", http_port=0, peers=peers)
+    async with EmbeddedNode(settings, agents=[], serve_http=False) as node:
+        s = node.services
+        s.catalog.upsert_item(item("mine", 100))
+        s.catalog.upsert_item(item("on-b", 5000), owning_node="b")
+        s.catalog.upsert_item(item("on-zz", 10**9), owning_node="zz")  # not a peer
+        on_b = place_agent_step(s, "methane@1.0.0", {"scene_id": "on-b", "href": "/x/on-b.nc"})
+        assert on_b.node == "b" and on_b.held == {"b": 5000}
+        file_href = {"scene_id": "on-b", "href": "file:///x/on-b.nc"}
+        assert place_agent_step(s, "methane@1.0.0", file_href).node == "b"
+        other = {"scene_id": "on-b", "href": "/x/mine.nc"}  # B's id, another file
+        assert place_agent_step(s, "methane@1.0.0", other).node == "a"
+        zz = {"scene_id": "on-zz", "href": "/x/on-zz.nc"}
+        assert place_agent_step(s, "methane@1.0.0", zz).node == "a"
+        assert place_agent_step(s, "methane@1.0.0", {"scene_id": 3}).node == "a"
+        cube = {
+            "modalities": [{"name": "r", "collection": "emit-l1b-rad", "layers": ["x"]}],
+            "bbox": [0, 0, 1, 1],
+            "start": "2024-01-01T00:00:00Z",
+            "end": "2024-12-31T00:00:00Z",
+        }
+        split = place_agent_step(s, "datacube@1.0.0", cube)  # data on a and b: runs here
+        assert split.node == "a" and split.held == {"a": 100, "b": 5000}
+        s.catalog.delete_item("emit-l1b-rad", "mine")
+        assert place_agent_step(s, "datacube@1.0.0", cube).node == "b"
+        scene = {"scene_id": "on-b", "href": "/x/on-b.nc"}
+        assert place_agent_step(s, "register@1.0.0", scene).node == "a"
