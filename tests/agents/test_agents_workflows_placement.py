@@ -116,3 +116,33 @@ async def test_agent_steps_are_placed_from_the_catalog(tmp_path: Path) -> None:
         assert place_agent_step(s, "datacube@1.0.0", cube).node == "b"
         scene = {"scene_id": "on-b", "href": "/x/on-b.nc"}
         assert place_agent_step(s, "register@1.0.0", scene).node == "a"
+
+
+async def test_agent_step_forwards_are_exact_and_refused_inputs_forward_nothing(
+    tmp_path: Path,
+) -> None:
+    """A forwarded agent request's id derives from the step request's (a replay forwards
+    the same request); inputs the agent's request model refuses fail the step on this
+    node, naming the input, with nothing sent (the peer's address is unreachable); only
+    an agent step this node placed elsewhere takes a ``StepFinished`` as its answer."""
+    from gravitas.agents.workflows.agent import _forwarded_answer
+    from gravitas.agents.workflows.agent_forward import forwarded_id, run_agent_on_peer
+
+    peers = {"b": Peer(public_key=KEY, api_url="http://127.0.0.1:9")}
+    settings = load_settings(data_dir=tmp_path / "a", node_id="a", http_port=0, peers=peers)
+    step = StepRequested(
+        run_id="r",
+        step_id="r.a0.ch4",
+        module="methane@1.0.0",
+        inputs={"scene_id": "on-b", "href": "/x/on-b.nc", "iterations": 10**6},
+        node="b",
+    )
+    assert forwarded_id(step) == forwarded_id(step.model_copy()) != step.event_id
+    async with EmbeddedNode(settings, agents=[], serve_http=False) as node:
+        answer = run_agent_on_peer(node.services, step)
+    assert answer.status == "failed" and answer.served_by == "a"
+    assert "inputs refused" in (answer.error or "") and "iterations" in (answer.error or "")
+    finished = StepFinished(run_id="r", step_id="r.a0.ch4", module="methane@1.0.0")
+    assert _forwarded_answer(finished, {"module": "methane@1.0.0", "node": "b"}, "a")
+    assert not _forwarded_answer(finished, {"module": "methane@1.0.0"}, "a")
+    assert not _forwarded_answer(finished, {"module": "methane@1.0.0", "node": "a"}, "a")
