@@ -50,12 +50,14 @@ def open_variables(
     event: Featurize, store: BlockStore, registry: LayerRegistry
 ) -> dict[str, xr.DataArray]:
     """The request's variables as lazy arrays on one grid (the coarsest native level of
-    its layers unless the request names a level), aligned on their common times."""
+    its layers unless the request names a level), aligned on their common times.
+    Reductions over time get one chunk per stored block holding the whole series."""
     infos = {var: registry.get(layer) for var, layer in event.layers.items()}
     level = event.level or min(i.native_level for i in infos.values())
+    tchunk = -1 if event.over == "time" else 1
     arrays = {
         var: open_layer(
-            store, registry, layer, event.bbox, event.time.start, event.time.end, level
+            store, registry, layer, event.bbox, event.time.start, event.time.end, level, tchunk
         ).astype(np.float64)
         for var, layer in event.layers.items()
     }
@@ -103,7 +105,7 @@ def build_field(
     result = expr.evaluate(arrays)
     if not isinstance(result, xr.DataArray):  # an expression without variables
         raise ExpressionError(f"expression {event.expression!r} reads no variable")
-    return result.astype(np.float64), arrays
+    return (result if result.dtype == np.float64 else result.astype(np.float64)), arrays
 
 
 def featurize(

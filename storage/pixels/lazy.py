@@ -149,16 +149,16 @@ def open_layer(
     box = (cols[0][0], rows[-1][0], cols[-1][0], rows[0][0])
     presence = _Presence(store, info, lvl, times, box)
     name = (
-        f"gravitas-{layer}-{lvl}-{x0}-{y0}-{x1}-{y1}-{layer_id(layer)}-{step}-"
-        f"{hash(tuple(times))}"
+        f"gravitas-{layer}-{lvl}-{x0}-{y0}-{x1}-{y1}-{layer_id(layer)}-{step}-{hash(tuple(times))}"
     )
+    codes = morton_encode(np.array([c[0] for c in cols])[None, :],
+                          np.array([r[0] for r in rows])[:, None])  # fmt: skip
     dsk: dict[Any, Any] = {}
-    for (t, tss), (j, (by, ry0, ry1)), (i, (bx, cx0, cx1)) in product(
+    for (t, tss), (j, (_, ry0, ry1)), (i, (_, cx0, cx1)) in product(
         enumerate(tchunks), enumerate(rows), enumerate(cols)
     ):
-        m = int(morton_encode(bx, by))
-        dsk[(name, t, j, i)] = (_read_chunk, presence, store, info, lvl, tss, m,
-                                (cx0, ry0, cx1, ry1))  # fmt: skip
+        dsk[(name, t, j, i)] = (_read_chunk, presence, store, info, lvl, tss,
+                                int(codes[j, i]), (cx0, ry0, cx1, ry1))  # fmt: skip
     chunks = (
         tuple(len(c) for c in tchunks),
         tuple(r1 - r0 + 1 for _, r0, r1 in rows),
@@ -222,7 +222,10 @@ def open_layers(
     infos = [registry.get(name) for name in layers]
     lvl = min(i.native_level for i in infos) if level is None else level
     parts = [open_layer(store, registry, name, bbox, t0, t1, lvl, time_chunk) for name in layers]
-    stacked = xr.concat(parts, dim="bands", join="outer", fill_value=np.nan)
+    if len(parts) == 1:  # nothing to join: the one layer with a bands dimension
+        stacked = parts[0].expand_dims("bands")
+    else:
+        stacked = xr.concat(parts, dim="bands", join="outer", fill_value=np.nan)
     stacked = stacked.assign_coords(bands=list(layers))
     stacked.name = "+".join(layers)
     stacked.attrs = {"layers": list(layers), "level": lvl}
