@@ -37,7 +37,7 @@ def _stats(
             for i in range(nx):
                 if not mask[j, i]:
                     continue
-                v = float(arr[t, j, i])
+                v = np.float64(arr[t, j, i])
                 if v != v or (use_nodata and v == nodata):
                     continue
                 n += 1.0
@@ -123,7 +123,7 @@ def _trend(arr: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
         for i in range(nx):
             n, sx, sy = 0.0, 0.0, 0.0
             for t in range(nt):
-                v = float(arr[t, j, i])
+                v = np.float64(arr[t, j, i])
                 if v == v:
                     n += 1.0
                     sx += x[t]
@@ -135,7 +135,7 @@ def _trend(arr: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
             mx, my = sx / n, sy / n
             cxx, cxy, cyy = 0.0, 0.0, 0.0
             for t in range(nt):
-                v = float(arr[t, j, i])
+                v = np.float64(arr[t, j, i])
                 if v == v:
                     dx, dy = x[t] - mx, v - my
                     cxx += dx * dx
