@@ -60,9 +60,9 @@ def masked_stats(
     elif mask.shape != arr.shape[1:]:
         raise ValueError(f"mask of shape {mask.shape} does not fit {arr.shape[1:]}")
     out = np.empty((arr.shape[0], 5), np.float64)
+    value = 0.0 if nodata is None or np.isnan(nodata) else float(nodata)
     use = nodata is not None and not np.isnan(nodata)
-    _stats(np.ascontiguousarray(arr), np.ascontiguousarray(mask, np.bool_),
-           float(nodata) if use else 0.0, use, out)  # fmt: skip
+    _stats(np.ascontiguousarray(arr), np.ascontiguousarray(mask, np.bool_), value, use, out)
     return out
 
 

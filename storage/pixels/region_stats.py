@@ -83,7 +83,8 @@ def _classify(
     """``(whole, partial)`` native blocks ``(bx, by)`` of the region."""
     x0, y0, x1, y1 = px
     b = BLOCK_SIZE
-    whole, partial = [], []
+    whole: list[tuple[int, int]] = []
+    partial: list[tuple[int, int]] = []
     for by in range(y0 // b, y1 // b + 1):
         gy0, gy1 = max(y0, by * b), min(y1, by * b + b - 1)
         for bx in range(x0 // b, x1 // b + 1):
