@@ -78,6 +78,13 @@ class _Presence:
         self._found: set[tuple[int, int]] | None = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:  # to dask.distributed workers: no lock
+        return {"_args": self._args, "_found": self._found}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._args, self._found = state["_args"], state["_found"]
+        self._lock = threading.Lock()
+
     def stored(self) -> set[tuple[int, int]]:
         with self._lock:
             if self._found is None:
