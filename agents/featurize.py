@@ -58,9 +58,11 @@ def open_variables(
     arrays = {
         var: open_layer(
             store, registry, layer, event.bbox, event.time.start, event.time.end, level, tchunk
-        ).astype(np.float64)
+        )
         for var, layer in event.layers.items()
     }
+    if not kernels_only(event):  # the kernels read the stored dtype, in float64 per value
+        arrays = {var: a.astype(np.float64) for var, a in arrays.items()}
     if len(arrays) > 1:
         aligned = xr.align(*arrays.values(), join="inner")
         arrays = dict(zip(arrays, aligned, strict=True))
@@ -90,6 +92,14 @@ def _trend(times: np.ndarray, means: np.ndarray) -> float:
     return float(slope)
 
 
+def kernels_only(event: Featurize) -> bool:
+    """A request that is one variable reduced over time by the kernels only (quantiles,
+    trend): no float64 copy of the pixels is made, the kernels convert each value."""
+    plain = set(event.reducers) <= {"trend", *QUANTILES}
+    single = event.expression.strip() in event.layers
+    return event.model is None and event.over == "time" and plain and single
+
+
 def build_field(
     event: Featurize, store: BlockStore, registry: LayerRegistry
 ) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
@@ -105,7 +115,9 @@ def build_field(
     result = expr.evaluate(arrays)
     if not isinstance(result, xr.DataArray):  # an expression without variables
         raise ExpressionError(f"expression {event.expression!r} reads no variable")
-    return (result if result.dtype == np.float64 else result.astype(np.float64)), arrays
+    if result.dtype != np.float64 and not kernels_only(event):
+        result = result.astype(np.float64)
+    return result, arrays
 
 
 def featurize(

@@ -7,7 +7,8 @@ releases the GIL (``nogil``), so dask's threads run chunks side by side:
   ``(time, y, x)`` chunk under an optional ``(y, x)`` mask (the pixel part of
   :mod:`gravitas.storage.pixels.region_stats`); float64 accumulators;
 - :func:`time_quantiles`: per-pixel quantiles over time, NaN skipped, numpy's default
-  ``linear`` method (``np.nanquantile``) value for value;
+  ``linear`` method (``np.nanquantile``) value for value (two order statistics by
+  quickselect per quantile, no sort);
 - :func:`time_trend`: per-pixel least squares of value on time (centred two-pass sums,
   float64): slope, intercept at ``x = 0``, r2 and the number of valid steps.
 
@@ -67,6 +68,39 @@ def masked_stats(
 
 
 @numba.njit(cache=True, nogil=True)
+def _select(a: np.ndarray, n: int, k: int) -> float:
+    """The ``k``-th smallest of ``a[:n]`` (Hoare's quickselect, median-of-three pivots;
+    reorders ``a[:n]`` so that ``a[k + 1 : n]`` holds no smaller value)."""
+    lo, hi = 0, n - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@numba.njit(cache=True, nogil=True)
 def _quantiles(arr: np.ndarray, qs: np.ndarray, out: np.ndarray) -> None:
     nt, ny, nx = arr.shape
     buf = np.empty(nt, np.float64)
@@ -77,28 +111,25 @@ def _quantiles(arr: np.ndarray, qs: np.ndarray, out: np.ndarray) -> None:
                 row[i, t] = arr[t, j, i]
         for i in range(nx):
             n = 0
-            for t in range(nt):  # insertion sort of the valid values (short series)
+            for t in range(nt):  # the valid values
                 v = row[i, t]
                 if v == v:
-                    m = n
-                    while m > 0 and buf[m - 1] > v:
-                        buf[m] = buf[m - 1]
-                        m -= 1
-                    buf[m] = v
+                    buf[n] = v
                     n += 1
             if n == 0:
                 for k in range(qs.size):
                     out[k, j, i] = np.nan
                 continue
-            vals = buf
             for k in range(qs.size):
                 q = qs[k]
                 h = n * q + (1.0 - q) - 1.0  # numpy's virtual index of 'linear'
                 h = min(max(h, 0.0), n - 1.0)
                 lo = int(np.floor(h))
-                hi = min(lo + 1, n - 1)
                 g = h - lo
-                a, b = vals[lo], vals[hi]
+                a = _select(buf, n, lo)  # two order statistics, no full sort
+                b = a
+                for m in range(lo + 1, n):
+                    b = buf[m] if m == lo + 1 or buf[m] < b else b
                 d = b - a
                 out[k, j, i] = b - d * (1.0 - g) if g >= 0.5 else a + d * g
 

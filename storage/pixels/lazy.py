@@ -30,7 +30,14 @@ from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.grid import BLOCK_SIZE
 from gravitas.storage.blocks import BlockStore
-from gravitas.storage.keys import decode_key, layer_id, scan_ranges, to_epoch
+from gravitas.storage.keys import (
+    BUCKET_SECONDS,
+    decode_key,
+    layer_id,
+    scan_ranges,
+    time_bucket,
+    to_epoch,
+)
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
 from gravitas.storage.pixels.read import BBox, _fill, _mosaics, grid_coords
@@ -59,11 +66,14 @@ def _stored(
     wanted = set(times)
     found: set[tuple[int, int]] = set()
     bx0, by0, bx1, by1 = box
-    for lo, hi in scan_ranges(info.name, level, min(times), max(times), (bx0, by0, bx1, by1)):
-        for key in store.scan_keys(lo, hi):
-            k = decode_key(key)
-            if k.timestamp in wanted:
-                found.add((k.timestamp, k.morton))
+    days = sorted({time_bucket(t) for t in times})  # only the days that hold a time step
+    for day in days:
+        t = day * BUCKET_SECONDS
+        for lo, hi in scan_ranges(info.name, level, t, t, (bx0, by0, bx1, by1)):
+            for key in store.scan_keys(lo, hi):
+                k = decode_key(key)
+                if k.timestamp in wanted:
+                    found.add((k.timestamp, k.morton))
     return found
 
 
