@@ -50,15 +50,19 @@ def open_variables(
     event: Featurize, store: BlockStore, registry: LayerRegistry
 ) -> dict[str, xr.DataArray]:
     """The request's variables as lazy arrays on one grid (the coarsest native level of
-    its layers unless the request names a level), aligned on their common times."""
+    its layers unless the request names a level), aligned on their common times.
+    Reductions over time get one chunk per stored block holding the whole series."""
     infos = {var: registry.get(layer) for var, layer in event.layers.items()}
     level = event.level or min(i.native_level for i in infos.values())
+    tchunk = -1 if event.over == "time" else 1
     arrays = {
         var: open_layer(
-            store, registry, layer, event.bbox, event.time.start, event.time.end, level
-        ).astype(np.float64)
+            store, registry, layer, event.bbox, event.time.start, event.time.end, level, tchunk
+        )
         for var, layer in event.layers.items()
     }
+    if not kernels_only(event):  # the kernels read the stored dtype, in float64 per value
+        arrays = {var: a.astype(np.float64) for var, a in arrays.items()}
     if len(arrays) > 1:
         aligned = xr.align(*arrays.values(), join="inner")
         arrays = dict(zip(arrays, aligned, strict=True))
@@ -88,6 +92,14 @@ def _trend(times: np.ndarray, means: np.ndarray) -> float:
     return float(slope)
 
 
+def kernels_only(event: Featurize) -> bool:
+    """A request that is one variable reduced over time by the kernels only (quantiles,
+    trend): no float64 copy of the pixels is made, the kernels convert each value."""
+    plain = set(event.reducers) <= {"trend", *QUANTILES}
+    single = event.expression.strip() in event.layers
+    return event.model is None and event.over == "time" and plain and single
+
+
 def build_field(
     event: Featurize, store: BlockStore, registry: LayerRegistry
 ) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
@@ -103,7 +115,9 @@ def build_field(
     result = expr.evaluate(arrays)
     if not isinstance(result, xr.DataArray):  # an expression without variables
         raise ExpressionError(f"expression {event.expression!r} reads no variable")
-    return result.astype(np.float64), arrays
+    if result.dtype != np.float64 and not kernels_only(event):
+        result = result.astype(np.float64)
+    return result, arrays
 
 
 def featurize(

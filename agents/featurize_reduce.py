@@ -2,7 +2,9 @@
 linear trends (slope per year, intercept, r2, p-value).
 
 Everything builds on the lazy dask arrays of :mod:`gravitas.storage.pixels.lazy`; only
-the reductions are computed, chunk by chunk. Per-pixel results (``over="time"``) are
+the reductions are computed, chunk by chunk. Per-pixel quantiles and trends over time
+run one Numba kernel (:mod:`gravitas.kernels.pixel_stats`) per chunk of whole series
+(one stored block, every time step, read in one request). Per-pixel results (``over="time"``) are
 rasters ``(band, lat, lon)`` that travel by reference (:mod:`gravitas.agents.featurize_outputs`).
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
+from gravitas.kernels.pixel_stats import time_quantiles, time_trend
 from gravitas.schemas.errors import RequestError
 from gravitas.schemas.events import PixelMatch
 
@@ -51,7 +54,9 @@ def reduce_lazy(
             out[r] = field.notnull().sum(dims)
         else:
             out[r] = getattr(field, r)(dims, skipna=True)
-    if quantiles:
+    if quantiles and dims == ("time",):
+        out.update(quantiles_over_time(field, quantiles))
+    elif quantiles:
         if len(dims) == 1:
             flat = field.chunk({dims[0]: -1})
             dim = dims[0]
@@ -61,6 +66,33 @@ def reduce_lazy(
         for name, q in quantiles.items():
             out[name] = flat.quantile(q, dim=dim, skipna=True).drop_vars("quantile")
     return out
+
+
+def _time_blocks(field: xr.DataArray) -> da.Array:
+    """``field`` ``(time, lat, lon)`` as dask chunks holding the whole series (one per
+    stored block when opened with ``time_chunk=-1``: no rechunk then)."""
+    f = field.transpose("time", *SPACE)
+    data = f.data if isinstance(f.data, da.Array) else da.from_array(f.values)
+    return data.rechunk({0: -1}) if len(data.chunks[0]) > 1 else data
+
+
+def _per_pixel(field: xr.DataArray, data: da.Array, bands: list[str]) -> xr.DataArray:
+    return xr.DataArray(
+        data, dims=("band", *SPACE), coords={"band": bands, **{d: field[d] for d in SPACE}}
+    )
+
+
+def quantiles_over_time(
+    field: xr.DataArray, quantiles: dict[str, float]
+) -> dict[str, xr.DataArray]:
+    """Per-pixel quantiles over time (lazy; one kernel call per chunk of whole series,
+    :func:`gravitas.kernels.pixel_stats.time_quantiles`, equal to ``np.nanquantile``)."""
+    data = _time_blocks(field)
+    qs = np.array(list(quantiles.values()), np.float64)
+    out = da.map_blocks(time_quantiles, data, qs=qs, dtype=np.float64,
+                        chunks=((qs.size,), *data.chunks[1:]))  # fmt: skip
+    stack = _per_pixel(field, out, list(quantiles))
+    return {name: stack.sel(band=name, drop=True) for name in quantiles}
 
 
 def years_of(times: np.ndarray) -> np.ndarray:
@@ -73,20 +105,10 @@ def pixel_trend(field: xr.DataArray) -> xr.DataArray:
     ``(band, lat, lon)`` with bands slope per year, intercept (at the window's first
     time), r2 and the two-sided p-value of the slope."""
     years = years_of(field["time"].values)
-    t = xr.DataArray(years - years[0], dims="time", coords={"time": field["time"]})
-    ok = field.notnull()
-    n = ok.sum("time")
-    tt = t.where(ok)
-    sx, sy = tt.sum("time"), field.sum("time", skipna=True)
-    sxx, sxy = (tt * tt).sum("time"), (tt * field).sum("time", skipna=True)
-    syy = (field * field).sum("time", skipna=True)
-    mx, my = sx / n, sy / n
-    cxx, cxy, cyy = sxx - n * mx * mx, sxy - n * mx * my, syy - n * my * my
-    slope = cxy / cxx
-    intercept = my - slope * mx
-    r2 = (cxy * cxy) / (cxx * cyy)
-    bands = xr.concat([slope, intercept, r2, n], dim="band", coords="minimal", compat="override")
-    return bands.assign_coords(band=[*TREND_BANDS[:3], "n"])
+    data = _time_blocks(field)
+    out = da.map_blocks(time_trend, data, x=years - years[0], dtype=np.float64,
+                        chunks=((4,), *data.chunks[1:]))  # fmt: skip
+    return _per_pixel(field, out, [*TREND_BANDS[:3], "n"])
 
 
 def finish_trend(computed: xr.DataArray) -> xr.DataArray:

@@ -6,9 +6,12 @@ max mean sd variance``, data from the parameter, nodata ignored), the answer is 
 from two exact parts:
 
 - the whole native blocks inside the cube: the per-block statistics (``count, sum,
-  sumsq, min, max`` of the native pixels) of the coarsest pyramid blocks that tile them;
-- the partial blocks along the cube's edges: the same five statistics computed from the
-  lazy pixel blocks of at most four strips (float64).
+  sumsq, min, max`` of the native pixels) of the coarsest pyramid blocks that tile them,
+  found by Morton arithmetic (no key scan, the cube's pixels are never built);
+- the partial blocks along the cube's edges: the same five statistics computed from
+  their pixels, read straight from the store (float64);
+
+see :mod:`gravitas.storage.pixels.region_stats`.
 
 ``reduce_dimension`` over ``x`` then ``y`` (or ``y`` then ``x``) with the SAME reducer is
 served when the chain equals the whole-cube statistic: ``min``, ``max`` and ``sum`` (a
@@ -22,12 +25,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import dask
 import numpy as np
 import xarray as xr
 
-from gravitas.agents.graphs.overviews import Loaded, _stats, _value, simple_reducer
+from gravitas.agents.graphs.overviews import Loaded, loaded_cube, simple_reducer
 from gravitas.schemas.grid import BLOCK_SIZE
+from gravitas.storage.pixels.region_stats import region_stats, stat_value
 
 CHAIN_REDUCERS = frozenset({"min", "max", "sum"})
 SPATIAL = ("x", "y")
@@ -53,86 +56,24 @@ def reducer_named(graph: Mapping[str, Any], pid: str, dimension: str | None = No
 
 
 def _loaded(run: Any, data: Any) -> Loaded | None:
-    loaded: Loaded | None = run.loaded.get(id(data))
-    if loaded is None or loaded.cube is not data:
-        return None
-    if any(i.native_level != loaded.level for i in loaded.infos):
-        return None
-    if set(data.dims) != {"t", "bands", "y", "x"} or data.sizes["bands"] != len(loaded.infos):
-        return None
-    x0, y0, x1, y1 = loaded.px
-    if data.sizes["x"] != x1 - x0 + 1 or data.sizes["y"] != y1 - y0 + 1:
-        return None
-    return loaded
-
-
-def _chunk_stats(block: np.ndarray) -> np.ndarray:
-    """``count, sum, sumsq, min, max`` of one ``(t, bands, y, x)`` chunk in one pass:
-    ``(t, bands, 1, 1, 5)``."""
-    v = block.astype(np.float64).reshape(block.shape[0], block.shape[1], -1)
-    ok = np.isfinite(v)
-    z = np.where(ok, v, 0.0)
-    stats = [ok.sum(-1), z.sum(-1), (z * z).sum(-1),
-             np.where(ok, v, np.inf).min(-1, initial=np.inf),
-             np.where(ok, v, -np.inf).max(-1, initial=-np.inf)]  # fmt: skip
-    return np.stack(stats, axis=-1)[:, :, None, None, :]
-
-
-def _edge_stats(strips: list[xr.DataArray], shape: tuple[int, int]) -> np.ndarray:
-    """``(t, bands, 5)`` statistics of the strips' pixels: one pass over each chunk (lazy
-    reads of the blocks they cross), the per-chunk statistics combined here."""
-    import dask.array as da
-
-    out = np.zeros((*shape, 5))
-    out[..., 3], out[..., 4] = np.inf, -np.inf
-    parts = []
-    for s in strips:
-        arr = s.data if isinstance(s.data, da.Array) else da.from_array(s.values)
-        ny, nx = len(arr.chunks[2]), len(arr.chunks[3])
-        chunks = (arr.chunks[0], arr.chunks[1], (1,) * ny, (1,) * nx, (5,))
-        parts.append(da.map_blocks(_chunk_stats, arr, new_axis=4, chunks=chunks,
-                                   dtype=np.float64, meta=np.empty((0,) * 5)))  # fmt: skip
-    for got in dask.compute(*parts):
-        out[..., :3] += got[..., :3].sum(axis=(2, 3))
-        out[..., 3] = np.minimum(out[..., 3], got[..., 3].min(axis=(2, 3)))
-        out[..., 4] = np.maximum(out[..., 4], got[..., 4].max(axis=(2, 3)))
-    return out
+    return loaded_cube(run, data)
 
 
 def pyramid_reduce(run: Any, data: Any, reducer: str) -> xr.DataArray | None:
-    """The whole-cube statistic ``(t, bands)`` from pyramid + edge strips, or ``None``."""
+    """The whole-cube statistic ``(t, bands)`` from pyramid + edge blocks, or ``None``."""
     loaded = _loaded(run, data)
     if loaded is None:
         return None
     x0, y0, x1, y1 = loaded.px
     b = BLOCK_SIZE
-    bx0, bx1 = -(-x0 // b), (x1 + 1) // b - 1
-    by0, by1 = -(-y0 // b), (y1 + 1) // b - 1
-    if bx0 > bx1 or by0 > by1:
+    if -(-x0 // b) > (x1 + 1) // b - 1 or -(-y0 // b) > (y1 + 1) // b - 1:
         return None  # no whole block inside: the pixels are all there is
-    c0, c1 = bx0 * b - x0, (bx1 + 1) * b - x0
-    r0, r1 = y1 - ((by1 + 1) * b - 1), y1 - by0 * b + 1
-    ny, nx = data.sizes["y"], data.sizes["x"]
-    cube = data.transpose("t", "bands", "y", "x")
-    strips = [
-        cube.isel(y=slice(0, r0)),
-        cube.isel(y=slice(r1, ny)),
-        cube.isel(y=slice(r0, r1), x=slice(0, c0)),
-        cube.isel(y=slice(r0, r1), x=slice(c1, nx)),
-    ]
-    strips = [s for s in strips if s.sizes["y"] and s.sizes["x"]]
     times = data["t"].values.astype("datetime64[s]").astype(np.int64)
-    stats = np.empty((len(times), len(loaded.infos), 5))
-    for ti, ts in enumerate(times):
-        for bi, info in enumerate(loaded.infos):
-            stats[ti, bi] = _stats(run.store, info, (bx0, by0, bx1, by1), int(ts))
-    if strips:
-        edge = _edge_stats(strips, (len(times), len(loaded.infos)))
-        stats[..., :3] += edge[..., :3]
-        stats[..., 3] = np.minimum(stats[..., 3], edge[..., 3])
-        stats[..., 4] = np.maximum(stats[..., 4], edge[..., 4])
-    values = np.array([[_value(reducer, stats[t, k]) for k in range(stats.shape[1])]
-                       for t in range(stats.shape[0])])  # fmt: skip
+    values = np.empty((len(times), len(loaded.infos)))
+    for bi, info in enumerate(loaded.infos):
+        stats, _ = region_stats(run.store, info, loaded.px, [int(t) for t in times])
+        values[:, bi] = [stat_value(reducer, s) for s in stats]
+    cube = data.transpose("t", "bands", "y", "x")
     template = cube.isel(y=0, x=0, drop=True).drop_vars("spatial_ref", errors="ignore")
     out = xr.DataArray(values, dims=("t", "bands"), coords=dict(template.coords))
     out.attrs["served_from"] = "overviews"

@@ -2,10 +2,13 @@
 
 ``open_layer(store, registry, "stageiv", bbox, t0, t1)`` returns a ``(time, lat, lon)``
 :class:`xarray.DataArray` whose dask graph has one task per 256 x 256 block and time
-step. The keys that exist are listed once (a key scan, no values read); chunks without a
-stored block are constant fill tasks that read nothing, and the blocks that exist are
-read only when the array is computed. Levels coarser than native read the overview
-arrays (the pyramid keeps one per level), as :func:`read_layer` does.
+step (``time_chunk=-1``: one task per block reading every time step in one request).
+Building the array reads nothing, not even keys: the keys that exist are listed once
+(a key scan, no values read) when the first chunk is computed, so a reduction served
+from the overview pyramids never pays for it. Chunks without a stored block then read
+nothing (they are filled), and the blocks that exist are read only when computed.
+Levels coarser than native read the overview arrays (the pyramid keeps one per level),
+as :func:`read_layer` does.
 
 ``open_layers`` stacks several layers along a ``bands`` dimension (a multi-band
 collection); times are joined (a band missing at a time is fill).
@@ -13,6 +16,7 @@ collection); times are joined (a band missing at a time is fill).
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from itertools import product
 from typing import Any
@@ -26,7 +30,14 @@ from gravitas.kernels.grid import bbox_to_pixel_range
 from gravitas.kernels.morton import morton_encode
 from gravitas.schemas.grid import BLOCK_SIZE
 from gravitas.storage.blocks import BlockStore
-from gravitas.storage.keys import decode_key, layer_id, scan_ranges, to_epoch
+from gravitas.storage.keys import (
+    BUCKET_SECONDS,
+    decode_key,
+    layer_id,
+    scan_ranges,
+    time_bucket,
+    to_epoch,
+)
 from gravitas.storage.pixels.errors import PixelSearchError
 from gravitas.storage.pixels.layers import LayerInfo, LayerRegistry
 from gravitas.storage.pixels.read import BBox, _fill, _mosaics, grid_coords
@@ -55,22 +66,63 @@ def _stored(
     wanted = set(times)
     found: set[tuple[int, int]] = set()
     bx0, by0, bx1, by1 = box
-    for lo, hi in scan_ranges(info.name, level, min(times), max(times), (bx0, by0, bx1, by1)):
-        for key in store.scan_keys(lo, hi):
-            k = decode_key(key)
-            if k.timestamp in wanted:
-                found.add((k.timestamp, k.morton))
+    days = sorted({time_bucket(t) for t in times})  # only the days that hold a time step
+    for day in days:
+        t = day * BUCKET_SECONDS
+        for lo, hi in scan_ranges(info.name, level, t, t, (bx0, by0, bx1, by1)):
+            for key in store.scan_keys(lo, hi):
+                k = decode_key(key)
+                if k.timestamp in wanted:
+                    found.add((k.timestamp, k.morton))
     return found
 
 
+class _Presence:
+    """The ``(timestamp, morton)`` of the stored blocks of one lazy array, listed on the
+    first question (one key scan of the array's block box and time window, once)."""
+
+    def __init__(
+        self, store: BlockStore, info: LayerInfo, level: int, times: list[int], box: tuple[int, ...]
+    ) -> None:
+        self._args = (store, info, level, times, box)
+        self._found: set[tuple[int, int]] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # to dask.distributed workers: no lock
+        return {"_args": self._args, "_found": self._found}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._args, self._found = state["_args"], state["_found"]
+        self._lock = threading.Lock()
+
+    def stored(self) -> set[tuple[int, int]]:
+        with self._lock:
+            if self._found is None:
+                self._found = _stored(*self._args)
+            return self._found
+
+
 def _read_chunk(
-    store: BlockStore, info: LayerInfo, level: int, ts: int, px: tuple[int, int, int, int]
+    presence: _Presence,
+    store: BlockStore,
+    info: LayerInfo,
+    level: int,
+    times: list[int],
+    morton: int,
+    px: tuple[int, int, int, int],
 ) -> np.ndarray:
-    return _mosaics(store, info, level, [ts], px)
-
-
-def _fill_chunk(shape: tuple[int, int, int], dtype: np.dtype, fill: Any) -> np.ndarray:
-    return np.full(shape, fill, dtype)
+    """The pixels of one chunk (its times x one block's window); only the stored blocks
+    are read, the rest is fill."""
+    found = presence.stored()
+    have = [ts for ts in times if (ts, morton) in found]
+    dtype, fill = _fill(info, level)
+    if len(have) == len(times):
+        return _mosaics(store, info, level, times, px)
+    out = np.full((len(times), px[3] - px[1] + 1, px[2] - px[0] + 1), fill, dtype)
+    if have:
+        got = _mosaics(store, info, level, have, px)
+        out[[times.index(ts) for ts in have]] = got
+    return out
 
 
 def open_layer(
@@ -81,8 +133,12 @@ def open_layer(
     t0: int | datetime,
     t1: int | datetime,
     level: int | None = None,
+    time_chunk: int = 1,
 ) -> xr.DataArray:
     """``(time, lat, lon)`` lazy array of ``layer`` over ``bbox`` and ``[t0, t1]``.
+
+    ``time_chunk`` time steps per chunk (``-1``: all of them, one chunk per block: what
+    per-pixel reductions over time want, read in one request per block).
 
     Continuous layers are float32 with NaN for nodata; categorical layers keep their dtype
     and nodata (``attrs["nodata"]``). Coordinates are pixel centres (lat descending), CF
@@ -98,7 +154,9 @@ def open_layer(
     x0, y0, x1, y1 = bbox_to_pixel_range(lvl, bbox)
     times = registry.times(layer, to_epoch(t0), to_epoch(t1))
     cols, rows = _edges(x0, x1), _edges(y0, y1)[::-1]  # rows run north to south
-    n = len(times) * len(cols) * len(rows)
+    step = len(times) if time_chunk < 1 else time_chunk
+    tchunks = [times[i : i + step] for i in range(0, len(times), max(step, 1))]
+    n = len(tchunks) * len(cols) * len(rows)
     if n > MAX_LAZY_CHUNKS:
         raise PixelSearchError(
             f"{layer} at level {lvl} over {bbox} is {n} chunks (> {MAX_LAZY_CHUNKS}); "
@@ -106,19 +164,20 @@ def open_layer(
         )
     dtype, fill = _fill(info, lvl)
     box = (cols[0][0], rows[-1][0], cols[-1][0], rows[0][0])
-    stored = _stored(store, info, lvl, times, box)
-    name = f"gravitas-{layer}-{lvl}-{x0}-{y0}-{x1}-{y1}-{layer_id(layer)}-{hash(tuple(times))}"
+    presence = _Presence(store, info, lvl, times, box)
+    name = (
+        f"gravitas-{layer}-{lvl}-{x0}-{y0}-{x1}-{y1}-{layer_id(layer)}-{step}-{hash(tuple(times))}"
+    )
+    codes = morton_encode(np.array([c[0] for c in cols])[None, :],
+                          np.array([r[0] for r in rows])[:, None])  # fmt: skip
     dsk: dict[Any, Any] = {}
-    for (t, ts), (j, (by, ry0, ry1)), (i, (bx, cx0, cx1)) in product(
-        enumerate(times), enumerate(rows), enumerate(cols)
+    for (t, tss), (j, (_, ry0, ry1)), (i, (_, cx0, cx1)) in product(
+        enumerate(tchunks), enumerate(rows), enumerate(cols)
     ):
-        shape = (1, ry1 - ry0 + 1, cx1 - cx0 + 1)
-        if (ts, int(morton_encode(bx, by))) in stored:
-            dsk[(name, t, j, i)] = (_read_chunk, store, info, lvl, ts, (cx0, ry0, cx1, ry1))
-        else:
-            dsk[(name, t, j, i)] = (_fill_chunk, shape, dtype, fill)
+        dsk[(name, t, j, i)] = (_read_chunk, presence, store, info, lvl, tss,
+                                int(codes[j, i]), (cx0, ry0, cx1, ry1))  # fmt: skip
     chunks = (
-        (1,) * len(times),
+        tuple(len(c) for c in tchunks),
         tuple(r1 - r0 + 1 for _, r0, r1 in rows),
         tuple(c1 - c0 + 1 for _, c0, c1 in cols),
     )
@@ -127,7 +186,7 @@ def open_layer(
     else:
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
         data = da.Array(graph, name, chunks, dtype=dtype)
-    return _wrap(data, layer, info, lvl, times, (x0, y0, x1, y1), fill, len(stored))
+    return _wrap(data, layer, info, lvl, times, (x0, y0, x1, y1), fill)
 
 
 def _wrap(
@@ -138,7 +197,6 @@ def _wrap(
     times: list[int],
     px: tuple[int, int, int, int],
     fill: Any,
-    stored: int,
 ) -> xr.DataArray:
     tcoord, lat, lon = grid_coords(lvl, px, times)
     arr = xr.DataArray(
@@ -151,7 +209,6 @@ def _wrap(
             "level": lvl,
             "nodata": fill,
             "categorical": int(info.categorical),
-            "stored_blocks": stored,
         },
     )
     arr["lat"].attrs.update(standard_name="latitude", units="degrees_north", axis="Y")
@@ -171,6 +228,7 @@ def open_layers(
     t0: int | datetime,
     t1: int | datetime,
     level: int | None = None,
+    time_chunk: int = 1,
 ) -> xr.DataArray:
     """``(bands, time, lat, lon)``: several layers on one grid (the finest level they all
     have when ``level`` is None), their times joined."""
@@ -180,8 +238,11 @@ def open_layers(
         raise PixelSearchError(f"layer names repeat in {layers}")
     infos = [registry.get(name) for name in layers]
     lvl = min(i.native_level for i in infos) if level is None else level
-    parts = [open_layer(store, registry, name, bbox, t0, t1, lvl) for name in layers]
-    stacked = xr.concat(parts, dim="bands", join="outer", fill_value=np.nan)
+    parts = [open_layer(store, registry, name, bbox, t0, t1, lvl, time_chunk) for name in layers]
+    if len(parts) == 1:  # nothing to join: the one layer with a bands dimension
+        stacked = parts[0].expand_dims("bands")
+    else:
+        stacked = xr.concat(parts, dim="bands", join="outer", fill_value=np.nan)
     stacked = stacked.assign_coords(bands=list(layers))
     stacked.name = "+".join(layers)
     stacked.attrs = {"layers": list(layers), "level": lvl}
