@@ -20,17 +20,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpx
-
 from gravitas.agents.routing import owner_of_layer
 from gravitas.agents.services import NodeServices
 from gravitas.streams.openeo.collections import local_collections
 from gravitas.streams.openeo.errors import (
     CollectionNotFoundError,
     OpenEOError,
-    ServiceUnavailableError,
 )
-from gravitas.streams.openeo.peersign import check_answer
+from gravitas.streams.openeo.peersign import answer_error, post_signed
 
 log = logging.getLogger("gravitas.openeo.federation")
 OPENEO_PREFIX = "/openeo/1.2"
@@ -92,30 +89,14 @@ def forward_result(
             status=404,
         )
     path = f"{OPENEO_PREFIX}/result"
-    url = f"{peer.api_url}{path}"
-    headers = services.identity.sign_request(path, body)
     log.info(
-        "openEO /result forwarded to node %s at %s (%d bytes of graph)", node_id, url, len(body)
-    )
-    try:
-        resp = httpx.post(
-            url,
-            content=body,
-            headers={**headers, "Content-Type": "application/json"},
-            timeout=timeout_s,
-        )
-    except httpx.HTTPError as exc:
-        raise ServiceUnavailableError(f"node {node_id} at {url} is unreachable: {exc}") from exc
-    check_answer(resp, headers["X-Gravitas-Signature"], node_id, peer.public_key, "/result")
+        "openEO /result forwarded to node %s at %s%s (%d bytes of graph)",
+        node_id, peer.api_url, path, len(body),
+    )  # fmt: skip
+    resp = post_signed(services.identity, node_id, peer, path, body, timeout_s, "/result")
     ctype = resp.headers.get("content-type", "application/octet-stream")
     if resp.status_code != 200:
-        message = resp.text[:500]
-        code = "Internal"
-        try:
-            err = resp.json()
-            message, code = str(err.get("message", message)), str(err.get("code", code))
-        except ValueError:
-            pass
+        message, code = answer_error(resp)
         raise OpenEOError(
             f"node {node_id} answered {resp.status_code}: {message}",
             code=code,

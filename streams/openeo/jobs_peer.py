@@ -27,7 +27,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -41,12 +40,16 @@ from gravitas.streams.openeo.errors import (
     JobNotFoundError,
     OpenEOError,
     PeerAnswerRefusedError,
-    ServiceUnavailableError,
     TokenInvalidError,
 )
 from gravitas.streams.openeo.graphs import graph_of, parse_body
 from gravitas.streams.openeo.jobs_local import JOB_ID_RE, LocalJobs, check_idempotency_key
-from gravitas.streams.openeo.peersign import check_answer, signed_error, signed_response
+from gravitas.streams.openeo.peersign import (
+    answer_error,
+    post_signed,
+    signed_error,
+    signed_response,
+)
 
 log = logging.getLogger("gravitas.openeo.jobs")
 PEER_JOBS_PATH = "/federation/jobs"
@@ -103,29 +106,14 @@ class PeerJobs:
         if peer is None:  # fed_job checked it; a peer removed since is refused the same way
             raise JobNotFoundError(f"node {node!r} is not a configured peer of this node")
         path = f"{API_PREFIX}{PEER_JOBS_PATH}"
-        url = f"{peer.api_url}{path}"
         body = orjson.dumps({"op": op, "user": user, **fields})
-        headers = services.identity.sign_request(path, body)
         job = fields.get("job")
         what = f"{node}-{job}" if job else f"jobs on node {node}"
-        log.info("openEO job call %s for %s forwarded to node %s at %s", op, what, node, url)
-        try:
-            resp = httpx.post(
-                url,
-                content=body,
-                headers={**headers, "Content-Type": "application/json"},
-                timeout=timeout_s,
-            )
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailableError(f"node {node} at {url} is unreachable: {exc}") from exc
-        check_answer(resp, headers["X-Gravitas-Signature"], node, peer.public_key, f"{op} {what}")
+        log.info("openEO job call %s for %s forwarded to node %s at %s%s",
+                 op, what, node, peer.api_url, path)  # fmt: skip
+        resp = post_signed(services.identity, node, peer, path, body, timeout_s, f"{op} {what}")
         if resp.status_code >= 400:
-            message, code = resp.text[:500], "Internal"
-            try:
-                err = resp.json()
-                message, code = str(err.get("message", message)), str(err.get("code", code))
-            except ValueError:
-                pass
+            message, code = answer_error(resp)
             if job:
                 message = message.replace(repr(job), repr(f"{node}-{job}"))
             raise OpenEOError(

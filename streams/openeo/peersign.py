@@ -23,7 +23,13 @@ from fastapi.responses import Response
 from gravitas.agents import answer_signing as signing
 from gravitas.agents.signing import NodeIdentity, SignatureError
 from gravitas.schemas.errors import GravitasError
-from gravitas.streams.openeo.errors import BadRequestError, OpenEOError, PeerAnswerRefusedError
+from gravitas.schemas.peers import Peer
+from gravitas.streams.openeo.errors import (
+    BadRequestError,
+    OpenEOError,
+    PeerAnswerRefusedError,
+    ServiceUnavailableError,
+)
 
 log = logging.getLogger("gravitas.openeo.federation")
 DOMAIN = "gravitas-openeo-answer"
@@ -96,3 +102,42 @@ def check_answer(
         raise PeerAnswerRefusedError(
             f"the answer of node {node_id!r} to {what} was refused: {exc}"
         ) from None
+
+
+def post_signed(
+    identity: NodeIdentity,
+    node_id: str,
+    peer: Peer,
+    path: str,
+    body: bytes,
+    timeout_s: float,
+    what: str,
+) -> httpx.Response:
+    """POST ``body`` to ``path`` on the configured peer ``node_id``, signed by this node;
+    its answer once :func:`check_answer` accepted it (``ServiceUnavailableError`` when the
+    peer cannot be reached)."""
+    url = f"{peer.api_url}{path}"
+    headers = identity.sign_request(path, body)
+    try:
+        resp = httpx.post(
+            url,
+            content=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        raise ServiceUnavailableError(f"node {node_id} at {url} is unreachable: {exc}") from exc
+    check_answer(resp, headers["X-Gravitas-Signature"], node_id, peer.public_key, what)
+    return resp
+
+
+def answer_error(resp: httpx.Response) -> tuple[str, str]:
+    """``(message, code)`` of a verified peer's error answer (its openEO error body, else
+    the start of its text and ``Internal``)."""
+    message, code = resp.text[:500], "Internal"
+    try:
+        err = resp.json()
+        message, code = str(err.get("message", message)), str(err.get("code", code))
+    except (ValueError, AttributeError):
+        pass
+    return message, code
